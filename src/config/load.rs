@@ -1,0 +1,147 @@
+//! Layering: embedded defaults, then the file, then `TOKEND__SECTION__KEY`.
+
+use std::path::{Path, PathBuf};
+
+use config::{Config as Layers, File, FileFormat, ValueKind};
+use secrecy::SecretString;
+
+use super::Config;
+
+/// Compiled in, so `tokend serve` runs with no file at all.
+pub const DEFAULTS: &str = include_str!("../../config/default.toml");
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/tokend/tokend.toml";
+const ENV_PREFIX: &str = "TOKEND__";
+
+/// Keys whose environment value is a comma-separated list. Matched on the
+/// last path segment because provider and client tables have names of their own.
+const LIST_KEYS: &[&str] = &[
+    "listen",
+    "allowed_hosts",
+    "previous_client_secrets",
+    "redirect_uris",
+    "unix_uids",
+    "credentials",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error("cannot read {key} from {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Loads the configuration the daemon and the CLI use: `--config PATH`, else
+/// `/etc/tokend/tokend.toml` if it exists, with the process environment on top.
+pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+    load_from(explicit, Path::new(DEFAULT_CONFIG_PATH), std::env::vars())
+}
+
+/// [`load`] with the default path and environment given, for tests.
+pub fn load_from(
+    explicit: Option<&Path>,
+    default_path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
+    let mut builder = Layers::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+
+    let file = match explicit {
+        Some(path) => Some(path),
+        None if default_path.exists() => Some(default_path),
+        None => None,
+    };
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+    }
+
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let key = rest.to_lowercase().replace("__", ".");
+        let value = env_value(&key, value);
+        builder = builder
+            .set_override(key.as_str(), value)
+            .map_err(|e| ConfigError::Parse(format!("environment variable {name}: {e}")))?;
+    }
+
+    let layers = builder
+        .build()
+        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let mut config: Config = serde_path_to_error::deserialize(layers).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError::Parse(format!("{path}: {inner}"))
+    })?;
+
+    let problems = config.problems();
+    if !problems.is_empty() {
+        return Err(ConfigError::Invalid(problems));
+    }
+    config.read_secret_files()?;
+    Ok(config)
+}
+
+/// Plain strings, never guessed into numbers: `config` converts a string to the
+/// type a field wants on demand, so a numeric-looking secret keeps its zeros.
+fn env_value(key: &str, value: String) -> ValueKind {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if LIST_KEYS.contains(&last) {
+        let items: Vec<String> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        return items.into();
+    }
+    ValueKind::String(value)
+}
+
+impl Config {
+    /// Replaces each `*_secret_file` by the secret it holds.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        for (name, provider) in &mut self.providers {
+            if let Some(path) = &provider.client_secret_file {
+                let key = format!("providers.{name}.client_secret_file");
+                provider.client_secret = Some(read_secret(&key, path)?);
+            }
+        }
+        if let Some(path) = &self.notify.webhook_secret_file {
+            self.notify.webhook_secret = Some(read_secret("notify.webhook_secret_file", path)?);
+        }
+        Ok(())
+    }
+}
+
+/// Relative secret paths are looked up in `$CREDENTIALS_DIRECTORY` (systemd's
+/// `LoadCredential=`) when it is set. A trailing newline is not part of the secret.
+fn read_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if path.is_relative() => PathBuf::from(dir).join(path),
+        _ => path.to_path_buf(),
+    };
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+        key: key.to_owned(),
+        path: path.clone(),
+        source,
+    })?;
+    Ok(SecretString::from(
+        text.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}

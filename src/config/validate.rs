@@ -1,0 +1,270 @@
+//! The rules every value must satisfy. Each problem names the key and the rule,
+//! e.g. `refresh.lead_fraction must be in (0, 0.5], got 0.7`.
+
+use url::Url;
+
+use super::{Config, ProviderConfig, ProviderKind};
+
+impl Config {
+    /// Every rule the configuration breaks; empty when it is valid.
+    pub(super) fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        self.server_problems(&mut p);
+        self.refresh_problems(&mut p);
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            p.push(format!("log.level is not a valid filter directive ({e})"));
+        }
+        if self.storage.database.as_os_str().is_empty() {
+            p.push("storage.database must not be empty".into());
+        }
+        for (name, provider) in &self.providers {
+            provider_problems(name, provider, &mut p);
+        }
+        self.client_problems(&mut p);
+        self.notify_problems(&mut p);
+        p
+    }
+
+    fn server_problems(&self, p: &mut Vec<String>) {
+        let s = &self.server;
+        if s.listen.is_empty() && s.unix_socket.is_none() {
+            p.push("server.listen must name an address when server.unix_socket is empty".into());
+        }
+        for addr in &s.listen {
+            if !addr.ip().is_loopback() && !s.allow_remote {
+                p.push(format!(
+                    "server.listen address {addr} is not loopback; set server.allow_remote = true to allow it"
+                ));
+            }
+        }
+        if let Some(path) = &s.unix_socket
+            && !path.is_absolute()
+        {
+            p.push(format!(
+                "server.unix_socket must be an absolute path, got {path:?}"
+            ));
+        }
+        for host in &s.allowed_hosts {
+            if host.is_empty() || host.contains(['/', ' ', '@']) {
+                p.push(format!(
+                    "server.allowed_hosts entry {host:?} is not a host name"
+                ));
+            }
+        }
+        if s.max_body_bytes == 0 {
+            p.push("server.max_body_bytes must be at least 1".into());
+        }
+        if s.request_timeout_secs == 0 {
+            p.push("server.request_timeout_secs must be at least 1".into());
+        }
+    }
+
+    fn refresh_problems(&self, p: &mut Vec<String>) {
+        let r = &self.refresh;
+        if !(r.lead_fraction > 0.0 && r.lead_fraction <= 0.5) {
+            p.push(format!(
+                "refresh.lead_fraction must be in (0, 0.5], got {}",
+                r.lead_fraction
+            ));
+        }
+        if !(r.jitter_fraction >= 0.0 && r.jitter_fraction < 0.5) {
+            p.push(format!(
+                "refresh.jitter_fraction must be in [0, 0.5), got {}",
+                r.jitter_fraction
+            ));
+        }
+        if r.max_lifetime_secs < 60 {
+            p.push(format!(
+                "refresh.max_lifetime_secs must be at least 60, got {}",
+                r.max_lifetime_secs
+            ));
+        }
+        if r.max_concurrency == 0 {
+            p.push("refresh.max_concurrency must be at least 1".into());
+        }
+        if !(r.retry_initial_secs > 0.0 && r.retry_initial_secs.is_finite()) {
+            p.push(format!(
+                "refresh.retry_initial_secs must be greater than 0, got {}",
+                r.retry_initial_secs
+            ));
+        }
+        if !(r.retry_max_secs >= r.retry_initial_secs && r.retry_max_secs.is_finite()) {
+            p.push(format!(
+                "refresh.retry_max_secs must be at least refresh.retry_initial_secs, got {}",
+                r.retry_max_secs
+            ));
+        }
+    }
+
+    fn client_problems(&self, p: &mut Vec<String>) {
+        for (name, client) in &self.clients {
+            if !valid_table_name(name) {
+                p.push(format!(
+                    "clients.{name}: a client name must match [a-z0-9][a-z0-9_-]*"
+                ));
+            }
+            match &client.key_sha256 {
+                Some(hash) if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    p.push(format!(
+                        "clients.{name}.key_sha256 must be 64 hex digits (run `tokend client-key {name}`)"
+                    ));
+                }
+                None if client.unix_uids.is_empty() => p.push(format!(
+                    "clients.{name} needs key_sha256 or unix_uids (run `tokend client-key {name}`)"
+                )),
+                _ => {}
+            }
+            if !client.unix_uids.is_empty() && self.server.unix_socket.is_none() {
+                p.push(format!(
+                    "clients.{name}.unix_uids needs server.unix_socket to be set"
+                ));
+            }
+            for pattern in &client.credentials {
+                if pattern.is_empty() || pattern.len() > 128 {
+                    p.push(format!(
+                        "clients.{name}.credentials pattern {pattern:?} must be 1 to 128 characters"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn notify_problems(&self, p: &mut Vec<String>) {
+        let n = &self.notify;
+        if let Some(url) = &n.webhook_url {
+            url_problems("notify.webhook_url", url, p);
+        }
+        if n.webhook_secret_file.is_some() && n.webhook_url.is_none() {
+            p.push("notify.webhook_secret_file is set but notify.webhook_url is empty".into());
+        }
+        if n.failing_after == 0 {
+            p.push("notify.failing_after must be at least 1".into());
+        }
+    }
+}
+
+fn provider_problems(name: &str, c: &ProviderConfig, p: &mut Vec<String>) {
+    let key = |k: &str| format!("providers.{name}.{k}");
+    if !valid_table_name(name) {
+        p.push(format!(
+            "providers.{name}: a provider name must match [a-z0-9][a-z0-9_-]*"
+        ));
+    }
+    let foreign: &[(&str, bool)] = match c.kind {
+        ProviderKind::Cronofy => &[
+            ("token_url", c.token_url.is_some()),
+            ("revocation_url", c.revocation_url.is_some()),
+            ("authorization_url", c.authorization_url.is_some()),
+        ],
+        ProviderKind::Oauth2 => &[
+            ("data_center", c.data_center.is_some()),
+            ("api_base_url", c.api_base_url.is_some()),
+            ("app_base_url", c.app_base_url.is_some()),
+        ],
+    };
+    for (field, set) in foreign {
+        if *set {
+            p.push(format!(
+                "{} does not apply to kind = \"{}\"",
+                key(field),
+                kind_name(c.kind)
+            ));
+        }
+    }
+    if c.kind == ProviderKind::Oauth2 && c.token_url.is_none() {
+        p.push(format!(
+            "{} is required for kind = \"oauth2\"",
+            key("token_url")
+        ));
+    }
+    for (field, url) in [
+        ("api_base_url", &c.api_base_url),
+        ("app_base_url", &c.app_base_url),
+        ("token_url", &c.token_url),
+        ("revocation_url", &c.revocation_url),
+        ("authorization_url", &c.authorization_url),
+    ] {
+        if let Some(url) = url {
+            url_problems(&key(field), url, p);
+        }
+    }
+    if c.client_id.trim().is_empty() {
+        p.push(format!("{} must not be empty", key("client_id")));
+    }
+    match (&c.client_secret, &c.client_secret_file) {
+        (Some(_), Some(_)) => p.push(format!(
+            "{} and {} are both set; keep one",
+            key("client_secret"),
+            key("client_secret_file")
+        )),
+        (None, None) => p.push(format!(
+            "{} (or {}) is required",
+            key("client_secret"),
+            key("client_secret_file")
+        )),
+        _ => {}
+    }
+    for uri in &c.redirect_uris {
+        if Url::parse(uri).is_err() {
+            p.push(format!(
+                "{} entry {uri:?} is not an absolute URL",
+                key("redirect_uris")
+            ));
+        }
+    }
+    if c.max_requests_per_minute == 0 {
+        p.push(format!(
+            "{} must be at least 1",
+            key("max_requests_per_minute")
+        ));
+    }
+    if c.burst == 0 {
+        p.push(format!("{} must be at least 1", key("burst")));
+    }
+    if c.request_timeout_secs == 0 {
+        p.push(format!(
+            "{} must be at least 1",
+            key("request_timeout_secs")
+        ));
+    }
+}
+
+/// Provider endpoints carry client secrets and tokens: https, or plain http
+/// only to a loopback address (tests, a local proxy).
+fn url_problems(key: &str, url: &Url, p: &mut Vec<String>) {
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(url) => {}
+        "http" => p.push(format!(
+            "{key} must use https unless it points at a loopback address, got {url}"
+        )),
+        other => p.push(format!(
+            "{key} must be an http(s) URL, got scheme {other:?}"
+        )),
+    }
+}
+
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn kind_name(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Cronofy => "cronofy",
+        ProviderKind::Oauth2 => "oauth2",
+    }
+}
+
+/// Table names double as environment-variable segments (`TOKEND__PROVIDERS__NAME__KEY`),
+/// which are lower-cased: so names are lower case and never contain `__`.
+fn valid_table_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))
+        && !name.contains("__")
+}

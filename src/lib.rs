@@ -1,0 +1,14 @@
+//! tokend: a token-management sidecar daemon.
+//!
+//! It keeps OAuth 2.0 refresh tokens in SQLite (sealed at rest), refreshes
+//! access tokens in the background ahead of their expiry, and hands the
+//! current access token to local services over a small HTTP API.
+//!
+//! # Layout
+//! - [`config`]: typed configuration, layered defaults < file < environment.
+//! - [`store`]: SQLite (migrations, WAL, `synchronous=FULL`) and encryption at rest.
+//! - [`clock`]: the injectable clock all timing goes through.
+
+pub mod clock;
+pub mod config;
+pub mod store;

@@ -1,0 +1,139 @@
+//! Where the encryption key comes from (SPEC §3 `storage.encryption_key_file`):
+//! the configured file, else `$CREDENTIALS_DIRECTORY/tokend.key` (systemd
+//! `LoadCredential=`), else `tokend.key` beside the database, generated (0600)
+//! on first start. An existing database is never given a fresh key.
+
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::crypto::{CryptoError, MasterKey};
+use super::{Store, StoreError};
+
+pub const KEY_FILE_NAME: &str = "tokend.key";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// `storage.encryption_key_file`.
+    Configured(PathBuf),
+    /// `$CREDENTIALS_DIRECTORY/tokend.key`.
+    SystemdCredential(PathBuf),
+    /// `tokend.key` beside the database, from an earlier start.
+    BesideDatabase(PathBuf),
+    /// Generated just now beside the database.
+    Generated(PathBuf),
+}
+
+impl KeyOrigin {
+    pub fn path(&self) -> &Path {
+        match self {
+            KeyOrigin::Configured(p)
+            | KeyOrigin::SystemdCredential(p)
+            | KeyOrigin::BesideDatabase(p)
+            | KeyOrigin::Generated(p) => p,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read encryption key {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("encryption key {path}: {source}")]
+    Invalid { path: PathBuf, source: CryptoError },
+    #[error("cannot write generated encryption key {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the database {database} is encrypted with key {key_id}, but no key was found: \
+         storage.encryption_key_file is empty, $CREDENTIALS_DIRECTORY/tokend.key and {beside} do not exist; \
+         restore the key file (tokend will not generate a new key for an existing database)"
+    )]
+    Missing {
+        database: PathBuf,
+        key_id: String,
+        beside: PathBuf,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Finds (or, for a new database, generates) the encryption key.
+pub async fn load_key(
+    configured: Option<&Path>,
+    credentials_dir: Option<&Path>,
+    database: &Path,
+) -> Result<(MasterKey, KeyOrigin), KeyError> {
+    if let Some(path) = configured {
+        return Ok((read_key(path)?, KeyOrigin::Configured(path.to_path_buf())));
+    }
+    if let Some(dir) = credentials_dir {
+        let path = dir.join(KEY_FILE_NAME);
+        if path.exists() {
+            return Ok((read_key(&path)?, KeyOrigin::SystemdCredential(path)));
+        }
+    }
+    let beside = database
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .join(KEY_FILE_NAME);
+    if beside.exists() {
+        return Ok((read_key(&beside)?, KeyOrigin::BesideDatabase(beside)));
+    }
+    if let Some(key_id) = Store::stored_key_id(database).await? {
+        return Err(KeyError::Missing {
+            database: database.to_path_buf(),
+            key_id,
+            beside,
+        });
+    }
+    let key = MasterKey::generate();
+    write_new_key(&beside, &key)?;
+    Ok((key, KeyOrigin::Generated(beside)))
+}
+
+/// Reads a key file (32 raw bytes or base64), warning when others can read it.
+pub fn read_key(path: &Path) -> Result<MasterKey, KeyError> {
+    let contents =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?);
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), "encryption key file is readable by group or others; chmod 0600 it");
+    }
+    MasterKey::from_file_contents(&contents).map_err(|source| KeyError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a new key as base64, 0600, refusing to overwrite an existing file.
+pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
+    let err = |source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    let text = key.to_base64();
+    file.write_all(text.as_bytes()).map_err(err)?;
+    file.write_all(b"\n").map_err(err)?;
+    file.sync_all().map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! Reads: grants with tokens opened, credential views, listings, and the
+//! change feed a cache uses to follow other processes.
+
+use std::collections::HashMap;
+
+use super::crypto::Field;
+use super::write::parse_extras;
+use super::{Store, StoreError};
+use crate::store::model::*;
+
+/// A `grants` row as stored (tokens still sealed).
+struct GrantRow {
+    id: i64,
+    provider: String,
+    status: String,
+    refresh_token: Vec<u8>,
+    previous_refresh_token: Option<Vec<u8>>,
+    access_token: Option<Vec<u8>>,
+    token_type: String,
+    scope: Option<String>,
+    expires_at: Option<i64>,
+    lifetime_secs: Option<i64>,
+    application_calendar_id: Option<String>,
+    generation: i64,
+    last_refresh_at: Option<i64>,
+    next_refresh_at: Option<i64>,
+    consecutive_failures: i64,
+    last_error: Option<String>,
+}
+
+struct CredentialRow {
+    id: String,
+    grant_id: i64,
+    extras: String,
+}
+
+struct ViewRow {
+    id: String,
+    grant_id: i64,
+    provider: String,
+    status: String,
+    scope: Option<String>,
+    expires_at: Option<i64>,
+    last_refresh_at: Option<i64>,
+    next_refresh_at: Option<i64>,
+    consecutive_failures: i64,
+    last_error: Option<String>,
+    extras: String,
+    created_at: i64,
+}
+
+impl Store {
+    /// The grant with its refresh tokens opened.
+    pub async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query_as!(
+            GrantRow,
+            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
+                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
+                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
+             FROM grants WHERE id = ?1",
+            id.0
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let credentials = sqlx::query_as!(
+            CredentialRow,
+            "SELECT id, grant_id, extras FROM credentials WHERE grant_id = ?1 ORDER BY id",
+            id.0
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let cipher = self.cipher();
+        let refresh_token = cipher.open_secret(row.id, Field::RefreshToken, &row.refresh_token)?;
+        let previous_refresh_token = row
+            .previous_refresh_token
+            .as_deref()
+            .map(|sealed| cipher.open_secret(row.id, Field::PreviousRefreshToken, sealed))
+            .transpose()?;
+        let mut state = self.grant_state(row)?;
+        state.credentials = credentials_of(credentials)?;
+        Ok(Some(Grant {
+            state,
+            refresh_token,
+            previous_refresh_token,
+        }))
+    }
+
+    /// The grant a credential points at.
+    pub async fn grant_id_of(&self, credential_id: &str) -> Result<Option<GrantId>, StoreError> {
+        Ok(sqlx::query_scalar!(
+            "SELECT grant_id FROM credentials WHERE id = ?1",
+            credential_id
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .map(GrantId))
+    }
+
+    /// How many credentials point at a grant.
+    pub async fn credential_count(&self, grant_id: GrantId) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar!(
+            r#"SELECT count(*) AS "n!: i64" FROM credentials WHERE grant_id = ?1"#,
+            grant_id.0
+        )
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn get_credential(&self, id: &str) -> Result<Option<CredentialView>, StoreError> {
+        let row = sqlx::query_as!(
+            ViewRow,
+            "SELECT c.id, c.grant_id, g.provider, g.status, g.scope, g.expires_at, g.last_refresh_at,
+                    g.next_refresh_at, g.consecutive_failures, g.last_error, c.extras, c.created_at
+             FROM credentials c JOIN grants g ON g.id = c.grant_id
+             WHERE c.id = ?1",
+            id
+        )
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(view).transpose()
+    }
+
+    /// Credentials in id order, filtered, one page. `patterns` are the glob
+    /// patterns of the caller (`*` and `?`), matched with SQLite's GLOB, so
+    /// paging counts only what the caller may see.
+    pub async fn list_credentials(
+        &self,
+        filter: &ListFilter,
+        patterns: &[String],
+    ) -> Result<Vec<CredentialView>, StoreError> {
+        let status = filter.status.map(Status::as_str);
+        let patterns = serde_json::to_string(patterns).expect("strings serialize");
+        let limit = i64::from(filter.limit);
+        let rows = sqlx::query_as!(
+            ViewRow,
+            "SELECT c.id, c.grant_id, g.provider, g.status, g.scope, g.expires_at, g.last_refresh_at,
+                    g.next_refresh_at, g.consecutive_failures, g.last_error, c.extras, c.created_at
+             FROM credentials c JOIN grants g ON g.id = c.grant_id
+             WHERE (?1 IS NULL OR g.status = ?1)
+               AND (?2 IS NULL OR g.provider = ?2)
+               AND (?3 IS NULL OR c.id > ?3)
+               AND EXISTS (SELECT 1 FROM json_each(?4) p WHERE c.id GLOB p.value)
+             ORDER BY c.id
+             LIMIT ?5",
+            status,
+            filter.provider,
+            filter.after,
+            patterns,
+            limit
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(view).collect()
+    }
+
+    /// Every grant without refresh tokens, access tokens opened: the cache at start.
+    pub async fn load_all(&self) -> Result<(i64, Vec<GrantState>), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
+            .fetch_one(&mut *tx)
+            .await?;
+        let grants = sqlx::query_as!(
+            GrantRow,
+            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
+                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
+                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
+             FROM grants"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let credentials = sqlx::query_as!(
+            CredentialRow,
+            "SELECT id, grant_id, extras FROM credentials ORDER BY id"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((seq, self.assemble(grants, credentials)?))
+    }
+
+    /// What changed after change number `since` (by any process).
+    pub async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
+            .fetch_one(&mut *tx)
+            .await?;
+        if seq == since {
+            return Ok(Changes {
+                seq,
+                ..Changes::default()
+            });
+        }
+        let grants = sqlx::query_as!(
+            GrantRow,
+            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
+                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
+                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
+             FROM grants
+             WHERE change_seq > ?1
+                OR id IN (SELECT grant_id FROM credentials WHERE change_seq > ?1)",
+            since
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let credentials = sqlx::query_as!(
+            CredentialRow,
+            "SELECT id, grant_id, extras FROM credentials
+             WHERE grant_id IN (SELECT id FROM grants WHERE change_seq > ?1)
+                OR grant_id IN (SELECT grant_id FROM credentials WHERE change_seq > ?1)
+             ORDER BY id",
+            since
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let deleted_credentials = sqlx::query_scalar!(
+            "SELECT id FROM deleted_credentials WHERE change_seq > ?1 ORDER BY id",
+            since
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Changes {
+            seq,
+            grants: self.assemble(grants, credentials)?,
+            deleted_credentials,
+        })
+    }
+
+    fn assemble(
+        &self,
+        grants: Vec<GrantRow>,
+        credentials: Vec<CredentialRow>,
+    ) -> Result<Vec<GrantState>, StoreError> {
+        let mut by_grant: HashMap<i64, Vec<CredentialRow>> = HashMap::with_capacity(grants.len());
+        for c in credentials {
+            by_grant.entry(c.grant_id).or_default().push(c);
+        }
+        grants
+            .into_iter()
+            .map(|row| {
+                let creds = by_grant.remove(&row.id).unwrap_or_default();
+                let mut state = self.grant_state(row)?;
+                state.credentials = credentials_of(creds)?;
+                Ok(state)
+            })
+            .collect()
+    }
+
+    /// Opens the access token; the refresh tokens stay sealed.
+    fn grant_state(&self, row: GrantRow) -> Result<GrantState, StoreError> {
+        let access = match (row.access_token, row.expires_at) {
+            (Some(sealed), Some(expires_at)) => Some(AccessToken {
+                token: self
+                    .cipher()
+                    .open_secret(row.id, Field::AccessToken, &sealed)?,
+                token_type: row.token_type,
+                expires_at,
+                lifetime_secs: row.lifetime_secs.unwrap_or(0),
+            }),
+            _ => None,
+        };
+        Ok(GrantState {
+            id: GrantId(row.id),
+            status: parse_status(&row.status)?,
+            provider: row.provider,
+            access,
+            scope: row.scope,
+            application_calendar_id: row.application_calendar_id,
+            generation: row.generation,
+            last_refresh_at: row.last_refresh_at,
+            next_refresh_at: row.next_refresh_at,
+            consecutive_failures: row.consecutive_failures,
+            last_error: row.last_error,
+            credentials: Vec::new(),
+        })
+    }
+}
+
+fn credentials_of(rows: Vec<CredentialRow>) -> Result<Vec<CredentialExtras>, StoreError> {
+    rows.into_iter()
+        .map(|c| {
+            Ok(CredentialExtras {
+                extras: parse_extras(&c.extras)?,
+                id: c.id,
+            })
+        })
+        .collect()
+}
+
+fn parse_status(s: &str) -> Result<Status, StoreError> {
+    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
+}
+
+fn view(row: ViewRow) -> Result<CredentialView, StoreError> {
+    Ok(CredentialView {
+        status: parse_status(&row.status)?,
+        extras: parse_extras(&row.extras)?,
+        id: row.id,
+        grant_id: GrantId(row.grant_id),
+        provider: row.provider,
+        scope: row.scope,
+        expires_at: row.expires_at,
+        last_refresh_at: row.last_refresh_at,
+        next_refresh_at: row.next_refresh_at,
+        consecutive_failures: row.consecutive_failures,
+        last_error: row.last_error,
+        created_at: row.created_at,
+    })
+}

@@ -1,0 +1,73 @@
+//! `tokend rotate-key`: re-seal every token under a new key in one transaction.
+
+use super::crypto::{Cipher, Field, MasterKey};
+use super::{Store, StoreError, next_change_seq};
+
+impl Store {
+    /// Re-encrypts every token column with `new_key`, recomputes the lookup
+    /// hashes, bumps every grant's generation (so a process still holding the
+    /// old key loses its compare-and-set instead of writing old-key rows) and
+    /// stores the new key check, all in one transaction. Returns the number
+    /// of grants re-sealed. This handle is unusable afterwards: reopen the
+    /// database with the new key.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
+        let new = Cipher::new(new_key);
+        let old = self.cipher();
+        let now = self.now();
+        let mut tx = self.begin_write().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let rows = sqlx::query!(
+            "SELECT id, provider, refresh_token, previous_refresh_token, access_token FROM grants"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut count = 0;
+        for row in rows {
+            let reseal = |field, sealed: &[u8]| -> Result<Vec<u8>, StoreError> {
+                let plain = old.open(row.id, field, sealed)?;
+                Ok(new.seal(row.id, field, &plain))
+            };
+            let refresh_plain = old.open_secret(row.id, Field::RefreshToken, &row.refresh_token)?;
+            let refresh = new.seal_secret(row.id, Field::RefreshToken, &refresh_plain);
+            let hash = new.lookup_hash(&row.provider, &refresh_plain);
+            let previous = row
+                .previous_refresh_token
+                .as_deref()
+                .map(|s| reseal(Field::PreviousRefreshToken, s))
+                .transpose()?;
+            let access = row
+                .access_token
+                .as_deref()
+                .map(|s| reseal(Field::AccessToken, s))
+                .transpose()?;
+            sqlx::query!(
+                "UPDATE grants SET refresh_token = ?1, refresh_token_hash = ?2,
+                     previous_refresh_token = ?3, access_token = ?4, generation = generation + 1,
+                     updated_at = ?5, change_seq = ?6
+                 WHERE id = ?7",
+                refresh,
+                hash,
+                previous,
+                access,
+                now,
+                seq,
+                row.id
+            )
+            .execute(&mut *tx)
+            .await?;
+            count += 1;
+        }
+        let id = new.key_id();
+        let check = hex::encode(new.key_check());
+        sqlx::query!(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_id', ?1), ('key_check', ?2)",
+            id,
+            check
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+}
