@@ -6,9 +6,11 @@
 //!
 //! # Layout
 //! - [`config`]: typed configuration, layered defaults < file < environment.
+//! - [`provider`]: Cronofy and generic OAuth 2.0 clients behind one trait.
 //! - [`store`]: SQLite (migrations, WAL, `synchronous=FULL`) and encryption at rest.
 //! - [`clock`]: the injectable clock all timing goes through.
 
 pub mod clock;
 pub mod config;
+pub mod provider;
 pub mod store;

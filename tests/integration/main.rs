@@ -1,0 +1,4 @@
+//! Integration tests: one binary, real loopback HTTP, real SQLite files in
+//! temp dirs, and a fake OAuth provider that is a real HTTP server.
+
+mod fake_provider;
