@@ -8,9 +8,17 @@
 //! - [`config`]: typed configuration, layered defaults < file < environment.
 //! - [`provider`]: Cronofy and generic OAuth 2.0 clients behind one trait.
 //! - [`store`]: SQLite (migrations, WAL, `synchronous=FULL`) and encryption at rest.
+//! - [`api`]: the local HTTP API (axum).
+//! - [`daemon`]: `tokend serve`: listeners, start-up order, graceful shutdown.
+//! - [`cli`]: the command line (clap).
+//! - [`telemetry`]: logging (tracing), journald-aware.
 //! - [`clock`]: the injectable clock all timing goes through.
 
+pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod provider;
 pub mod store;
+pub mod telemetry;

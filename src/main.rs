@@ -1,1 +1,31 @@
-fn main() {}
+//! The `tokend` binary: parse the command line, load the configuration, set
+//! up logging, run the command. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokend::{cli, config, telemetry};
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let config = match config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tokend: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = telemetry::init(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts");
+    match runtime.block_on(cli::run(cli, config, log)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tokend failed");
+            eprintln!("tokend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

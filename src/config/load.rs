@@ -85,7 +85,9 @@ pub fn load_from(
         .map_err(|e| ConfigError::Parse(e.to_string()))?;
     let mut config: Config = serde_path_to_error::deserialize(layers).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
+        let inner = e.into_inner().to_string();
+        // The `config` crate appends " for key `...`", which the path already says.
+        let inner = inner.split(" for key `").next().unwrap_or(&inner);
         ConfigError::Parse(format!("{path}: {inner}"))
     })?;
 

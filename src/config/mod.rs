@@ -150,27 +150,27 @@ pub struct ProviderConfig {
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub api_base_url: Option<Url>,
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub app_base_url: Option<Url>,
     /// oauth2 only: the RFC 6749 token endpoint.
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub token_url: Option<Url>,
     /// oauth2 only: the RFC 7009 revocation endpoint.
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub revocation_url: Option<Url>,
     /// oauth2 only: where `GET /v1/authorize-url` sends people (not in SPEC §3's
@@ -178,7 +178,7 @@ pub struct ProviderConfig {
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub authorization_url: Option<Url>,
     #[serde(default)]
@@ -191,7 +191,7 @@ pub struct ProviderConfig {
     #[serde(
         default,
         deserialize_with = "empty_as_none",
-        serialize_with = "none_as_empty"
+        skip_serializing_if = "Option::is_none"
     )]
     pub client_secret_file: Option<PathBuf>,
     /// Tried in order after `client_secret` fails with `invalid_client`.
@@ -253,8 +253,8 @@ pub struct NotifyConfig {
     pub webhook_url: Option<Url>,
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub webhook_secret_file: Option<PathBuf>,
-    /// Filled from `webhook_secret_file` at load time.
-    #[serde(skip_deserializing, serialize_with = "redact_option")]
+    /// Filled from `webhook_secret_file` at load time; not a key of its own.
+    #[serde(skip)]
     pub webhook_secret: Option<SecretString>,
     pub failing_after: u32,
 }
@@ -338,7 +338,7 @@ fn octal_mode_out<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
 }
 
 #[cfg(test)]
-mod tests {
+mod unit_tests {
     use super::*;
 
     #[test]
@@ -369,3 +369,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -137,3 +137,31 @@ pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
     file.sync_all().map_err(err)?;
     Ok(())
 }
+
+/// Opens the configured database with the configured (or generated) key,
+/// logging where the key came from; a generated key gets a WARN that says how
+/// to supply a real one.
+pub async fn open_store(
+    config: &crate::config::Config,
+    clock: crate::clock::Clock,
+) -> Result<(Store, KeyOrigin), KeyError> {
+    let database = config.database_path();
+    let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let (key, origin) = load_key(
+        config.storage.encryption_key_file.as_deref(),
+        credentials_dir.as_deref(),
+        &database,
+    )
+    .await?;
+    if let KeyOrigin::Generated(path) = &origin {
+        tracing::warn!(
+            key_file = %path.display(),
+            "generated a new encryption key beside the database; back it up with the database, \
+             or supply your own 32-byte key via storage.encryption_key_file or systemd \
+             LoadCredential=tokend.key before storing credentials"
+        );
+    }
+    let store = Store::open(&database, &key, clock).await?;
+    tracing::info!(database = %database.display(), key_id = %store.key_id(), key_file = %origin.path().display(), "database open");
+    Ok((store, origin))
+}

@@ -1,0 +1,243 @@
+//! The command line (SPEC §6). Every command takes `--config PATH`; the ones
+//! that touch credentials work on the database directly, which is safe beside
+//! a running daemon (writes are transactions; refreshes take the grant's lease).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+use crate::api::views::credential_json;
+use crate::clock::{Clock, rfc3339};
+use crate::config::Config;
+use crate::daemon::{self, Listeners, ServeOptions};
+use crate::store::key::{open_store, read_key};
+use crate::store::{ListFilter, Status, Store, valid_credential_id};
+use crate::telemetry::LogHandle;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokend",
+    version,
+    about = "OAuth 2.0 token-management sidecar daemon"
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/tokend/tokend.toml if it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default command)
+    Serve,
+    /// Validate the configuration and print it, every secret redacted
+    CheckConfig,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Create a client key: prints the key (once) and the config lines that admit it
+    ClientKey {
+        /// The client's name, its [clients.NAME] table
+        #[arg(default_value = "app")]
+        name: String,
+    },
+    /// List, show, import or delete credentials in the database
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Re-encrypt every stored token with the key in NEW_KEY_FILE (32 bytes, raw or base64)
+    RotateKey {
+        /// The new key; afterwards point storage.encryption_key_file at it
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// List credentials in id order (never a token)
+    List {
+        /// Only credentials with this status: active | needs_reauth
+        #[arg(long)]
+        status: Option<String>,
+        /// Only credentials of this provider
+        #[arg(long)]
+        provider: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// Start after this id (the last id of the previous page)
+        #[arg(long)]
+        after: Option<String>,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one credential as JSON (never a token)
+    Show { id: String },
+    /// Delete a credential (its grant goes when no credential uses it)
+    Delete { id: String },
+}
+
+/// Runs a parsed command line. `log` lets `serve` reload the level on SIGHUP.
+pub async fn run(cli: Cli, config: Config, _log: LogHandle) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listeners = Listeners::bind(&config.server)?;
+            daemon::serve(
+                config,
+                listeners,
+                ServeOptions::default(),
+                daemon::termination(),
+            )
+            .await
+        }
+        Command::CheckConfig => {
+            print!("{}", config.to_redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Migrate => {
+            let path = config.database_path();
+            Store::migrate(&path).await?;
+            eprintln!("database {} is up to date", path.display());
+            Ok(())
+        }
+        Command::ClientKey { name } => {
+            client_key(&name);
+            Ok(())
+        }
+        Command::Credentials(cmd) => credentials(cmd, &config).await,
+        Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
+    }
+}
+
+/// Opens the database of an existing installation; never creates one.
+async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database_path();
+    if !path.exists() {
+        bail!(
+            "no database at {} (storage.database); has `tokend serve` run with this configuration?",
+            path.display()
+        );
+    }
+    Ok(open_store(config, Clock::system()).await?.0)
+}
+
+fn client_key(name: &str) {
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, raw.as_mut_slice());
+    let key = zeroize::Zeroizing::new(format!(
+        "tkd_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
+    ));
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    println!("# The client's bearer key. Shown once: tokend keeps only its hash.");
+    println!("{}", key.as_str());
+    println!();
+    println!("# Add to the configuration (e.g. /etc/tokend/tokend.toml):");
+    println!("[clients.{name}]");
+    println!("key_sha256 = \"{hash}\"");
+    println!("credentials = [\"*\"]");
+    println!("manage = false");
+}
+
+async fn credentials(cmd: CredentialsCommand, config: &Config) -> anyhow::Result<()> {
+    let store = existing_store(config).await?;
+    let result = match cmd {
+        CredentialsCommand::List {
+            status,
+            provider,
+            limit,
+            after,
+            json,
+        } => {
+            let status = status
+                .map(|s| {
+                    Status::parse(&s).with_context(|| {
+                        format!("unknown status {s:?}: use active or needs_reauth")
+                    })
+                })
+                .transpose()?;
+            let filter = ListFilter {
+                status,
+                provider,
+                after,
+                limit,
+            };
+            let views = store.list_credentials(&filter, &["*".to_owned()]).await?;
+            if json {
+                for v in &views {
+                    println!("{}", credential_json(v));
+                }
+            } else {
+                println!(
+                    "{:<40} {:<13} {:<12} {:<21} {:>8}",
+                    "ID", "STATUS", "PROVIDER", "EXPIRES", "FAILURES"
+                );
+                for v in &views {
+                    println!(
+                        "{:<40} {:<13} {:<12} {:<21} {:>8}",
+                        v.id,
+                        v.status.as_str(),
+                        v.provider,
+                        v.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
+                        v.consecutive_failures
+                    );
+                }
+            }
+            Ok(())
+        }
+        CredentialsCommand::Show { id } => {
+            check_id(&id)?;
+            let view = store
+                .get_credential(&id)
+                .await?
+                .with_context(|| format!("no credential {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&credential_json(&view))?);
+            Ok(())
+        }
+        CredentialsCommand::Delete { id } => {
+            check_id(&id)?;
+            let out = store
+                .delete_credential(&id)
+                .await?
+                .with_context(|| format!("no credential {id}"))?;
+            let grant = if out.grant_deleted {
+                "and its grant"
+            } else {
+                "(its grant is still used by other credentials)"
+            };
+            eprintln!("deleted credential {id} {grant}");
+            Ok(())
+        }
+    };
+    store.close().await;
+    result
+}
+
+fn check_id(id: &str) -> anyhow::Result<()> {
+    if !valid_credential_id(id) {
+        bail!("invalid credential id {id:?}: use 1 to 128 of A-Z a-z 0-9 . _ : @ -");
+    }
+    Ok(())
+}
+
+async fn rotate_key(config: &Config, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    let new_key = read_key(new_key_file)?;
+    let store = existing_store(config).await?;
+    let old_id = store.key_id();
+    let count = store.rotate_key(&new_key).await?;
+    store.close().await;
+    let new_id = crate::store::crypto::Cipher::new(&new_key).key_id();
+    eprintln!(
+        "re-encrypted {count} grants: key {old_id} -> {new_id}.\n\
+         Now make {} the key tokend reads (storage.encryption_key_file, or replace the key file \
+         it used) and restart it; the old key no longer opens the database.",
+        new_key_file.display()
+    );
+    Ok(())
+}
