@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+const MAX_SLEEP_MS: i64 = 86_400_000;
+
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = i64;
 
@@ -58,12 +60,15 @@ impl Clock {
 
     pub async fn sleep_until(&self, at: UnixMillis) {
         match &*self.inner {
-            Inner::System => {
-                let wait = at.saturating_sub(system_now());
-                if wait > 0 {
-                    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            Inner::System => loop {
+                // Re-read the wall clock at least daily, so a far deadline
+                // neither overflows a timer nor drifts from a stepped clock.
+                let wait = at.saturating_sub(system_now()).min(MAX_SLEEP_MS);
+                if wait <= 0 {
+                    break;
                 }
-            }
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            },
             Inner::Manual(tx) => {
                 let mut rx = tx.subscribe();
                 // The sender lives as long as `self`, so this cannot fail.
@@ -80,7 +85,7 @@ impl Clock {
 fn system_now() -> UnixMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+        .map_or(0, millis)
 }
 
 /// A duration in whole milliseconds, saturating.

@@ -8,6 +8,8 @@
 //! - [`config`]: typed configuration, layered defaults < file < environment.
 //! - [`provider`]: Cronofy and generic OAuth 2.0 clients behind one trait.
 //! - [`store`]: SQLite (migrations, WAL, `synchronous=FULL`) and encryption at rest.
+//! - [`refresh`]: the scheduler and the single-flight refresh of a grant.
+//! - [`cache`]: the in-memory tokens the API hands out.
 //! - [`api`]: the local HTTP API (axum).
 //! - [`daemon`]: `tokend serve`: listeners, start-up order, graceful shutdown.
 //! - [`cli`]: the command line (clap).
@@ -15,10 +17,12 @@
 //! - [`clock`]: the injectable clock all timing goes through.
 
 pub mod api;
+pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod provider;
+pub mod refresh;
 pub mod store;
 pub mod telemetry;

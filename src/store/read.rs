@@ -308,3 +308,22 @@ fn view(row: ViewRow) -> Result<CredentialView, StoreError> {
         created_at: row.created_at,
     })
 }
+
+impl Store {
+    /// The grant of `provider` that holds this refresh token, if any.
+    pub async fn grant_by_refresh_token(
+        &self,
+        provider: &str,
+        refresh_token: &secrecy::SecretString,
+    ) -> Result<Option<GrantId>, StoreError> {
+        let hash = self.cipher().lookup_hash(provider, refresh_token);
+        Ok(sqlx::query_scalar!(
+            r#"SELECT id AS "id!" FROM grants WHERE provider = ?1 AND refresh_token_hash = ?2"#,
+            provider,
+            hash
+        )
+        .fetch_optional(self.pool())
+        .await?
+        .map(GrantId))
+    }
+}

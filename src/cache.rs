@@ -1,0 +1,361 @@
+//! The in-memory token cache the API serves from.
+//!
+//! Only the refresher publishes into it, and only after the database write
+//! that made a token durable. Each credential's entry is immutable and
+//! replaced whole (an `Arc` swap in a sharded map), so a reader never sees
+//! half an update and never waits on a refresh. The JSON body of the token
+//! response is rendered at publish time, up to the one field that changes
+//! with the clock (`expires_in`), so handing a token out is a map lookup
+//! and a few byte copies.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use crate::clock::{UnixMillis, rfc3339};
+use crate::store::{AccessToken, Extras, GrantId, GrantState, Status};
+
+/// A credential as the API sees it. Never mutated: replaced whole.
+#[derive(Debug)]
+pub struct TokenEntry {
+    pub credential_id: Box<str>,
+    pub grant_id: GrantId,
+    pub provider: Arc<str>,
+    pub status: Status,
+    pub generation: i64,
+    pub access: Option<Arc<CachedAccess>>,
+    pub last_refresh_at: Option<UnixMillis>,
+    pub next_refresh_at: Option<UnixMillis>,
+    pub consecutive_failures: i64,
+    pub last_error: Option<Box<str>>,
+}
+
+/// The access token with its response body ready to send.
+pub struct CachedAccess {
+    pub token: SecretString,
+    pub token_type: Box<str>,
+    pub scope: Option<Box<str>>,
+    pub expires_at: UnixMillis,
+    pub lifetime_secs: i64,
+    /// `{"credential_id":...,"access_token":...,...extras` without the closing
+    /// brace: the handler appends `expires_in` (and `warnings`) and `}`.
+    body_prefix: SecretString,
+}
+
+impl std::fmt::Debug for CachedAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedAccess")
+            .field("token", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedAccess {
+    pub fn body_prefix(&self) -> &str {
+        self.body_prefix.expose_secret()
+    }
+
+    /// Milliseconds left at `now` (negative once expired).
+    pub fn remaining_ms(&self, now: UnixMillis) -> i64 {
+        self.expires_at - now
+    }
+}
+
+/// Fields of the token response that provider extras may not overwrite.
+const TOKEN_FIELDS: &[&str] = &[
+    "credential_id",
+    "access_token",
+    "token_type",
+    "expires_at",
+    "expires_in",
+    "scope",
+    "warnings",
+];
+
+#[derive(Debug, Default)]
+pub struct Cache {
+    entries: DashMap<Box<str>, Arc<TokenEntry>>,
+    /// The credentials of each grant, to publish a refresh to all of them.
+    members: DashMap<GrantId, Vec<Box<str>>>,
+}
+
+impl Cache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, credential_id: &str) -> Option<Arc<TokenEntry>> {
+        self.entries
+            .get(credential_id)
+            .map(|e| Arc::clone(e.value()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The grant's credentials as last published.
+    pub fn members(&self, grant_id: GrantId) -> Vec<Box<str>> {
+        self.members
+            .get(&grant_id)
+            .map(|m| m.value().clone())
+            .unwrap_or_default()
+    }
+
+    /// Publishes a grant as the database now holds it: every credential of
+    /// the grant gets a new entry, and credentials that left it lose theirs
+    /// (unless they already moved to another grant).
+    pub fn publish(&self, grant: &GrantState) {
+        let provider: Arc<str> = Arc::from(grant.provider.as_str());
+        let ids: Vec<Box<str>> = grant
+            .credentials
+            .iter()
+            .map(|c| Box::from(c.id.as_str()))
+            .collect();
+        for cred in &grant.credentials {
+            let entry = TokenEntry {
+                credential_id: Box::from(cred.id.as_str()),
+                grant_id: grant.id,
+                provider: Arc::clone(&provider),
+                status: grant.status,
+                generation: grant.generation,
+                access: grant
+                    .access
+                    .as_ref()
+                    .map(|a| Arc::new(render(&cred.id, a, grant.scope.as_deref(), &cred.extras))),
+                last_refresh_at: grant.last_refresh_at,
+                next_refresh_at: grant.next_refresh_at,
+                consecutive_failures: grant.consecutive_failures,
+                last_error: grant.last_error.as_deref().map(Box::from),
+            };
+            self.entries
+                .insert(entry.credential_id.clone(), Arc::new(entry));
+        }
+        let previous = self.members.insert(grant.id, ids.clone());
+        for gone in previous.into_iter().flatten() {
+            if !ids.contains(&gone) {
+                self.entries.remove_if(&gone, |_, e| e.grant_id == grant.id);
+            }
+        }
+    }
+
+    /// Updates the health of a grant's entries (failures, error, next attempt,
+    /// status) without touching the token.
+    pub fn set_health(
+        &self,
+        grant_id: GrantId,
+        status: Status,
+        consecutive_failures: i64,
+        last_error: Option<&str>,
+        next_refresh_at: Option<UnixMillis>,
+    ) {
+        for id in self.members(grant_id) {
+            let Some(old) = self.get(&id) else { continue };
+            let entry = TokenEntry {
+                credential_id: old.credential_id.clone(),
+                grant_id: old.grant_id,
+                provider: Arc::clone(&old.provider),
+                status,
+                generation: old.generation,
+                access: old.access.clone(),
+                last_refresh_at: old.last_refresh_at,
+                next_refresh_at,
+                consecutive_failures,
+                last_error: last_error.map(Box::from),
+            };
+            self.entries.insert(id, Arc::new(entry));
+        }
+    }
+
+    pub fn remove_credential(&self, credential_id: &str) {
+        if let Some((_, entry)) = self.entries.remove(credential_id)
+            && let Some(mut m) = self.members.get_mut(&entry.grant_id)
+        {
+            m.retain(|id| id.as_ref() != credential_id);
+        }
+    }
+
+    pub fn remove_grant(&self, grant_id: GrantId) {
+        if let Some((_, ids)) = self.members.remove(&grant_id) {
+            for id in ids {
+                self.entries.remove_if(&id, |_, e| e.grant_id == grant_id);
+            }
+        }
+    }
+
+    /// The soonest expiry of any active access token (for metrics).
+    pub fn earliest_expiry(&self) -> Option<UnixMillis> {
+        self.entries
+            .iter()
+            .filter(|e| e.status == Status::Active)
+            .filter_map(|e| e.access.as_ref().map(|a| a.expires_at))
+            .min()
+    }
+
+    /// Entries by status, counted per grant (for STATUS= and metrics).
+    pub fn grant_counts(&self, failing_after: i64) -> GrantCounts {
+        let mut counts = GrantCounts::default();
+        for m in self.members.iter() {
+            let Some(id) = m.value().first() else {
+                continue;
+            };
+            let Some(e) = self.get(id) else { continue };
+            match e.status {
+                Status::NeedsReauth => counts.needs_reauth += 1,
+                Status::Active if e.consecutive_failures >= failing_after => counts.failing += 1,
+                Status::Active => counts.active += 1,
+            }
+        }
+        counts
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GrantCounts {
+    pub active: u64,
+    pub failing: u64,
+    pub needs_reauth: u64,
+}
+
+/// Renders the token response up to `expires_in`.
+fn render(
+    credential_id: &str,
+    access: &AccessToken,
+    scope: Option<&str>,
+    extras: &Extras,
+) -> CachedAccess {
+    let mut body = String::with_capacity(256);
+    body.push_str("{\"credential_id\":");
+    push_json_str(&mut body, credential_id);
+    body.push_str(",\"access_token\":");
+    push_json_str(&mut body, access.token.expose_secret());
+    body.push_str(",\"token_type\":");
+    push_json_str(&mut body, &access.token_type);
+    body.push_str(",\"expires_at\":");
+    push_json_str(&mut body, &rfc3339(access.expires_at));
+    body.push_str(",\"scope\":");
+    match scope {
+        Some(s) => push_json_str(&mut body, s),
+        None => body.push_str("null"),
+    }
+    for (k, v) in extras {
+        if TOKEN_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        body.push(',');
+        push_json_str(&mut body, k);
+        body.push(':');
+        body.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
+    }
+    CachedAccess {
+        token: access.token.clone(),
+        token_type: Box::from(access.token_type.as_str()),
+        scope: scope.map(Box::from),
+        expires_at: access.expires_at,
+        lifetime_secs: access.lifetime_secs,
+        body_prefix: SecretString::from(body),
+    }
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&Value::String(s.to_owned()).to_string());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CredentialExtras;
+    use serde_json::json;
+
+    fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
+        GrantState {
+            id: GrantId(id),
+            provider: "cronofy".into(),
+            status: Status::Active,
+            access: Some(AccessToken {
+                token: SecretString::from(token.to_owned()),
+                token_type: "bearer".into(),
+                expires_at: 1_700_000_000_000,
+                lifetime_secs: 3600,
+            }),
+            scope: Some("read_write".into()),
+            application_calendar_id: None,
+            generation: 1,
+            last_refresh_at: None,
+            next_refresh_at: None,
+            consecutive_failures: 0,
+            last_error: None,
+            credentials: creds
+                .iter()
+                .map(|(id, ex)| CredentialExtras {
+                    id: id.to_string(),
+                    extras: ex.as_object().unwrap().clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn rendered_prefix_is_the_response_without_expires_in() {
+        let cache = Cache::new();
+        cache.publish(&grant(
+            1,
+            &[(
+                "alice",
+                json!({"sub": "s\"1", "scope": "evil", "account_id": "acc"}),
+            )],
+            "at-1",
+        ));
+        let e = cache.get("alice").unwrap();
+        let body = format!(
+            "{},\"expires_in\":5}}",
+            e.access.as_ref().unwrap().body_prefix()
+        );
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["credential_id"], "alice");
+        assert_eq!(v["access_token"], "at-1");
+        assert_eq!(v["expires_at"], "2023-11-14T22:13:20Z");
+        assert_eq!(v["scope"], "read_write", "extras never mask our fields");
+        assert_eq!(v["sub"], "s\"1");
+        assert_eq!(v["account_id"], "acc");
+        assert!(
+            !format!("{e:?}").contains("at-1"),
+            "Debug never shows the token"
+        );
+    }
+
+    #[test]
+    fn publish_moves_and_drops_members() {
+        let cache = Cache::new();
+        cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "at-1"));
+        assert_eq!(cache.members(GrantId(1)).len(), 2);
+        // b moved to grant 2, then grant 1 republished without it.
+        cache.publish(&grant(2, &[("b", json!({}))], "at-2"));
+        cache.publish(&grant(1, &[("a", json!({}))], "at-3"));
+        assert_eq!(cache.get("b").unwrap().grant_id, GrantId(2));
+        assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
+        cache.set_health(GrantId(1), Status::NeedsReauth, 3, Some("dead"), None);
+        let a = cache.get("a").unwrap();
+        assert_eq!((a.status, a.consecutive_failures), (Status::NeedsReauth, 3));
+        assert!(a.access.is_some());
+        assert_eq!(
+            cache.grant_counts(3),
+            GrantCounts {
+                active: 1,
+                failing: 0,
+                needs_reauth: 1
+            }
+        );
+        cache.remove_grant(GrantId(1));
+        assert!(cache.get("a").is_none());
+        cache.remove_credential("b");
+        assert!(cache.is_empty());
+    }
+}

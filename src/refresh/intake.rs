@@ -1,0 +1,353 @@
+//! Grants arriving (import, authorization code, application calendar) and
+//! leaving (delete, revoke). The API reaches providers only through here.
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::flight::store_err;
+use super::schedule::{backoff, due_at};
+use super::{RefreshError, Refresher, Trigger};
+use crate::clock::millis;
+use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
+use crate::store::{AccessToken, Extras, GrantId, NewCredential};
+
+/// `PUT /v1/credentials/{id}`: an existing grant brought in from elsewhere.
+#[derive(Debug)]
+pub struct Import {
+    pub id: String,
+    pub provider: String,
+    pub refresh_token: SecretString,
+    pub access_token: Option<SecretString>,
+    pub expires_in: Option<u64>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntakeOutcome {
+    /// No credential had this id before.
+    pub created: bool,
+    pub grant_id: GrantId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("unknown provider {0:?}")]
+    UnknownProvider(String),
+    /// The provider refused the code or refresh token; nothing was stored.
+    #[error("{0}")]
+    InvalidGrant(String),
+    /// Refused locally (e.g. a `redirect_uri` not registered); nothing was sent.
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Provider(ProviderError),
+    #[error("storage error: {0}")]
+    Store(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    #[error("no such credential")]
+    NotFound,
+    #[error("other credentials share this grant; delete them first or delete without revoke=true")]
+    GrantShared,
+    #[error(transparent)]
+    Provider(ProviderError),
+    #[error("{0}")]
+    Refused(String),
+    #[error("storage error: {0}")]
+    Store(String),
+}
+
+impl From<ProviderError> for IntakeError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::InvalidGrant { description } => IntakeError::InvalidGrant(description),
+            ProviderError::Refused(m) => IntakeError::Refused(m),
+            other => IntakeError::Provider(other),
+        }
+    }
+}
+
+impl Refresher {
+    fn provider_named(&self, name: &str) -> Result<std::sync::Arc<dyn Provider>, IntakeError> {
+        self.provider(name)
+            .ok_or_else(|| IntakeError::UnknownProvider(name.to_owned()))
+    }
+
+    /// Imports a grant. With an access token (and its `expires_in`) it is
+    /// stored as given; without one the refresh token is tried at once: a
+    /// refusal stores nothing, a transient failure stores the credential and
+    /// retries in the background. A refresh token some grant already holds
+    /// links the credential to that grant.
+    pub async fn import(&self, req: Import) -> Result<IntakeOutcome, IntakeError> {
+        let provider = self.provider_named(&req.provider)?;
+        let extras = Extras::new();
+        if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
+            let response = TokenResponse {
+                access_token: token,
+                token_type: "bearer".into(),
+                expires_in: Some(expires_in),
+                refresh_token: None,
+                scope: req.scope.clone(),
+                extras: Extras::new(),
+            };
+            return self
+                .store_new(
+                    &req.id,
+                    &req.provider,
+                    &req.refresh_token,
+                    Some(&response),
+                    &extras,
+                    None,
+                )
+                .await;
+        }
+        let existing = self
+            .store()
+            .grant_by_refresh_token(&req.provider, &req.refresh_token)
+            .await
+            .map_err(|e| IntakeError::Store(e.to_string()))?;
+        if let Some(grant) = existing {
+            let out = self
+                .store_new(
+                    &req.id,
+                    &req.provider,
+                    &req.refresh_token,
+                    None,
+                    &extras,
+                    None,
+                )
+                .await?;
+            let needs_token = self.cache().get(&req.id).is_none_or(|e| e.access.is_none());
+            if needs_token {
+                let this = self.clone();
+                tokio::spawn(async move { this.refresh_grant(grant, Trigger::MinTtl(0)).await });
+            }
+            return Ok(out);
+        }
+        match provider.refresh(&req.refresh_token).await {
+            Ok(response) => {
+                let rt = response
+                    .refresh_token
+                    .clone()
+                    .unwrap_or_else(|| req.refresh_token.clone());
+                let scope_fallback = TokenResponse {
+                    scope: response.scope.clone().or(req.scope.clone()),
+                    ..response
+                };
+                let extras = scope_fallback.extras.clone();
+                self.store_new(
+                    &req.id,
+                    &req.provider,
+                    &rt,
+                    Some(&scope_fallback),
+                    &extras,
+                    None,
+                )
+                .await
+            }
+            Err(e) if e.is_retryable() => {
+                let out = self
+                    .store_new(
+                        &req.id,
+                        &req.provider,
+                        &req.refresh_token,
+                        None,
+                        &extras,
+                        None,
+                    )
+                    .await?;
+                self.record_intake_failure(out.grant_id, &e).await;
+                Ok(out)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Exchanges an authorization code into credential `id`.
+    pub async fn exchange_code(
+        &self,
+        id: &str,
+        provider_name: &str,
+        code: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<IntakeOutcome, IntakeError> {
+        let provider = self.provider_named(provider_name)?;
+        let response = provider.exchange_code(code, redirect_uri).await?;
+        let rt = required_refresh_token(&response)?;
+        self.store_new(
+            id,
+            provider_name,
+            &rt,
+            Some(&response),
+            &response.extras,
+            None,
+        )
+        .await
+    }
+
+    /// Provisions (or gets again) a Cronofy application calendar into credential `id`.
+    pub async fn application_calendar(
+        &self,
+        id: &str,
+        provider_name: &str,
+        calendar_id: &str,
+    ) -> Result<IntakeOutcome, IntakeError> {
+        let provider = self.provider_named(provider_name)?;
+        let response = provider.application_calendar(calendar_id).await?;
+        let rt = required_refresh_token(&response)?;
+        self.store_new(
+            id,
+            provider_name,
+            &rt,
+            Some(&response),
+            &response.extras,
+            Some(calendar_id),
+        )
+        .await
+    }
+
+    /// The provider's authorization URL (no network call).
+    pub fn authorization_url(
+        &self,
+        provider_name: &str,
+        req: &AuthorizationRequest<'_>,
+    ) -> Result<Url, IntakeError> {
+        Ok(self.provider_named(provider_name)?.authorization_url(req)?)
+    }
+
+    /// Deletes credential `id`; with `revoke`, first revokes its grant at the
+    /// provider (refused when other credentials share the grant; an
+    /// unreachable provider keeps the credential).
+    pub async fn delete(&self, id: &str, revoke: bool) -> Result<(), DeleteError> {
+        let store = self.store();
+        let err = |e: crate::store::StoreError| DeleteError::Store(e.to_string());
+        let grant_id = store
+            .grant_id_of(id)
+            .await
+            .map_err(err)?
+            .ok_or(DeleteError::NotFound)?;
+        if revoke {
+            if store.credential_count(grant_id).await.map_err(err)? > 1 {
+                return Err(DeleteError::GrantShared);
+            }
+            let grant = store
+                .get_grant(grant_id)
+                .await
+                .map_err(err)?
+                .ok_or(DeleteError::NotFound)?;
+            let provider = self.provider(&grant.state.provider).ok_or_else(|| {
+                DeleteError::Refused(format!(
+                    "provider {} is not configured",
+                    grant.state.provider
+                ))
+            })?;
+            match provider.revoke(&grant.refresh_token).await {
+                // Already dead at the provider: nothing left to revoke.
+                Ok(()) | Err(ProviderError::InvalidGrant { .. }) => {}
+                Err(ProviderError::Refused(m)) => return Err(DeleteError::Refused(m)),
+                Err(e) => return Err(DeleteError::Provider(e)),
+            }
+        }
+        let out = store
+            .delete_credential(id)
+            .await
+            .map_err(err)?
+            .ok_or(DeleteError::NotFound)?;
+        self.cache().remove_credential(id);
+        if out.grant_deleted {
+            self.cache().remove_grant(out.grant_id);
+            self.unschedule(out.grant_id);
+        }
+        Ok(())
+    }
+
+    /// Stores a credential whose refresh token just arrived, with the access
+    /// token of `response` if there is one, and publishes it.
+    async fn store_new(
+        &self,
+        id: &str,
+        provider: &str,
+        refresh_token: &SecretString,
+        response: Option<&TokenResponse>,
+        extras: &Extras,
+        application_calendar_id: Option<&str>,
+    ) -> Result<IntakeOutcome, IntakeError> {
+        let now = self.clock().now();
+        let cfg = self.config();
+        let access = response.map(|r| {
+            let lifetime = r
+                .expires_in
+                .unwrap_or(cfg.max_lifetime_secs)
+                .clamp(1, i64::MAX as u64 / 1000) as i64;
+            AccessToken {
+                token: r.access_token.clone(),
+                token_type: r.token_type.clone(),
+                expires_at: now + lifetime * 1000,
+                lifetime_secs: lifetime,
+            }
+        });
+        let next = access.as_ref().map_or(now, |a| {
+            due_at(a.expires_at, a.lifetime_secs, cfg, rand::random())
+        });
+        let out = self
+            .store()
+            .put_credential(&NewCredential {
+                id,
+                provider,
+                refresh_token,
+                access: access.as_ref(),
+                scope: response.and_then(|r| r.scope.as_deref()),
+                extras,
+                application_calendar_id,
+                next_refresh_at: Some(next),
+            })
+            .await
+            .map_err(|e| IntakeError::Store(e.to_string()))?;
+        if let Some(orphan) = out.orphaned_grant {
+            self.cache().remove_grant(orphan);
+            self.unschedule(orphan);
+        }
+        self.republish(out.grant_id)
+            .await
+            .map_err(|e| IntakeError::Store(e.to_string()))?;
+        Ok(IntakeOutcome {
+            created: out.created,
+            grant_id: out.grant_id,
+        })
+    }
+
+    /// Publishes a grant as the database holds it now.
+    async fn republish(&self, grant_id: GrantId) -> Result<(), RefreshError> {
+        if let Some(grant) = self.store().get_grant(grant_id).await.map_err(store_err)? {
+            self.publish(&grant.state);
+        }
+        Ok(())
+    }
+
+    async fn record_intake_failure(&self, grant_id: GrantId, error: &ProviderError) {
+        let delay = match error {
+            ProviderError::RateLimited { retry_after } => *retry_after,
+            _ => backoff(1, self.config(), rand::random()),
+        };
+        let next = self.clock().now() + millis(delay);
+        tracing::info!(grant_id = %grant_id, error = %error, "first refresh of an import failed; stored it and will retry");
+        if let Err(e) = self
+            .store()
+            .record_failure(grant_id, "", &error.to_string(), next)
+            .await
+        {
+            tracing::error!(grant_id = %grant_id, error = %e, "cannot record a refresh failure");
+        }
+        let _ = self.republish(grant_id).await;
+    }
+}
+
+fn required_refresh_token(response: &TokenResponse) -> Result<SecretString, IntakeError> {
+    response.refresh_token.clone().ok_or_else(|| {
+        IntakeError::Provider(ProviderError::Protocol {
+            reason: "the provider issued no refresh_token (tokend needs offline access to keep the grant)".into(),
+        })
+    })
+}

@@ -1,0 +1,210 @@
+//! When to refresh: the due-time formula, retry backoff, and the one task
+//! that sleeps until the earliest due grant.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{Refresher, Trigger};
+use crate::clock::UnixMillis;
+use crate::config::RefreshConfig;
+use crate::store::GrantId;
+
+/// `expires_at - min(max(min_lead, lead_fraction * lifetime), lifetime / 2) - jitter`,
+/// with `jitter = unit * jitter_fraction * lifetime` and `unit` uniform in `[0, 1)`.
+/// The lifetime/2 cap keeps short-lived tokens from being refreshed in a loop.
+pub fn due_at(
+    expires_at: UnixMillis,
+    lifetime_secs: i64,
+    cfg: &RefreshConfig,
+    unit: f64,
+) -> UnixMillis {
+    let lifetime = (lifetime_secs.max(1) * 1000) as f64;
+    let lead = (cfg.min_lead_secs as f64 * 1000.0)
+        .max(cfg.lead_fraction * lifetime)
+        .min(lifetime / 2.0);
+    let jitter = unit.clamp(0.0, 1.0) * cfg.jitter_fraction * lifetime;
+    expires_at - lead.round() as i64 - jitter.round() as i64
+}
+
+/// Exponential backoff with full jitter: the `failures`-th retry (1-based)
+/// waits `unit * min(retry_max, retry_initial * 2^(failures-1))`.
+pub fn backoff(failures: i64, cfg: &RefreshConfig, unit: f64) -> Duration {
+    let exp = (failures.max(1) - 1).min(62) as i32;
+    let cap = (cfg.retry_initial_secs * 2f64.powi(exp)).min(cfg.retry_max_secs);
+    Duration::from_secs_f64(cap * unit.clamp(0.0, 1.0))
+}
+
+/// The grants waiting for their due time, earliest first. Among grants due
+/// at the same instant (everything overdue after a restart is due "now"),
+/// the one whose token expires first goes first.
+#[derive(Debug, Default)]
+pub struct Queue {
+    order: BTreeSet<(UnixMillis, UnixMillis, GrantId)>,
+    keys: HashMap<GrantId, (UnixMillis, UnixMillis)>,
+}
+
+impl Queue {
+    pub fn set(&mut self, grant: GrantId, due: UnixMillis, expires_at: UnixMillis) {
+        self.remove(grant);
+        self.order.insert((due, expires_at, grant));
+        self.keys.insert(grant, (due, expires_at));
+    }
+
+    pub fn remove(&mut self, grant: GrantId) {
+        if let Some((due, exp)) = self.keys.remove(&grant) {
+            self.order.remove(&(due, exp, grant));
+        }
+    }
+
+    pub fn peek(&self) -> Option<(UnixMillis, GrantId)> {
+        self.order.first().map(|(due, _, g)| (*due, *g))
+    }
+
+    pub fn pop(&mut self) -> Option<GrantId> {
+        let (due, exp, g) = self.order.pop_first()?;
+        debug_assert_eq!(self.keys.get(&g), Some(&(due, exp)));
+        self.keys.remove(&g);
+        Some(g)
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    pub fn due_of(&self, grant: GrantId) -> Option<UnixMillis> {
+        self.keys.get(&grant).map(|(d, _)| *d)
+    }
+}
+
+#[derive(Debug)]
+pub enum Msg {
+    Schedule {
+        grant: GrantId,
+        due: UnixMillis,
+        expires_at: UnixMillis,
+    },
+    Unschedule(GrantId),
+    /// Test hook: report the queue's due time for a grant.
+    Query(GrantId, tokio::sync::oneshot::Sender<Option<UnixMillis>>),
+}
+
+/// The scheduler task: sleeps until the earliest due grant, starts its
+/// refresh when a concurrency permit is free, and is woken by `Msg`s.
+/// No polling: with nothing due it sleeps until the next due time.
+pub(super) async fn run(
+    refresher: Refresher,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut queue = Queue::default();
+    let clock = refresher.clock().clone();
+    let permits = refresher.permits();
+    loop {
+        let next = queue.peek();
+        let now = clock.now();
+        let due_now = next.is_some_and(|(at, _)| at <= now);
+        let wake_at = next.map_or(UnixMillis::MAX, |(at, _)| at);
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            msg = rx.recv() => match msg {
+                Some(Msg::Schedule { grant, due, expires_at }) => queue.set(grant, due, expires_at),
+                Some(Msg::Unschedule(grant)) => queue.remove(grant),
+                Some(Msg::Query(grant, reply)) => { let _ = reply.send(queue.due_of(grant)); }
+                None => break,
+            },
+            permit = permits.clone().acquire_owned(), if due_now => {
+                let Ok(permit) = permit else { break };
+                if let Some(grant) = queue.pop() {
+                    let r = refresher.clone();
+                    tokio::spawn(async move {
+                        // Errors are logged and rescheduled inside; nothing to do here.
+                        let _ = r.refresh_grant_with(grant, Trigger::Scheduled, Some(permit)).await;
+                    });
+                }
+            }
+            _ = clock.sleep_until(wake_at), if next.is_some() && !due_now => {}
+        }
+    }
+    tracing::debug!(pending = queue.len(), "scheduler stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> RefreshConfig {
+        RefreshConfig {
+            lead_fraction: 0.2,
+            min_lead_secs: 300,
+            jitter_fraction: 0.05,
+            max_lifetime_secs: 86400,
+            max_concurrency: 16,
+            retry_initial_secs: 1.0,
+            retry_max_secs: 300.0,
+            force_refresh_min_interval_secs: 10,
+        }
+    }
+
+    #[test]
+    fn due_time_formula() {
+        let c = cfg();
+        let exp = 10_000_000;
+        // 1 h token: lead = max(300 s, 720 s) = 720 s.
+        assert_eq!(due_at(exp, 3600, &c, 0.0), exp - 720_000);
+        // 10 min token: lead = max(300, 120) = 300 s, under the cap of 300 s.
+        assert_eq!(due_at(exp, 600, &c, 0.0), exp - 300_000);
+        // 2 min token: min_lead would be 300 s, capped at half the lifetime.
+        assert_eq!(due_at(exp, 120, &c, 0.0), exp - 60_000);
+        // Jitter moves it earlier by at most jitter_fraction * lifetime.
+        assert_eq!(due_at(exp, 3600, &c, 1.0), exp - 720_000 - 180_000);
+        for i in 0..100 {
+            let unit = f64::from(i) / 100.0;
+            let d = due_at(exp, 3600, &c, unit);
+            assert!(d <= exp - 720_000 && d >= exp - 900_000);
+        }
+        // Never before the token was issued, whatever the settings allow.
+        let c = RefreshConfig {
+            lead_fraction: 0.5,
+            jitter_fraction: 0.49,
+            ..cfg()
+        };
+        assert!(due_at(exp, 60, &c, 1.0) > exp - 60_000);
+    }
+
+    #[test]
+    fn backoff_grows_within_bounds() {
+        let c = cfg();
+        let caps: Vec<f64> = (1..=12)
+            .map(|n| backoff(n, &c, 1.0).as_secs_f64())
+            .collect();
+        assert_eq!(&caps[..4], &[1.0, 2.0, 4.0, 8.0]);
+        assert_eq!(caps[9], 300.0, "capped at retry_max_secs");
+        assert!(caps.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(backoff(5, &c, 0.0), Duration::ZERO);
+        assert_eq!(backoff(5, &c, 0.5).as_secs_f64(), 8.0);
+        assert_eq!(backoff(10_000, &c, 1.0).as_secs_f64(), 300.0);
+    }
+
+    #[test]
+    fn queue_orders_by_due_then_expiry() {
+        let mut q = Queue::default();
+        q.set(GrantId(1), 100, 900);
+        q.set(GrantId(2), 100, 500);
+        q.set(GrantId(3), 50, 5_000);
+        q.set(GrantId(1), 10, 900); // moved earlier
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.pop(), Some(GrantId(1)));
+        assert_eq!(q.pop(), Some(GrantId(3)));
+        q.remove(GrantId(3));
+        assert_eq!(q.peek(), Some((100, GrantId(2))));
+        assert_eq!(q.pop(), Some(GrantId(2)));
+        assert!(q.is_empty());
+    }
+}
