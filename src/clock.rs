@@ -80,7 +80,7 @@ impl Clock {
 fn system_now() -> UnixMillis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+        .map_or(0, millis)
 }
 
 /// A duration in whole milliseconds, saturating.
