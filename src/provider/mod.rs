@@ -5,6 +5,22 @@
 //! calendars) and `oauth2` (RFC 6749 form bodies, RFC 7009 revocation).
 //! Every failure comes back as a [`ProviderError`] *classification*; callers
 //! decide from the variant alone and never parse provider text.
+//!
+//! # Layout
+//! - [`build`]/[`build_all`]: providers from their config tables.
+//! - `cronofy`, `oauth2`: the two kinds.
+//! - `shared`: what both share; every request leaves through `Core::call`
+//!   (rate limit, 429 pause, client-secret fallback, logging).
+//! - `classify`: answer → [`TokenResponse`] or [`ProviderError`] (pure).
+//! - [`http`]: the shared `reqwest` client, transport errors, `Retry-After`.
+//! - `limit`: the per-provider rate limiter on the injected clock.
+
+mod classify;
+mod cronofy;
+pub mod http;
+mod limit;
+mod oauth2;
+mod shared;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -15,8 +31,8 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::clock::UnixMillis;
-use crate::config::ProviderKind;
+use crate::clock::{Clock, UnixMillis};
+use crate::config::{Config, ProviderConfig, ProviderKind};
 use crate::store::Extras;
 
 /// What a token endpoint (or Cronofy's application-calendar endpoint) returned.
@@ -127,3 +143,42 @@ pub trait Provider: Send + Sync + Debug {
 
 /// The configured providers by name.
 pub type Providers = HashMap<String, Arc<dyn Provider>>;
+
+/// A provider table that cannot be turned into a working provider.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("providers.{name}: {problem}")]
+    Invalid { name: String, problem: String },
+    #[error("providers.{name}: cannot create the HTTP client: {source}")]
+    Http {
+        name: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+/// The provider `[providers.NAME]` describes. Every provider shares one
+/// HTTP client (one connection pool); each has its own rate limiter.
+pub fn build(
+    name: &str,
+    config: &ProviderConfig,
+    clock: Clock,
+) -> Result<Arc<dyn Provider>, BuildError> {
+    let client = http::shared_client().map_err(|source| BuildError::Http {
+        name: name.to_owned(),
+        source,
+    })?;
+    Ok(match config.kind {
+        ProviderKind::Cronofy => Arc::new(cronofy::Cronofy::new(name, config, client, clock)?),
+        ProviderKind::Oauth2 => Arc::new(oauth2::OAuth2::new(name, config, client, clock)?),
+    })
+}
+
+/// Every configured provider, by name.
+pub fn build_all(config: &Config, clock: Clock) -> Result<Providers, BuildError> {
+    config
+        .providers
+        .iter()
+        .map(|(name, c)| Ok((name.clone(), build(name, c, clock.clone())?)))
+        .collect()
+}

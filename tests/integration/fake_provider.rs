@@ -89,7 +89,16 @@ impl Canned {
         self.delay = d;
         self
     }
+
+    /// Sends the status, headers and `body`, then drops the connection
+    /// mid-answer, as a crashing server or a cut network would.
+    pub fn truncated(self) -> Self {
+        self.header(TRUNCATE_MARKER, "1")
+    }
 }
+
+/// Not sent: tells `handle` to cut the body short (see [`Canned::truncated`]).
+const TRUNCATE_MARKER: &str = "x-fake-truncate";
 
 #[derive(Debug)]
 struct RefreshTokenState {
@@ -259,6 +268,9 @@ async fn handle(
     };
     if let Some(c) = canned {
         tokio::time::sleep(c.delay).await;
+        if c.headers.iter().any(|(k, _)| k == TRUNCATE_MARKER) {
+            return truncated(c);
+        }
         let mut resp = (StatusCode::from_u16(c.status).unwrap(), c.body).into_response();
         for (k, v) in c.headers {
             resp.headers_mut().insert(
@@ -271,6 +283,28 @@ async fn handle(
     tokio::time::sleep(delay).await;
     let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
     serve(&mut g, &recorded)
+}
+
+/// A streamed body that fails after its first chunk: hyper then aborts the
+/// connection, so the client sees the headers and part of a body. The pause
+/// lets hyper flush what it has before the error drops the connection.
+fn truncated(c: Canned) -> Response {
+    use futures::StreamExt;
+    let body = Bytes::from(c.body.clone());
+    let first = futures::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let cut = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(std::io::Error::other("the fake cuts the answer short"))
+    });
+    let mut resp = Response::new(axum::body::Body::from_stream(first.chain(cut)));
+    *resp.status_mut() = StatusCode::from_u16(c.status).unwrap();
+    for (k, v) in c.headers.iter().filter(|(k, _)| k != TRUNCATE_MARKER) {
+        resp.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    resp
 }
 
 fn reply(status: u16, body: Value) -> Response {

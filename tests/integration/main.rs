@@ -2,3 +2,4 @@
 //! temp dirs, and a fake OAuth provider that is a real HTTP server.
 
 mod fake_provider;
+mod provider;

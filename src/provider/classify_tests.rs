@@ -1,0 +1,203 @@
+//! The classification table of SPEC §5, one row per test.
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::*;
+
+const WAIT: Duration = Duration::from_secs(42);
+
+fn classify(status: u16, body: &str) -> ProviderError {
+    failure(
+        Endpoint::Token,
+        status,
+        body.as_bytes(),
+        WAIT,
+        &["s3cr3t-secret", "rt-refresh-1"],
+    )
+}
+
+#[test]
+fn invalid_grant_keeps_the_description() {
+    let e = classify(
+        400,
+        r#"{"error":"invalid_grant","error_description":"code already used"}"#,
+    );
+    assert_eq!(
+        e,
+        ProviderError::InvalidGrant {
+            description: "code already used".into()
+        }
+    );
+    // Without a description the code itself stands in.
+    let e = classify(400, r#"{"error":"invalid_grant"}"#);
+    assert_eq!(
+        e,
+        ProviderError::InvalidGrant {
+            description: "invalid_grant".into()
+        }
+    );
+}
+
+#[test]
+fn cronofy_unknown_or_used_is_invalid_grant() {
+    let body = r#"{"errors":{"code":[{"key":"errors.unknown_or_used","description":"unknown or already used"}]}}"#;
+    assert_eq!(
+        classify(422, body),
+        ProviderError::InvalidGrant {
+            description: "code: errors.unknown_or_used: unknown or already used".into()
+        }
+    );
+    // Other validation errors are not a dead grant.
+    let body =
+        r#"{"errors":{"redirect_uri":[{"key":"errors.required","description":"required"}]}}"#;
+    assert!(matches!(
+        classify(422, body),
+        ProviderError::Protocol { .. }
+    ));
+}
+
+#[test]
+fn invalid_client_on_400_and_401() {
+    for status in [400, 401] {
+        let e = classify(status, r#"{"error":"invalid_client"}"#);
+        assert!(
+            matches!(e, ProviderError::InvalidClient { .. }),
+            "{status}: {e:?}"
+        );
+    }
+    assert!(matches!(
+        classify(401, ""),
+        ProviderError::InvalidClient { .. }
+    ));
+    assert!(matches!(
+        classify(401, "<html>nope</html>"),
+        ProviderError::InvalidClient { .. }
+    ));
+}
+
+#[test]
+fn rate_limited_carries_the_wait() {
+    assert_eq!(
+        classify(429, "slow down"),
+        ProviderError::RateLimited { retry_after: WAIT }
+    );
+}
+
+#[test]
+fn server_errors_are_transient() {
+    for status in [500, 502, 503, 504] {
+        assert_eq!(
+            classify(status, "{}"),
+            ProviderError::Transient {
+                reason: format!("HTTP {status}")
+            }
+        );
+    }
+}
+
+#[test]
+fn unknown_4xx_and_other_codes_are_protocol() {
+    assert_eq!(
+        classify(404, "not here"),
+        ProviderError::Protocol {
+            reason: "HTTP 404".into()
+        }
+    );
+    assert_eq!(
+        classify(
+            400,
+            r#"{"error":"unsupported_grant_type","error_description":"nope"}"#
+        ),
+        ProviderError::Protocol {
+            reason: "HTTP 400, error unsupported_grant_type: nope".into()
+        }
+    );
+    assert!(matches!(classify(302, ""), ProviderError::Protocol { .. }));
+    // invalid_token means "gone" only for revocation.
+    assert!(matches!(
+        classify(400, r#"{"error":"invalid_token"}"#),
+        ProviderError::Protocol { .. }
+    ));
+    let revoke = failure(
+        Endpoint::Revoke,
+        400,
+        br#"{"error":"invalid_token"}"#,
+        WAIT,
+        &[],
+    );
+    assert!(matches!(revoke, ProviderError::InvalidGrant { .. }));
+}
+
+#[test]
+fn descriptions_are_scrubbed_and_shortened() {
+    let e = classify(
+        400,
+        r#"{"error":"invalid_grant","error_description":"refresh token rt-refresh-1 unknown for s3cr3t-secret\r\nX-Injected: 1"}"#,
+    );
+    let ProviderError::InvalidGrant { description } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        description,
+        "refresh token [REDACTED] unknown for [REDACTED]  X-Injected: 1"
+    );
+
+    let long = "x".repeat(1000);
+    let body = json!({"error": "invalid_grant", "error_description": long}).to_string();
+    let ProviderError::InvalidGrant { description } = classify(400, &body) else {
+        panic!()
+    };
+    assert_eq!(description.chars().count(), MAX_DESCRIPTION_CHARS + 1);
+    assert!(description.ends_with('…'));
+}
+
+#[test]
+fn token_response_fields_and_extras() {
+    let body = json!({
+        "token_type": "Bearer", "access_token": "at-1", "expires_in": 3600,
+        "refresh_token": "rt-1", "scope": "read_write", "account_id": "acc_1",
+        "sub": "acc_1", "linking_profile": {"provider_name": "google"}, "id_token": "eyJ..."
+    });
+    let t = token_response(body.to_string().as_bytes()).unwrap();
+    assert_eq!(t.access_token.expose_secret(), "at-1");
+    assert_eq!(t.token_type, "bearer");
+    assert_eq!(t.expires_in, Some(3600));
+    assert_eq!(
+        t.refresh_token.as_ref().map(|s| s.expose_secret()),
+        Some("rt-1")
+    );
+    assert_eq!(t.scope.as_deref(), Some("read_write"));
+    let mut keys: Vec<_> = t.extras.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["account_id", "linking_profile", "sub"]);
+}
+
+#[test]
+fn token_response_tolerates_missing_optionals() {
+    let t = token_response(br#"{"access_token":"at","token_type":"BEARER"}"#).unwrap();
+    assert_eq!(t.token_type, "bearer");
+    assert_eq!(t.expires_in, None);
+    assert!(t.refresh_token.is_none());
+    assert!(t.extras.is_empty());
+    let t =
+        token_response(br#"{"access_token":"at","expires_in":"120","refresh_token":""}"#).unwrap();
+    assert_eq!(t.expires_in, Some(120));
+    assert_eq!(t.token_type, "bearer");
+    assert!(t.refresh_token.is_none());
+}
+
+#[test]
+fn unusable_2xx_is_protocol() {
+    for body in [
+        "",
+        "not json",
+        "[1,2]",
+        r#"{"token_type":"bearer"}"#,
+        r#"{"access_token":""}"#,
+        r#"{"access_token":5}"#,
+    ] {
+        let e = token_response(body.as_bytes()).unwrap_err();
+        assert!(matches!(e, ProviderError::Protocol { .. }), "{body}: {e:?}");
+    }
+}
