@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use base64::Engine;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
+use crate::api::auth::new_client_key;
 use crate::api::views::credential_json;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
@@ -128,12 +128,7 @@ async fn existing_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn client_key(name: &str) {
-    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, raw.as_mut_slice());
-    let key = zeroize::Zeroizing::new(format!(
-        "tkd_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
-    ));
+    let key = new_client_key();
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
     println!("# The client's bearer key. Shown once: tokend keeps only its hash.");
     println!("{}", key.as_str());

@@ -4,12 +4,22 @@ use std::future::Future;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use anyhow::Context;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
+use crate::api::auth::Clients;
+use crate::api::guard::Peer;
 use crate::api::{self, AppState, Readiness};
+use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, ServerConfig};
+use crate::provider;
+use crate::refresh::Refresher;
+use crate::store::Store;
 use crate::store::key::open_store;
 
 /// The sockets `serve` answers on, bound before anything else so a port
@@ -69,83 +79,109 @@ fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<std::os::unix::net::UnixL
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub clock: Clock,
+    /// How long SIGTERM waits for refreshes in flight.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
             clock: Clock::system(),
+            drain_timeout: Duration::from_secs(20),
         }
     }
 }
 
-/// Serves until `shutdown` completes, then stops accepting, lets in-flight
-/// requests finish and closes the database.
+/// Serves until `shutdown` completes; then stops accepting, lets requests
+/// and refreshes in flight finish (bounded) and closes the database.
+///
+/// The listeners answer `/healthz` at once and `/readyz` with 503 until the
+/// database is open and the cache loaded.
 pub async fn serve(
     config: Config,
     listeners: Listeners,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let readiness = Readiness::default();
-    let state = AppState {
-        readiness: readiness.clone(),
-    };
-    let app = api::router(state);
+    let database = config.database_path();
+    if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let clients =
+        Clients::from_config(&config, &database).context("cannot set up the default client")?;
+    let state = AppState::new(config.clone(), clients, Readiness::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners.tcp {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        tracing::info!(address = %listener.local_addr()?, "listening");
-        let app = app.clone();
-        let stop = stopped(stop_rx.clone());
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        });
-    }
-    let unix_path = listeners.unix.as_ref().map(|(_, p)| p.clone());
-    if let Some((listener, path)) = listeners.unix {
-        let listener = tokio::net::UnixListener::from_std(listener)?;
-        tracing::info!(socket = %path.display(), "listening");
-        let app = app.clone();
-        let stop = stopped(stop_rx.clone());
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
-        });
-    }
+    let servers = spawn_servers(listeners, api::router(state.clone()), &stop_rx)?;
 
-    let result = run_until(&config, &options, &readiness, shutdown).await;
+    let started = start(&config, &options, &state, stop_rx).await;
+    if started.is_ok() {
+        shutdown.await;
+        tracing::info!("shutting down");
+    }
+    state.readiness().set(false);
     let _ = stop_tx.send(true);
-    while let Some(joined) = servers.join_next().await {
-        if let Ok(Err(e)) = joined {
+    for joined in servers.join_all().await {
+        if let Err(e) = joined {
             tracing::error!(error = %e, "server error");
         }
     }
-    if let Some(path) = unix_path {
+    if let Some(path) = &config.server.unix_socket {
         let _ = std::fs::remove_file(path);
     }
+    let (store, refresher) = started?;
+    refresher.drain(options.drain_timeout).await;
+    store.close().await;
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
-async fn run_until(
+/// Opens the store, builds the providers, loads the cache, starts the
+/// refresher and declares the daemon ready.
+async fn start(
     config: &Config,
     options: &ServeOptions,
-    readiness: &Readiness,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+    state: &AppState,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<(Store, Refresher)> {
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
-    readiness.set(true);
+    let providers = provider::build_all(config, options.clock.clone())?;
+    let refresher = Refresher::new(store.clone(), Arc::new(Cache::new()), providers, config);
+    refresher.start(stop).await?;
+    state.set_refresher(refresher.clone());
+    state.readiness().set(true);
     tracing::info!("ready");
-    shutdown.await;
-    tracing::info!("shutting down");
-    readiness.set(false);
-    store.close().await;
-    Ok(())
+    Ok((store, refresher))
+}
+
+fn spawn_servers(
+    listeners: Listeners,
+    app: axum::Router,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<JoinSet<std::io::Result<()>>> {
+    let mut servers = JoinSet::new();
+    for listener in listeners.tcp {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        let service = app.clone().into_make_service_with_connect_info::<Peer>();
+        let stop = stopped(stop.clone());
+        servers.spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        });
+    }
+    if let Some((listener, path)) = listeners.unix {
+        let listener = tokio::net::UnixListener::from_std(listener)?;
+        tracing::info!(socket = %path.display(), "listening");
+        let service = app.into_make_service_with_connect_info::<Peer>();
+        let stop = stopped(stop.clone());
+        servers.spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(stop)
+                .await
+        });
+    }
+    Ok(servers)
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

@@ -1,19 +1,45 @@
 //! The local HTTP API (SPEC §4).
 //!
-//! Health endpoints answer without a client key; every response carries
-//! `Cache-Control: no-store` and `X-Content-Type-Options: nosniff`.
+//! - `guard`: browser, proxy and DNS-rebinding defences (checked first).
+//! - `auth`: clients, their keys, patterns and rights.
+//! - `tokens`: handing out access tokens, forced refresh.
+//! - `credentials`: import, code exchange, application calendars, views, delete.
+//! - `authorize`: authorization URLs with a signed `state`, and the callback.
+//! - `error`: the SPEC's error bodies and statuses.
+//!
+//! Handlers read the cache and ask the refresher; they never call a provider.
+//! Every response carries `Cache-Control: no-store` and
+//! `X-Content-Type-Options: nosniff`.
 
-use std::sync::Arc;
+pub mod auth;
+mod authorize;
+mod credentials;
+pub mod error;
+pub mod guard;
+mod tokens;
+pub mod views;
+
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
 
-pub mod views;
+use crate::config::Config;
+use crate::refresh::Refresher;
+use crate::store::valid_credential_id;
+use auth::Clients;
+use error::ApiError;
+use guard::Peer;
 
 /// Whether the daemon can serve tokens: the database is open and the cache
 /// loaded, and no durable write is pending.
@@ -30,16 +56,92 @@ impl Readiness {
     }
 }
 
-/// What every handler can reach.
+/// What every handler can reach. The refresher arrives once the store is
+/// open and the cache loaded; until then `/v1` answers 503 `not_ready`.
 #[derive(Clone, Debug)]
 pub struct AppState {
-    pub readiness: Readiness,
+    inner: Arc<StateInner>,
+}
+
+#[derive(Debug)]
+struct StateInner {
+    readiness: Readiness,
+    refresher: OnceLock<Refresher>,
+    clients: ArcSwap<Clients>,
+    config: ArcSwap<Config>,
+}
+
+impl AppState {
+    pub fn new(config: Config, clients: Clients, readiness: Readiness) -> Self {
+        AppState {
+            inner: Arc::new(StateInner {
+                readiness,
+                refresher: OnceLock::new(),
+                clients: ArcSwap::from_pointee(clients),
+                config: ArcSwap::from_pointee(config),
+            }),
+        }
+    }
+
+    /// Hands the loaded refresher to the handlers.
+    pub fn set_refresher(&self, refresher: Refresher) {
+        let _ = self.inner.refresher.set(refresher);
+    }
+
+    /// SIGHUP: new clients and configuration for the checks made here.
+    pub fn reload(&self, config: Config, clients: Clients) {
+        self.inner.clients.store(Arc::new(clients));
+        self.inner.config.store(Arc::new(config));
+    }
+
+    pub fn readiness(&self) -> &Readiness {
+        &self.inner.readiness
+    }
+
+    fn refresher(&self) -> Result<&Refresher, ApiError> {
+        self.inner.refresher.get().ok_or(ApiError::NotReady)
+    }
+
+    fn config(&self) -> arc_swap::Guard<Arc<Config>> {
+        self.inner.config.load()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
+    let config = state.config();
+    let body_limit = config.server.max_body_bytes;
+    let timeout = Duration::from_secs(config.server.request_timeout_secs);
+    drop(config);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/v1/tokens/{id}", get(tokens::get_token))
+        .route("/v1/tokens/{id}/refresh", post(tokens::force_refresh))
+        .route("/v1/credentials", get(credentials::list))
+        .route(
+            "/v1/credentials/{id}",
+            get(credentials::show)
+                .put(credentials::import)
+                .delete(credentials::delete),
+        )
+        .route(
+            "/v1/credentials/{id}/authorization-code",
+            post(credentials::authorization_code),
+        )
+        .route(
+            "/v1/credentials/{id}/application-calendar",
+            post(credentials::application_calendar),
+        )
+        .route("/v1/authorize-url", get(authorize::url))
+        .route("/v1/callback", post(authorize::callback))
+        .fallback(|| async { ApiError::NotFoundPath })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
 }
@@ -49,16 +151,52 @@ async fn healthz() -> StatusCode {
 }
 
 async fn readyz(State(state): State<AppState>) -> StatusCode {
-    if state.readiness.is_ready() {
+    let durable = state
+        .inner
+        .refresher
+        .get()
+        .is_some_and(Refresher::is_durable);
+    if state.readiness().is_ready() && durable {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
 }
 
-/// Tokens must never sit in a cache, and nothing here is meant to be sniffed
-/// into something a browser would run.
-async fn common_headers(request: axum::extract::Request, next: Next) -> Response {
+/// Runs before every handler, in SPEC §4's order: browser/proxy/Host (403),
+/// then the client key (401). Health probes need no key.
+async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<Peer>>()
+        .map_or(Peer::Unix { uid: None }, |c| c.0);
+    let config = state.config();
+    if let Err(e) = guard::check(
+        request.method(),
+        request.headers(),
+        peer,
+        &config.server.allowed_hosts,
+    ) {
+        return e.into_response();
+    }
+    let path = request.uri().path();
+    let open = matches!(path, "/healthz" | "/readyz")
+        || (path == "/metrics" && config.server.metrics_public);
+    drop(config);
+    if !open {
+        match state.inner.clients.load().identify(request.headers(), peer) {
+            Some(client) => {
+                request.extensions_mut().insert(client);
+            }
+            None => return ApiError::Unauthorized.into_response(),
+        }
+    }
+    next.run(request).await
+}
+
+/// Tokens must never sit in a cache, and nothing here is meant to be
+/// sniffed into something a browser would run.
+async fn common_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -67,4 +205,113 @@ async fn common_headers(request: axum::extract::Request, next: Next) -> Response
         HeaderValue::from_static("nosniff"),
     );
     response
+}
+
+/// The authenticated client of a request (inserted by `gate`).
+#[derive(Debug)]
+pub struct Caller(pub Arc<auth::Client>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Arc<auth::Client>>()
+            .cloned()
+            .map(Caller)
+            .ok_or(ApiError::Unauthorized)
+    }
+}
+
+/// A credential id from the path, validated (400 otherwise).
+#[derive(Debug)]
+pub struct CredentialId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for CredentialId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(id) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::InvalidRequest("malformed path".into()))?;
+        check_id(&id)?;
+        Ok(CredentialId(id))
+    }
+}
+
+pub fn check_id(id: &str) -> Result<(), ApiError> {
+    if valid_credential_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidRequest(
+            "invalid credential id: use 1 to 128 of A-Z a-z 0-9 . _ : @ -".into(),
+        ))
+    }
+}
+
+/// A JSON body of type `T`: 413 past `server.max_body_bytes`, 400 for
+/// malformed JSON, a missing field or an unknown one. An empty body is
+/// `T::default()` where `T` allows it (see [`OptionalJson`]).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(request, state).await?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// Like [`Json`], but an empty body means `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(request, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidRequest("could not read the request body".into())
+            }
+        })
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde's message names the field and the expected type; the
+        // position helps too. It never contains more than the caller sent.
+        ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
+    })
+}
+
+/// Query parameters of type `T` (unknown ones refused: 400).
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))
+    }
 }

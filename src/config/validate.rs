@@ -120,9 +120,13 @@ impl Config {
                 ));
             }
             for pattern in &client.credentials {
-                if pattern.is_empty() || pattern.len() > 128 {
+                let chars_ok = pattern.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'.' | b'_' | b':' | b'@' | b'-' | b'*' | b'?')
+                });
+                if pattern.is_empty() || pattern.len() > 128 || !chars_ok {
                     p.push(format!(
-                        "clients.{name}.credentials pattern {pattern:?} must be 1 to 128 characters"
+                        "clients.{name}.credentials pattern {pattern:?} must be 1 to 128 of A-Z a-z 0-9 . _ : @ - and the wildcards * ?"
                     ));
                 }
             }

@@ -114,6 +114,7 @@ pub struct Cipher {
     aead: XChaCha20Poly1305,
     key_id: [u8; KEY_ID_LEN],
     lookup_key: Zeroizing<[u8; 32]>,
+    state_key: Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Cipher {
@@ -134,6 +135,7 @@ impl Cipher {
             aead: XChaCha20Poly1305::new(enc.as_slice().into()),
             key_id,
             lookup_key: key.derive(b"tokend lookup v1"),
+            state_key: key.derive(b"tokend state v1"),
         }
     }
 
@@ -227,6 +229,15 @@ impl Cipher {
         mac.update(&[0]);
         mac.update(refresh_token.expose_secret().as_bytes());
         mac.finalize().into_bytes().to_vec()
+    }
+
+    /// HMAC-SHA256 under a key of its own: signs the `state` of authorization
+    /// URLs, so it survives restarts and cannot be forged without the key.
+    pub fn state_mac(&self, data: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.state_key.as_slice())
+            .expect("HMAC takes any key length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
     }
 
     /// The value stored in `meta` so a wrong key is refused at start.

@@ -116,6 +116,11 @@ impl Store {
         self.cipher.key_id()
     }
 
+    /// Signs `data` with a key derived from the encryption key (authorization `state`).
+    pub fn state_mac(&self, data: &[u8]) -> [u8; 32] {
+        self.cipher.state_mac(data)
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.clock
     }

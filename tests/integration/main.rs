@@ -2,4 +2,6 @@
 //! temp dirs, and a fake OAuth provider that is a real HTTP server.
 
 mod fake_provider;
+mod helpers;
 mod provider;
+mod smoke;

@@ -1,0 +1,291 @@
+//! Credential management: import, code exchange, application calendars,
+//! views, listing and delete. Changes need the client's `manage` right.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::Client;
+use super::error::ApiError;
+use super::views::credential_json;
+use super::{AppState, Caller, CredentialId, Json, Query};
+use crate::config::ProviderKind;
+use crate::refresh::{Import, IntakeOutcome, Refresher};
+use crate::store::{ListFilter, Status};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportBody {
+    provider: String,
+    refresh_token: SecretString,
+    access_token: Option<SecretString>,
+    expires_in: Option<u64>,
+    scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    provider: String,
+    code: SecretString,
+    redirect_uri: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarBody {
+    provider: String,
+    application_calendar_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    status: Option<String>,
+    provider: Option<String>,
+    limit: Option<u32>,
+    after: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    revoke: Option<bool>,
+}
+
+pub async fn import(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    Json(body): Json<ImportBody>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    check_provider(&state, &body.provider, None)?;
+    if body.access_token.is_some() != body.expires_in.is_some() {
+        return Err(ApiError::InvalidRequest(
+            "access_token and expires_in go together: send both or neither".into(),
+        ));
+    }
+    may_manage(&client, &id)?;
+    let out = refresher
+        .import(Import {
+            id: id.clone(),
+            provider: body.provider,
+            refresh_token: body.refresh_token,
+            access_token: body.access_token,
+            expires_in: body.expires_in,
+            scope: body.scope,
+        })
+        .await?;
+    view_response(refresher, &id, out).await
+}
+
+pub async fn authorization_code(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    Json(body): Json<CodeBody>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    check_provider(&state, &body.provider, None)?;
+    check_redirect_uri(&state, &body.provider, &body.redirect_uri)?;
+    may_manage(&client, &id)?;
+    let out = refresher
+        .exchange_code(&id, &body.provider, &body.code, &body.redirect_uri)
+        .await?;
+    view_response(
+        refresher,
+        &id,
+        IntakeOutcome {
+            created: true,
+            ..out
+        },
+    )
+    .await
+}
+
+pub async fn application_calendar(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    Json(body): Json<CalendarBody>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    check_provider(&state, &body.provider, Some(ProviderKind::Cronofy))?;
+    let cal = &body.application_calendar_id;
+    if cal.is_empty() || cal.len() > 256 || cal.chars().any(char::is_control) {
+        return Err(ApiError::InvalidRequest(
+            "application_calendar_id must be 1 to 256 printable characters".into(),
+        ));
+    }
+    may_manage(&client, &id)?;
+    let out = refresher
+        .application_calendar(&id, &body.provider, cal)
+        .await?;
+    view_response(
+        refresher,
+        &id,
+        IntakeOutcome {
+            created: true,
+            ..out
+        },
+    )
+    .await
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    may_read(&client, &id)?;
+    let view = refresher
+        .store()
+        .get_credential(&id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(credential_json(&view)).into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| {
+            Status::parse(s).ok_or_else(|| {
+                ApiError::InvalidRequest(format!(
+                    "unknown status {s:?}: use active or needs_reauth"
+                ))
+            })
+        })
+        .transpose()?;
+    if let Some(p) = &q.provider {
+        check_provider(&state, p, None)?;
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::InvalidRequest("limit must be 1 to 1000".into()));
+    }
+    if let Some(after) = &q.after {
+        super::check_id(after)?;
+    }
+    let filter = ListFilter {
+        status,
+        provider: q.provider,
+        after: q.after,
+        limit,
+    };
+    let views = refresher
+        .store()
+        .list_credentials(&filter, client.patterns())
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let next_after = (views.len() == limit as usize)
+        .then(|| views.last().map(|v| v.id.clone()))
+        .flatten();
+    let credentials: Vec<_> = views.iter().map(credential_json).collect();
+    Ok(axum::Json(json!({"credentials": credentials, "next_after": next_after})).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    may_manage(&client, &id)?;
+    refresher.delete(&id, q.revoke.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(super) fn may_read(client: &Client, id: &str) -> Result<(), ApiError> {
+    if client.may_read(id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "client {:?} may not read credential {id:?}",
+            client.name
+        )))
+    }
+}
+
+pub(super) fn may_manage(client: &Client, id: &str) -> Result<(), ApiError> {
+    may_read(client, id)?;
+    if client.manage {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "client {:?} may not change credentials (manage = false)",
+            client.name
+        )))
+    }
+}
+
+/// 400 for a provider that is not configured (or not of the needed kind).
+pub(super) fn check_provider(
+    state: &AppState,
+    name: &str,
+    kind: Option<ProviderKind>,
+) -> Result<(), ApiError> {
+    let config = state.config();
+    match config.providers.get(name) {
+        None => Err(ApiError::InvalidRequest(format!(
+            "unknown provider {name:?}"
+        ))),
+        Some(p) if kind.is_some_and(|k| k != p.kind) => Err(ApiError::InvalidRequest(format!(
+            "provider {name:?} is not a Cronofy provider; application calendars are Cronofy's"
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A `redirect_uri` not registered for the provider is refused before any call.
+pub(super) fn check_redirect_uri(
+    state: &AppState,
+    provider: &str,
+    uri: &str,
+) -> Result<(), ApiError> {
+    let config = state.config();
+    let allowed = config
+        .providers
+        .get(provider)
+        .is_some_and(|p| p.redirect_uris.iter().any(|u| u == uri));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::InvalidRequest(format!(
+            "redirect_uri {uri:?} is not one of providers.{provider}.redirect_uris"
+        )))
+    }
+}
+
+/// 201 with the view for a new credential, 200 for a replaced one.
+async fn view_response(
+    refresher: &Refresher,
+    id: &str,
+    out: IntakeOutcome,
+) -> Result<Response, ApiError> {
+    let view = refresher
+        .store()
+        .get_credential(id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .ok_or(ApiError::NotFound)?;
+    let status = if out.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(credential_json(&view))).into_response())
+}

@@ -1,0 +1,213 @@
+//! Every error the API sends: SPEC §4's `{"error": CODE, "message": TEXT}`
+//! with its status. Internal detail is logged, never sent.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::provider::ProviderError;
+use crate::refresh::{DeleteError, IntakeError, RefreshError};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// A browser, a proxy or a foreign Host (checked before anything else),
+    /// or a client without the right for this credential.
+    Forbidden(String),
+    Unauthorized,
+    PayloadTooLarge,
+    InvalidRequest(String),
+    InvalidGrant(String),
+    NotFound,
+    /// No route at this path.
+    NotFoundPath,
+    NeedsReauth(String),
+    GrantShared,
+    RateLimited {
+        retry_after: u64,
+    },
+    ProviderError(String),
+    ProviderUnavailable {
+        retry_after: u64,
+        message: String,
+    },
+    /// Not in SPEC's table: the daemon is still loading its cache.
+    NotReady,
+    /// Not in SPEC's table: the database failed us; detail goes to the log.
+    Internal(String),
+    MethodNotAllowed,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        use ApiError::*;
+        match self {
+            Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone()),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or unknown client key: send Authorization: Bearer <key>".into(),
+            ),
+            PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than server.max_body_bytes".into(),
+            ),
+            InvalidRequest(m) => (StatusCode::BAD_REQUEST, "invalid_request", m.clone()),
+            InvalidGrant(m) => (StatusCode::BAD_REQUEST, "invalid_grant", m.clone()),
+            NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such credential".into(),
+            ),
+            NotFoundPath => (StatusCode::NOT_FOUND, "not_found", "no such path".into()),
+            NeedsReauth(m) => (
+                StatusCode::CONFLICT,
+                "needs_reauth",
+                format!("the grant is dead at the provider; a person must re-authorize ({m})"),
+            ),
+            GrantShared => (
+                StatusCode::CONFLICT,
+                "grant_shared",
+                "other credentials share this grant; revoking it would cut them off".into(),
+            ),
+            RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this token was refreshed moments ago; wait before forcing another refresh".into(),
+            ),
+            ProviderError(m) => (StatusCode::BAD_GATEWAY, "provider_error", m.clone()),
+            ProviderUnavailable { message, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "provider_unavailable",
+                message.clone(),
+            ),
+            NotReady => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "tokend is starting (loading its token cache)".into(),
+            ),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error; see tokend's log".into(),
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this path does not take that method".into(),
+            ),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::RateLimited { retry_after }
+            | ApiError::ProviderUnavailable { retry_after, .. } => Some((*retry_after).max(1)),
+            ApiError::NotReady => Some(1),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "request failed");
+        }
+        let (status, code, message) = self.parts();
+        let mut response = (
+            status,
+            axum::Json(json!({"error": code, "message": message})),
+        )
+            .into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// Seconds until `at` (Unix ms), at least 1: a Retry-After value.
+pub fn retry_after_secs(at: i64, now: i64) -> u64 {
+    ((at - now).max(0) as u64).div_ceil(1000).max(1)
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(e: ProviderError) -> Self {
+        match e {
+            ProviderError::InvalidGrant { description } => ApiError::InvalidGrant(description),
+            ProviderError::Refused(m) => ApiError::InvalidRequest(m),
+            ProviderError::RateLimited { retry_after } => ApiError::ProviderUnavailable {
+                retry_after: retry_after.as_secs(),
+                message: "the provider is rate limiting tokend".into(),
+            },
+            ProviderError::Transient { reason } => ApiError::ProviderUnavailable {
+                retry_after: 5,
+                message: format!("the provider is unavailable: {reason}"),
+            },
+            e @ (ProviderError::Protocol { .. } | ProviderError::InvalidClient { .. }) => {
+                ApiError::ProviderError(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::UnknownProvider(p) => {
+                ApiError::InvalidRequest(format!("unknown provider {p:?}"))
+            }
+            IntakeError::InvalidGrant(m) => ApiError::InvalidGrant(m),
+            IntakeError::Refused(m) => ApiError::InvalidRequest(m),
+            IntakeError::Provider(p) => p.into(),
+            IntakeError::Store(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<DeleteError> for ApiError {
+    fn from(e: DeleteError) -> Self {
+        match e {
+            DeleteError::NotFound => ApiError::NotFound,
+            DeleteError::GrantShared => ApiError::GrantShared,
+            DeleteError::Refused(m) => ApiError::InvalidRequest(m),
+            DeleteError::Provider(p)
+                if p.is_retryable() && !matches!(p, ProviderError::InvalidClient { .. }) =>
+            {
+                ApiError::ProviderUnavailable {
+                    retry_after: match &p {
+                        ProviderError::RateLimited { retry_after } => retry_after.as_secs(),
+                        _ => 5,
+                    },
+                    message: format!(
+                        "could not revoke at the provider; the credential is kept: {p}"
+                    ),
+                }
+            }
+            DeleteError::Provider(p) => ApiError::ProviderError(format!(
+                "could not revoke at the provider; the credential is kept: {p}"
+            )),
+            DeleteError::Store(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<RefreshError> for ApiError {
+    fn from(e: RefreshError) -> Self {
+        match e {
+            RefreshError::Gone => ApiError::NotFound,
+            RefreshError::NeedsReauth(m) => ApiError::NeedsReauth(m),
+            RefreshError::Provider(ProviderError::InvalidGrant { description }) => {
+                ApiError::NeedsReauth(description)
+            }
+            RefreshError::Provider(p) => p.into(),
+            RefreshError::UnknownProvider(p) => {
+                ApiError::ProviderError(format!("provider {p} is not configured"))
+            }
+            RefreshError::Store(m) => ApiError::Internal(m),
+        }
+    }
+}

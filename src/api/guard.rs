@@ -1,0 +1,192 @@
+//! Requests a browser or a proxy would make are refused before anything
+//! else (SPEC §5 Security): tokend is for services on this host, and a web
+//! page must never be able to read a token through it, whether by CORS,
+//! DNS rebinding or a server-side request forgery relayed by a proxy.
+
+use axum::extract::connect_info::Connected;
+use axum::http::{HeaderMap, Method, header};
+use axum::serve::IncomingStream;
+
+use super::error::ApiError;
+
+/// Who is on the other end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A TCP connection to the listener on `local_port`.
+    Tcp { local_port: u16 },
+    /// A unix-socket connection; `uid` from SO_PEERCRED.
+    Unix { uid: Option<u32> },
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        let local_port = stream.io().local_addr().map_or(0, |a| a.port());
+        Peer::Tcp { local_port }
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        let uid = stream.io().peer_cred().ok().map(|c| c.uid());
+        Peer::Unix { uid }
+    }
+}
+
+/// Headers that only browsers send (CORS and Fetch Metadata) or that mark a
+/// request relayed by a proxy.
+const PROXY_HEADERS: &[&str] = &["x-forwarded-for", "forwarded", "via"];
+
+/// Refuses browser and proxy requests and foreign `Host`s.
+pub fn check(
+    method: &Method,
+    headers: &HeaderMap,
+    peer: Peer,
+    allowed_hosts: &[String],
+) -> Result<(), ApiError> {
+    if method == Method::OPTIONS {
+        return Err(refuse(
+            "OPTIONS is not served: tokend answers no CORS preflight",
+        ));
+    }
+    if headers.contains_key(header::ORIGIN) {
+        return Err(refuse(
+            "requests with an Origin header (browsers) are refused",
+        ));
+    }
+    for name in headers.keys() {
+        let name = name.as_str();
+        if name.starts_with("sec-fetch-") {
+            return Err(refuse(
+                "requests with Sec-Fetch-* headers (browsers) are refused",
+            ));
+        }
+        if PROXY_HEADERS.contains(&name) {
+            return Err(refuse("requests relayed by a proxy are refused"));
+        }
+    }
+    if let Peer::Tcp { local_port } = peer {
+        check_host(headers, local_port, allowed_hosts)?;
+    }
+    Ok(())
+}
+
+fn refuse(message: &str) -> ApiError {
+    ApiError::Forbidden(message.to_owned())
+}
+
+/// DNS rebinding: a page on evil.example that resolves to 127.0.0.1 still
+/// sends `Host: evil.example`. Unix sockets are out of a browser's reach.
+fn check_host(
+    headers: &HeaderMap,
+    local_port: u16,
+    allowed_hosts: &[String],
+) -> Result<(), ApiError> {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return Err(refuse("a Host header is required"));
+    };
+    let (name, port) = split_host(host).ok_or_else(|| refuse("malformed Host header"))?;
+    let known = matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "[::1]"
+    ) || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+    if !known {
+        return Err(ApiError::Forbidden(format!(
+            "Host {name:?} is not served; add it to server.allowed_hosts if it is yours"
+        )));
+    }
+    if let Some(port) = port
+        && port != local_port
+    {
+        return Err(refuse("the Host header names another port"));
+    }
+    Ok(())
+}
+
+/// `name[:port]`, with `[v6]` literals kept bracketed.
+fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
+    let (name, port) = if host.starts_with('[') {
+        let end = host.find(']')?;
+        let (name, rest) = host.split_at(end + 1);
+        (name, rest.strip_prefix(':'))
+    } else {
+        match host.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p)),
+            None => (host, None),
+        }
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((name, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    const TCP: Peer = Peer::Tcp { local_port: 7780 };
+
+    #[test]
+    fn host_rules() {
+        let ok = |host: &str| {
+            check(
+                &Method::GET,
+                &headers(&[("host", host)]),
+                TCP,
+                &["tokend.internal".into()],
+            )
+            .is_ok()
+        };
+        assert!(ok("localhost"));
+        assert!(ok("127.0.0.1:7780"));
+        assert!(ok("[::1]:7780"));
+        assert!(ok("LOCALHOST:7780"));
+        assert!(ok("tokend.internal"));
+        assert!(!ok("evil.example"));
+        assert!(!ok("evil.example:7780"));
+        assert!(!ok("127.0.0.1:8080"));
+        assert!(!ok("[::1]:x"));
+        assert!(!ok(":7780"));
+        assert!(check(&Method::GET, &HeaderMap::new(), TCP, &[]).is_err());
+        // Unix sockets: no Host check.
+        assert!(
+            check(
+                &Method::GET,
+                &HeaderMap::new(),
+                Peer::Unix { uid: Some(0) },
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn browsers_and_proxies_refused() {
+        for (k, v) in [
+            ("origin", "null"),
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-site", "same-origin"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("forwarded", "for=10.0.0.1"),
+            ("via", "1.1 proxy"),
+        ] {
+            let h = headers(&[("host", "localhost"), (k, v)]);
+            assert!(check(&Method::GET, &h, TCP, &[]).is_err(), "{k}");
+        }
+        let h = headers(&[("host", "localhost")]);
+        assert!(check(&Method::OPTIONS, &h, TCP, &[]).is_err());
+    }
+}

@@ -1,0 +1,221 @@
+//! `GET /v1/tokens/{id}` and `POST /v1/tokens/{id}/refresh`.
+//!
+//! The hot path is a cache lookup and one integer formatted into a body
+//! rendered at publish time. Anything that needs the provider goes through
+//! the refresher's single-flight entry point.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, retry_after_secs};
+use super::{AppState, Caller, CredentialId, OptionalJson, Query};
+use crate::cache::TokenEntry;
+use crate::clock::UnixMillis;
+use crate::refresh::{RefreshError, Refresher, Trigger};
+use crate::store::Status;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    /// Seconds the handed-out token must still be valid for.
+    min_ttl: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    /// The token the provider refused (answered 401 to).
+    rejected_token: Option<SecretString>,
+}
+
+pub async fn get_token(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    Query(query): Query<TokenQuery>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    let min_ttl_ms = query
+        .min_ttl
+        .unwrap_or(0)
+        .saturating_mul(1000)
+        .min(i64::MAX as u64) as i64;
+    let entry = readable_entry(refresher, &client, &id)?;
+    let now = refresher.clock().now();
+    if let Some(response) = respond(&entry, now, min_ttl_ms) {
+        return Ok(response);
+    }
+    if let Some(a) = &entry.access
+        && a.lifetime_secs * 1000 <= min_ttl_ms
+    {
+        return Err(ApiError::InvalidRequest(format!(
+            "min_ttl={} is not shorter than this provider's token lifetime ({} s)",
+            min_ttl_ms / 1000,
+            a.lifetime_secs
+        )));
+    }
+    // Failing grants are retried on the refresher's backoff, not per request.
+    if entry.consecutive_failures > 0
+        && let Some(next) = entry.next_refresh_at.filter(|&t| t > now)
+    {
+        return Err(unavailable(&entry, next, now));
+    }
+    let result = refresher
+        .refresh_grant(entry.grant_id, Trigger::MinTtl(min_ttl_ms))
+        .await;
+    after_refresh(refresher, &id, result, min_ttl_ms)
+}
+
+pub async fn force_refresh(
+    State(state): State<AppState>,
+    Caller(client): Caller,
+    CredentialId(id): CredentialId,
+    OptionalJson(body): OptionalJson<RefreshBody>,
+) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    let entry = readable_entry(refresher, &client, &id)?;
+    let now = refresher.clock().now();
+    if entry.status == Status::NeedsReauth {
+        return Err(ApiError::NeedsReauth(
+            entry.last_error.as_deref().unwrap_or_default().to_owned(),
+        ));
+    }
+    let names_current = match (&body.rejected_token, &entry.access) {
+        (Some(rejected), Some(a)) => bool::from(
+            rejected
+                .expose_secret()
+                .as_bytes()
+                .ct_eq(a.token.expose_secret().as_bytes()),
+        ),
+        _ => false,
+    };
+    // The caller holds an older token than the current one: that is the answer.
+    if body.rejected_token.is_some()
+        && !names_current
+        && let Some(response) = respond(&entry, now, 0)
+    {
+        return Ok(response);
+    }
+    let window = refresher.config().force_refresh_min_interval_secs as i64 * 1000;
+    if let Some(last) = entry.last_refresh_at.filter(|&t| now < t + window) {
+        if names_current {
+            return Err(ApiError::RateLimited {
+                retry_after: retry_after_secs(last + window, now),
+            });
+        }
+        if let Some(response) = respond(&entry, now, 0) {
+            return Ok(response);
+        }
+    }
+    let trigger = Trigger::Forced {
+        seen_generation: entry.generation,
+    };
+    let result = refresher.refresh_grant(entry.grant_id, trigger).await;
+    after_refresh(refresher, &id, result, 0)
+}
+
+/// The cache entry of a credential this client may read: 403 before 404.
+fn readable_entry(
+    refresher: &Refresher,
+    client: &super::auth::Client,
+    id: &str,
+) -> Result<Arc<TokenEntry>, ApiError> {
+    if !client.may_read(id) {
+        return Err(ApiError::Forbidden(format!(
+            "client {:?} may not read credential {id:?}",
+            client.name
+        )));
+    }
+    refresher.cache().get(id).ok_or(ApiError::NotFound)
+}
+
+fn after_refresh(
+    refresher: &Refresher,
+    id: &str,
+    result: Result<crate::refresh::Outcome, RefreshError>,
+    min_ttl_ms: i64,
+) -> Result<Response, ApiError> {
+    let now = refresher.clock().now();
+    let entry = refresher.cache().get(id).ok_or(ApiError::NotFound)?;
+    match result {
+        Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
+            let next = entry.next_refresh_at.unwrap_or(now + 5_000);
+            unavailable(&entry, next, now)
+        }),
+        // A transient failure: 503 with when the refresher tries next.
+        Err(RefreshError::Provider(e))
+            if e.is_retryable()
+                && !matches!(
+                    e,
+                    crate::provider::ProviderError::InvalidClient { .. }
+                        | crate::provider::ProviderError::Protocol { .. }
+                ) =>
+        {
+            let paused = refresher
+                .provider(&entry.provider)
+                .and_then(|p| p.paused_until());
+            let next = entry
+                .next_refresh_at
+                .into_iter()
+                .chain(paused)
+                .max()
+                .unwrap_or(now + 5_000);
+            Err(unavailable(&entry, next, now))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiError {
+    let why = entry
+        .last_error
+        .as_deref()
+        .unwrap_or("no token with enough time left");
+    ApiError::ProviderUnavailable {
+        retry_after: retry_after_secs(next, now),
+        message: format!("no valid token can be handed out; the provider is failing: {why}"),
+    }
+}
+
+/// The token response if the entry has a token with more than `min_ttl_ms`
+/// left; `None` when a refresh is needed. A dead grant is 409 whatever its
+/// token's expiry: a person must re-authorize.
+fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
+    if entry.status == Status::NeedsReauth {
+        let message = entry.last_error.as_deref().unwrap_or_default().to_owned();
+        return Some(ApiError::NeedsReauth(message).into_response());
+    }
+    let access = entry.access.as_ref()?;
+    let remaining = access.remaining_ms(now);
+    if remaining <= min_ttl_ms || remaining <= 0 {
+        return None;
+    }
+    let prefix = access.body_prefix();
+    let mut body = String::with_capacity(prefix.len() + 160);
+    body.push_str(prefix);
+    body.push_str(",\"expires_in\":");
+    body.push_str(&(remaining / 1000).to_string());
+    if entry.consecutive_failures > 0 {
+        let warning = format!(
+            "refreshing this token has failed {} time(s) in a row ({}); it is still valid",
+            entry.consecutive_failures,
+            entry.last_error.as_deref().unwrap_or("unknown error")
+        );
+        body.push_str(",\"warnings\":[");
+        body.push_str(&serde_json::Value::String(warning).to_string());
+        body.push(']');
+    }
+    body.push('}');
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Some(response)
+}

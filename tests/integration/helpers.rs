@@ -1,0 +1,248 @@
+//! `spawn_app()`: the real daemon (`tokend::daemon::serve`) on a loopback
+//! port, a temp database, the fake provider, and typed request helpers.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::fake_provider::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
+use tokend::clock::Clock;
+use tokend::config::{Config, load_from};
+use tokend::daemon::{Listeners, ServeOptions, serve};
+
+/// 2026-01-01T00:00:00Z: where manual clocks start.
+pub const T0: i64 = 1_767_225_600_000;
+pub const REDIRECT_URI: &str = "https://app.example/oauth/callback";
+
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    /// The generated `default` client's key (full rights).
+    pub key: String,
+    pub http: reqwest::Client,
+    pub fake: FakeProvider,
+    pub clock: Clock,
+    pub dir: TempDir,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+#[derive(Default)]
+pub struct AppOptions {
+    /// TOML appended to the generated configuration.
+    pub extra_toml: String,
+    /// A real clock instead of the manual one.
+    pub system_clock: bool,
+    /// Use this provider instead of starting a new one (restarts).
+    pub fake: Option<FakeProvider>,
+    /// Use this directory (restarts).
+    pub dir: Option<TempDir>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+/// The configuration the tests run with: both provider kinds pointing at the fake.
+pub fn test_config_toml(dir: &std::path::Path, fake: &FakeProvider, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = ["127.0.0.1:0"]
+[storage]
+database = "{db}"
+[log]
+level = "info"
+[providers.cronofy]
+kind = "cronofy"
+api_base_url = "{url}"
+app_base_url = "{url}"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+redirect_uris = ["{REDIRECT_URI}"]
+request_timeout_secs = 5
+max_requests_per_minute = 60000
+burst = 1000
+[providers.google]
+kind = "oauth2"
+token_url = "{url}/oauth2/token"
+revocation_url = "{url}/oauth2/revoke"
+authorization_url = "{url}/oauth2/auth"
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+redirect_uris = ["{REDIRECT_URI}"]
+request_timeout_secs = 5
+max_requests_per_minute = 60000
+burst = 1000
+{extra}
+"#,
+        db = dir.join("tokend.db").display(),
+        url = fake.url,
+    )
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let fake = match options.fake {
+        Some(f) => f,
+        None => FakeProvider::start().await,
+    };
+    let dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+    let path = dir.path().join("tokend.toml");
+    std::fs::write(
+        &path,
+        test_config_toml(dir.path(), &fake, &options.extra_toml),
+    )
+    .unwrap();
+    let config = load_from(Some(&path), &PathBuf::from("/nonexistent"), Vec::new()).unwrap();
+    let clock = if options.system_clock {
+        Clock::system()
+    } else {
+        Clock::manual(T0)
+    };
+    let listeners = Listeners::bind(&config.server).unwrap();
+    let addr = listeners.local_addrs()[0];
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serve_options = ServeOptions {
+        clock: clock.clone(),
+        drain_timeout: Duration::from_secs(5),
+    };
+    let task = tokio::spawn(serve(
+        config.clone(),
+        listeners,
+        serve_options,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut app = TestApp {
+        url: format!("http://{addr}"),
+        addr,
+        key: String::new(),
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        fake,
+        clock,
+        config,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    app.wait_ready().await;
+    let key = std::fs::read_to_string(app.dir.path().join("client.key")).unwrap_or_default();
+    app.key = key.trim().to_owned();
+    app
+}
+
+impl TestApp {
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("tokend did not become ready");
+    }
+
+    /// Stops the daemon as SIGTERM would and waits for it.
+    pub async fn shutdown(mut self) -> (FakeProvider, TempDir) {
+        self.stop_now().await;
+        (
+            self.fake.clone(),
+            std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
+        )
+    }
+
+    async fn stop_now(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path)
+    }
+
+    pub fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PUT, path)
+    }
+
+    pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, path)
+    }
+
+    /// `GET /v1/tokens/{id}`.
+    pub async fn token(&self, id: &str) -> (StatusCode, Value) {
+        send(self.get(&format!("/v1/tokens/{id}"))).await
+    }
+
+    /// Imports `refresh_token` for `id` at the Cronofy provider (the fake
+    /// accepts it), without an access token: tokend refreshes at once.
+    pub async fn import(&self, id: &str, refresh_token: &str) -> (StatusCode, Value) {
+        self.fake.add_refresh_token(refresh_token, json!({}));
+        send(self.put(&format!("/v1/credentials/{id}")).json(&json!({
+            "provider": "cronofy",
+            "refresh_token": refresh_token,
+        })))
+        .await
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("tokend.db")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Sends a request and returns its status and JSON body (`null` if none).
+pub async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, body)
+}
+
+/// Polls `f` until it is true, for up to ~3 s of real time.
+pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
