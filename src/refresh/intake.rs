@@ -11,6 +11,19 @@ use crate::clock::millis;
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
 use crate::store::{AccessToken, Extras, GrantId, NewCredential};
 
+/// A refresh token arriving, with what came with it.
+struct Arrival<'a> {
+    id: &'a str,
+    provider: &'a str,
+    refresh_token: &'a SecretString,
+    /// The provider's answer (or the caller's access token) to store.
+    response: Option<&'a TokenResponse>,
+    application_calendar_id: Option<&'a str>,
+    /// The provider issued the access token just now (it starts the
+    /// forced-refresh window); not for a caller-supplied token.
+    issued: bool,
+}
+
 /// `PUT /v1/credentials/{id}`: an existing grant brought in from elsewhere.
 #[derive(Debug)]
 pub struct Import {
@@ -82,9 +95,16 @@ impl Refresher {
     /// links the credential to that grant.
     pub async fn import(&self, req: Import) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(&req.provider)?;
-        let extras = Extras::new();
+        let arrival = Arrival {
+            id: &req.id,
+            provider: &req.provider,
+            refresh_token: &req.refresh_token,
+            response: None,
+            application_calendar_id: None,
+            issued: false,
+        };
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
-            let response = TokenResponse {
+            let given = TokenResponse {
                 access_token: token,
                 token_type: "bearer".into(),
                 expires_in: Some(expires_in),
@@ -93,14 +113,10 @@ impl Refresher {
                 extras: Extras::new(),
             };
             return self
-                .store_new(
-                    &req.id,
-                    &req.provider,
-                    &req.refresh_token,
-                    Some(&response),
-                    &extras,
-                    None,
-                )
+                .store_new(Arrival {
+                    response: Some(&given),
+                    ..arrival
+                })
                 .await;
         }
         let existing = self
@@ -109,16 +125,7 @@ impl Refresher {
             .await
             .map_err(|e| IntakeError::Store(e.to_string()))?;
         if let Some(grant) = existing {
-            let out = self
-                .store_new(
-                    &req.id,
-                    &req.provider,
-                    &req.refresh_token,
-                    None,
-                    &extras,
-                    None,
-                )
-                .await?;
+            let out = self.store_new(arrival).await?;
             let needs_token = self.cache().get(&req.id).is_none_or(|e| e.access.is_none());
             if needs_token {
                 let this = self.clone();
@@ -132,32 +139,20 @@ impl Refresher {
                     .refresh_token
                     .clone()
                     .unwrap_or_else(|| req.refresh_token.clone());
-                let scope_fallback = TokenResponse {
+                let response = TokenResponse {
                     scope: response.scope.clone().or(req.scope.clone()),
                     ..response
                 };
-                let extras = scope_fallback.extras.clone();
-                self.store_new(
-                    &req.id,
-                    &req.provider,
-                    &rt,
-                    Some(&scope_fallback),
-                    &extras,
-                    None,
-                )
+                self.store_new(Arrival {
+                    refresh_token: &rt,
+                    response: Some(&response),
+                    issued: true,
+                    ..arrival
+                })
                 .await
             }
             Err(e) if e.is_retryable() => {
-                let out = self
-                    .store_new(
-                        &req.id,
-                        &req.provider,
-                        &req.refresh_token,
-                        None,
-                        &extras,
-                        None,
-                    )
-                    .await?;
+                let out = self.store_new(arrival).await?;
                 self.record_intake_failure(out.grant_id, &e).await;
                 Ok(out)
             }
@@ -176,14 +171,14 @@ impl Refresher {
         let provider = self.provider_named(provider_name)?;
         let response = provider.exchange_code(code, redirect_uri).await?;
         let rt = required_refresh_token(&response)?;
-        self.store_new(
+        self.store_new(Arrival {
             id,
-            provider_name,
-            &rt,
-            Some(&response),
-            &response.extras,
-            None,
-        )
+            provider: provider_name,
+            refresh_token: &rt,
+            response: Some(&response),
+            application_calendar_id: None,
+            issued: true,
+        })
         .await
     }
 
@@ -197,14 +192,14 @@ impl Refresher {
         let provider = self.provider_named(provider_name)?;
         let response = provider.application_calendar(calendar_id).await?;
         let rt = required_refresh_token(&response)?;
-        self.store_new(
+        self.store_new(Arrival {
             id,
-            provider_name,
-            &rt,
-            Some(&response),
-            &response.extras,
-            Some(calendar_id),
-        )
+            provider: provider_name,
+            refresh_token: &rt,
+            response: Some(&response),
+            application_calendar_id: Some(calendar_id),
+            issued: true,
+        })
         .await
     }
 
@@ -264,19 +259,11 @@ impl Refresher {
     }
 
     /// Stores a credential whose refresh token just arrived, with the access
-    /// token of `response` if there is one, and publishes it.
-    async fn store_new(
-        &self,
-        id: &str,
-        provider: &str,
-        refresh_token: &SecretString,
-        response: Option<&TokenResponse>,
-        extras: &Extras,
-        application_calendar_id: Option<&str>,
-    ) -> Result<IntakeOutcome, IntakeError> {
+    /// token of its response if there is one, and publishes it.
+    async fn store_new(&self, a: Arrival<'_>) -> Result<IntakeOutcome, IntakeError> {
         let now = self.clock().now();
         let cfg = self.config();
-        let access = response.map(|r| {
+        let access = a.response.map(|r| {
             let lifetime = r
                 .expires_in
                 .unwrap_or(cfg.max_lifetime_secs)
@@ -291,17 +278,19 @@ impl Refresher {
         let next = access.as_ref().map_or(now, |a| {
             due_at(a.expires_at, a.lifetime_secs, cfg, rand::random())
         });
+        let no_extras = Extras::new();
         let out = self
             .store()
             .put_credential(&NewCredential {
-                id,
-                provider,
-                refresh_token,
+                id: a.id,
+                provider: a.provider,
+                refresh_token: a.refresh_token,
                 access: access.as_ref(),
-                scope: response.and_then(|r| r.scope.as_deref()),
-                extras,
-                application_calendar_id,
+                scope: a.response.and_then(|r| r.scope.as_deref()),
+                extras: a.response.map_or(&no_extras, |r| &r.extras),
+                application_calendar_id: a.application_calendar_id,
                 next_refresh_at: Some(next),
+                last_refresh_at: a.issued.then_some(now),
             })
             .await
             .map_err(|e| IntakeError::Store(e.to_string()))?;

@@ -68,6 +68,9 @@ pub struct NewCredential<'a> {
     pub application_calendar_id: Option<&'a str>,
     /// When the refresher should look at the grant next.
     pub next_refresh_at: Option<UnixMillis>,
+    /// When the provider issued the access token, if it just did (not for a
+    /// caller-supplied one): starts the forced-refresh window.
+    pub last_refresh_at: Option<UnixMillis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

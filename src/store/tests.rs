@@ -47,6 +47,7 @@ async fn put(
             extras: ex,
             application_calendar_id: None,
             next_refresh_at: Some(T0 + 1000),
+            last_refresh_at: None,
         })
         .await
         .unwrap()
@@ -203,6 +204,7 @@ async fn same_refresh_token_links_to_one_grant() {
             extras: &Extras::new(),
             application_calendar_id: None,
             next_refresh_at: None,
+            last_refresh_at: None,
         })
         .await
         .unwrap();

@@ -41,6 +41,7 @@ impl Store {
                         "UPDATE grants SET access_token = ?1, token_type = ?2, expires_at = ?3, lifetime_secs = ?4,
                              scope = coalesce(?5, scope), status = 'active', consecutive_failures = 0,
                              last_error = NULL, next_refresh_at = coalesce(?6, next_refresh_at),
+                             last_refresh_at = coalesce(?10, last_refresh_at),
                              generation = generation + 1, updated_at = ?7, change_seq = ?8
                          WHERE id = ?9",
                         sealed,
@@ -51,7 +52,8 @@ impl Store {
                         new.next_refresh_at,
                         now,
                         seq,
-                        id.0
+                        id.0,
+                        new.last_refresh_at
                     )
                     .execute(&mut *tx)
                     .await?;
@@ -73,8 +75,8 @@ impl Store {
                 sqlx::query!(
                     "INSERT INTO grants (id, provider, refresh_token, refresh_token_hash, access_token,
                          token_type, scope, expires_at, lifetime_secs, application_calendar_id,
-                         next_refresh_at, created_at, updated_at, change_seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
+                         next_refresh_at, last_refresh_at, created_at, updated_at, change_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?12, ?13)",
                     id.0,
                     new.provider,
                     refresh,
@@ -87,7 +89,8 @@ impl Store {
                     new.application_calendar_id,
                     new.next_refresh_at,
                     now,
-                    seq
+                    seq,
+                    new.last_refresh_at
                 )
                 .execute(&mut *tx)
                 .await?;

@@ -46,6 +46,10 @@ pub struct AppOptions {
     pub fake: Option<FakeProvider>,
     /// Use this directory (restarts).
     pub dir: Option<TempDir>,
+    /// Use this clock (several daemons on one database).
+    pub clock: Option<Clock>,
+    /// Share another app's directory (its database and key) without owning it.
+    pub share_dir_of: Option<PathBuf>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -91,22 +95,30 @@ burst = 1000
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    // The daemon's log, shown by the test harness for failing tests only.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info,tokend=debug")
+        .with_test_writer()
+        .try_init();
     let fake = match options.fake {
         Some(f) => f,
         None => FakeProvider::start().await,
     };
     let dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+    let data_dir = options
+        .share_dir_of
+        .unwrap_or_else(|| dir.path().to_path_buf());
     let path = dir.path().join("tokend.toml");
     std::fs::write(
         &path,
-        test_config_toml(dir.path(), &fake, &options.extra_toml),
+        test_config_toml(&data_dir, &fake, &options.extra_toml),
     )
     .unwrap();
     let config = load_from(Some(&path), &PathBuf::from("/nonexistent"), Vec::new()).unwrap();
-    let clock = if options.system_clock {
-        Clock::system()
-    } else {
-        Clock::manual(T0)
+    let clock = match options.clock {
+        Some(c) => c,
+        None if options.system_clock => Clock::system(),
+        None => Clock::manual(T0),
     };
     let listeners = Listeners::bind(&config.server).unwrap();
     let addr = listeners.local_addrs()[0];
@@ -136,7 +148,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         task: Some(task),
     };
     app.wait_ready().await;
-    let key = std::fs::read_to_string(app.dir.path().join("client.key")).unwrap_or_default();
+    let key = std::fs::read_to_string(data_dir.join("client.key")).unwrap_or_default();
     app.key = key.trim().to_owned();
     app
 }
@@ -202,7 +214,9 @@ impl TestApp {
     /// Imports `refresh_token` for `id` at the Cronofy provider (the fake
     /// accepts it), without an access token: tokend refreshes at once.
     pub async fn import(&self, id: &str, refresh_token: &str) -> (StatusCode, Value) {
-        self.fake.add_refresh_token(refresh_token, json!({}));
+        if !self.fake.is_valid(refresh_token) {
+            self.fake.add_refresh_token(refresh_token, json!({}));
+        }
         send(self.put(&format!("/v1/credentials/{id}")).json(&json!({
             "provider": "cronofy",
             "refresh_token": refresh_token,
@@ -211,7 +225,7 @@ impl TestApp {
     }
 
     pub fn database(&self) -> PathBuf {
-        self.dir.path().join("tokend.db")
+        self.config.database_path()
     }
 }
 
@@ -245,4 +259,69 @@ pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// RFC 3339 (as the API shows times) to Unix ms.
+pub fn parse_time(s: &str) -> i64 {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap();
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl TestApp {
+    /// `GET /v1/credentials/{id}`.
+    pub async fn view(&self, id: &str) -> Value {
+        let (status, view) = send(self.get(&format!("/v1/credentials/{id}"))).await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+        view
+    }
+
+    /// When the refresher will look at this credential's grant next.
+    pub async fn next_refresh_at(&self, id: &str) -> i64 {
+        let view = self.view(id).await;
+        parse_time(
+            view["next_refresh_at"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no next_refresh_at: {view}")),
+        )
+    }
+
+    /// Moves the manual clock to `at` (Unix ms) if it is not there yet.
+    pub fn advance_to(&self, at: i64) {
+        let now = self.clock.now();
+        if at > now {
+            self.clock.advance(Duration::from_millis((at - now) as u64));
+        }
+    }
+
+    /// Waits until the credential's token satisfies `f` (a refresh landed).
+    pub async fn wait_token(&self, id: &str, f: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let (status, token) = self.token(id).await;
+            if status == StatusCode::OK && f(&token) {
+                return token;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for the token of {id}");
+    }
+
+    /// Waits until the fake has seen `n` refresh calls in all.
+    pub async fn wait_refresh_calls(&self, n: usize) {
+        let fake = self.fake.clone();
+        eventually(&format!("{n} refresh calls"), async || {
+            fake.refresh_calls() >= n
+        })
+        .await;
+        assert_eq!(
+            self.fake.refresh_calls(),
+            n,
+            "more refresh calls than expected"
+        );
+    }
+
+    /// Asserts that no further refresh call arrives within a short real wait.
+    pub async fn assert_no_more_calls(&self, n: usize) {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(self.fake.refresh_calls(), n, "unexpected refresh call");
+    }
 }

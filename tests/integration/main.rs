@@ -4,4 +4,5 @@
 mod fake_provider;
 mod helpers;
 mod provider;
+mod refresh;
 mod smoke;

@@ -1,0 +1,7 @@
+//! The refresher through the real daemon, on a manual clock: due times,
+//! single-flight, shared grants, backoff, Retry-After, invalid_grant,
+//! application calendars, and two daemons racing on one database.
+
+mod failures;
+mod race;
+mod schedule;
