@@ -4,15 +4,22 @@
 
 use std::path::PathBuf;
 
+use std::io::Read;
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::api::auth::new_client_key;
 use crate::api::views::credential_json;
+use crate::cache::Cache;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
 use crate::daemon::{self, Listeners, ServeOptions};
+use crate::provider;
+use crate::refresh::{Import, Refresher, Trigger};
 use crate::store::key::{open_store, read_key};
 use crate::store::{ListFilter, Status, Store, valid_credential_id};
 use crate::telemetry::LogHandle;
@@ -49,6 +56,13 @@ pub enum Command {
     /// List, show, import or delete credentials in the database
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// Print a credential's access token (refreshing it first if needed), for scripts
+    Token {
+        id: String,
+        /// The token must be valid for at least this many more seconds
+        #[arg(long, default_value_t = 0)]
+        min_ttl: u64,
+    },
     /// Re-encrypt every stored token with the key in NEW_KEY_FILE (32 bytes, raw or base64)
     RotateKey {
         /// The new key; afterwards point storage.encryption_key_file at it
@@ -78,8 +92,32 @@ pub enum CredentialsCommand {
     },
     /// Show one credential as JSON (never a token)
     Show { id: String },
+    /// Import an existing grant; the refresh token is read from stdin (or --refresh-token-file)
+    Import {
+        id: String,
+        /// The provider's name ([providers.NAME])
+        #[arg(long)]
+        provider: String,
+        /// Read the refresh token from this file instead of stdin
+        #[arg(long, value_name = "PATH")]
+        refresh_token_file: Option<PathBuf>,
+        /// A current access token (file), with --expires-in; without one tokend refreshes at once
+        #[arg(long, value_name = "PATH", requires = "expires_in")]
+        access_token_file: Option<PathBuf>,
+        /// Seconds the access token is still valid
+        #[arg(long, requires = "access_token_file")]
+        expires_in: Option<u64>,
+        /// The grant's scope, if known
+        #[arg(long)]
+        scope: Option<String>,
+    },
     /// Delete a credential (its grant goes when no credential uses it)
-    Delete { id: String },
+    Delete {
+        id: String,
+        /// Revoke the grant at the provider first (refused if other credentials share it)
+        #[arg(long)]
+        revoke: bool,
+    },
 }
 
 /// Runs a parsed command line. `log` lets `serve` reload the level on SIGHUP.
@@ -111,6 +149,7 @@ pub async fn run(cli: Cli, config: Config, _log: LogHandle) -> anyhow::Result<()
             Ok(())
         }
         Command::Credentials(cmd) => credentials(cmd, &config).await,
+        Command::Token { id, min_ttl } => token(&config, &id, min_ttl).await,
         Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
     }
 }
@@ -141,7 +180,11 @@ fn client_key(name: &str) {
 }
 
 async fn credentials(cmd: CredentialsCommand, config: &Config) -> anyhow::Result<()> {
-    let store = existing_store(config).await?;
+    // An import may be the first thing an installation does; the rest need data.
+    let store = match cmd {
+        CredentialsCommand::Import { .. } => open_store(config, Clock::system()).await?.0,
+        _ => existing_store(config).await?,
+    };
     let result = match cmd {
         CredentialsCommand::List {
             status,
@@ -195,23 +238,131 @@ async fn credentials(cmd: CredentialsCommand, config: &Config) -> anyhow::Result
             println!("{}", serde_json::to_string_pretty(&credential_json(&view))?);
             Ok(())
         }
-        CredentialsCommand::Delete { id } => {
+        CredentialsCommand::Import {
+            id,
+            provider,
+            refresh_token_file,
+            access_token_file,
+            expires_in,
+            scope,
+        } => {
             check_id(&id)?;
-            let out = store
-                .delete_credential(&id)
-                .await?
-                .with_context(|| format!("no credential {id}"))?;
-            let grant = if out.grant_deleted {
-                "and its grant"
-            } else {
-                "(its grant is still used by other credentials)"
+            let refresh_token = match refresh_token_file {
+                Some(path) => read_secret_file(&path)?,
+                None => read_secret_stdin()?,
             };
-            eprintln!("deleted credential {id} {grant}");
+            let access_token = access_token_file
+                .map(|p| read_secret_file(&p))
+                .transpose()?;
+            let refresher = refresher(config, &store)?;
+            let out = refresher
+                .import(Import {
+                    id: id.clone(),
+                    provider,
+                    refresh_token,
+                    access_token,
+                    expires_in,
+                    scope,
+                })
+                .await?;
+            let view = store
+                .get_credential(&id)
+                .await?
+                .context("the import vanished")?;
+            println!("{}", serde_json::to_string_pretty(&credential_json(&view))?);
+            eprintln!(
+                "{} credential {id}",
+                if out.created { "created" } else { "replaced" }
+            );
+            Ok(())
+        }
+        CredentialsCommand::Delete { id, revoke } => {
+            check_id(&id)?;
+            refresher(config, &store)?.delete(&id, revoke).await?;
+            eprintln!("deleted credential {id}");
             Ok(())
         }
     };
     store.close().await;
     result
+}
+
+/// A refresher for one command: no scheduler, the same single-flight and
+/// lease as the daemon's, so the two never refresh one grant at once.
+fn refresher(config: &Config, store: &Store) -> anyhow::Result<Refresher> {
+    let providers = provider::build_all(config, store.clock().clone())?;
+    Ok(Refresher::new(
+        store.clone(),
+        Arc::new(Cache::new()),
+        providers,
+        config,
+    ))
+}
+
+/// `tokend token ID`: the access token on stdout, nothing else.
+async fn token(config: &Config, id: &str, min_ttl: u64) -> anyhow::Result<()> {
+    check_id(id)?;
+    let store = existing_store(config).await?;
+    let grant_id = store
+        .grant_id_of(id)
+        .await?
+        .with_context(|| format!("no credential {id}"))?;
+    let min_ttl_ms = i64::try_from(min_ttl.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let usable = |g: &crate::store::Grant| {
+        g.state.status == Status::Active
+            && g.state
+                .access
+                .as_ref()
+                .is_some_and(|a| a.expires_at - store.clock().now() > min_ttl_ms)
+    };
+    let mut grant = store
+        .get_grant(grant_id)
+        .await?
+        .with_context(|| format!("no credential {id}"))?;
+    if grant.state.status == Status::NeedsReauth {
+        bail!(
+            "credential {id} needs re-authorization: {}",
+            grant.state.last_error.unwrap_or_default()
+        );
+    }
+    if !usable(&grant) {
+        refresher(config, &store)?
+            .refresh_grant(grant_id, Trigger::MinTtl(min_ttl_ms))
+            .await?;
+        grant = store
+            .get_grant(grant_id)
+            .await?
+            .with_context(|| format!("no credential {id}"))?;
+        if !usable(&grant) {
+            bail!("no token of credential {id} has {min_ttl} s left");
+        }
+    }
+    let access = grant.state.access.context("no access token")?;
+    println!("{}", access.token.expose_secret());
+    store.close().await;
+    Ok(())
+}
+
+fn read_secret_file(path: &std::path::Path) -> anyhow::Result<SecretString> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    non_empty(text)
+}
+
+fn read_secret_stdin() -> anyhow::Result<SecretString> {
+    let mut text = String::new();
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("cannot read the refresh token from stdin")?;
+    non_empty(text)
+}
+
+fn non_empty(text: String) -> anyhow::Result<SecretString> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() {
+        bail!("the token is empty");
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
 }
 
 fn check_id(id: &str) -> anyhow::Result<()> {

@@ -15,7 +15,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let log = telemetry::init(&config.log);
+    // Commands other than `serve` speak on stdout; their log is warnings only.
+    let mut log_config = config.log.clone();
+    if !matches!(cli.command, None | Some(cli::Command::Serve)) {
+        log_config.level = "warn".into();
+    }
+    let log = telemetry::init(&log_config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -23,7 +28,6 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli, config, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "tokend failed");
             eprintln!("tokend: {e:#}");
             ExitCode::FAILURE
         }

@@ -253,6 +253,9 @@ pub struct NotifyConfig {
     pub webhook_url: Option<Url>,
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Webhook targets other than loopback addresses are refused unless this is set.
+    #[serde(default)]
+    pub webhook_allow_remote: bool,
     /// Filled from `webhook_secret_file` at load time; not a key of its own.
     #[serde(skip)]
     pub webhook_secret: Option<SecretString>,

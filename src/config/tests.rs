@@ -256,3 +256,22 @@ fn a_missing_secret_file_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn the_annotated_example_is_a_valid_configuration() {
+    let text = include_str!("../../config/tokend.example.toml");
+    // Its secrets live in files that only exist on a real host.
+    let text = text.replace(
+        "client_secret_file = \"cronofy_secret\"",
+        "client_secret = \"x\"",
+    );
+    let text = text.replace(
+        "client_secret_file = \"google_secret\"",
+        "client_secret = \"y\"",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(dir.path(), "example.toml", &text);
+    let c = load_from(Some(&path), &nowhere(), env(&[])).unwrap();
+    assert_eq!(c.providers.len(), 2);
+    assert_eq!(c.clients["billing"].credentials, ["billing-*"]);
+}

@@ -137,6 +137,11 @@ impl Config {
         let n = &self.notify;
         if let Some(url) = &n.webhook_url {
             url_problems("notify.webhook_url", url, p);
+            if !is_loopback_host(url) && !n.webhook_allow_remote {
+                p.push(format!(
+                    "notify.webhook_url {url} is not a loopback address; set notify.webhook_allow_remote = true to allow it"
+                ));
+            }
         }
         if n.webhook_secret_file.is_some() && n.webhook_url.is_none() {
             p.push("notify.webhook_secret_file is set but notify.webhook_url is empty".into());

@@ -1,8 +1,11 @@
 //! Integration tests: one binary, real loopback HTTP, real SQLite files in
 //! temp dirs, and a fake OAuth provider that is a real HTTP server.
 
+mod cli;
+mod crash;
 mod fake_provider;
 mod helpers;
+mod process;
 mod provider;
 mod refresh;
 mod smoke;
