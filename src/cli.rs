@@ -23,6 +23,7 @@ use crate::refresh::{Import, Refresher, Trigger};
 use crate::store::key::{open_store, read_key};
 use crate::store::{ListFilter, Status, Store, valid_credential_id};
 use crate::telemetry::LogHandle;
+use crate::telemetry::metrics::Metrics;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -121,17 +122,16 @@ pub enum CredentialsCommand {
 }
 
 /// Runs a parsed command line. `log` lets `serve` reload the level on SIGHUP.
-pub async fn run(cli: Cli, config: Config, _log: LogHandle) -> anyhow::Result<()> {
+pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let listeners = Listeners::bind(&config.server)?;
-            daemon::serve(
-                config,
-                listeners,
-                ServeOptions::default(),
-                daemon::termination(),
-            )
-            .await
+            let options = ServeOptions {
+                reload_from: Some(cli.config.clone()),
+                log: Some(log),
+                ..ServeOptions::default()
+            };
+            daemon::serve(config, listeners, options, daemon::termination()).await
         }
         Command::CheckConfig => {
             print!("{}", config.to_redacted_toml());
@@ -296,6 +296,7 @@ fn refresher(config: &Config, store: &Store) -> anyhow::Result<Refresher> {
         Arc::new(Cache::new()),
         providers,
         config,
+        Metrics::new(),
     ))
 }
 

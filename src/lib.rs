@@ -13,7 +13,8 @@
 //! - [`api`]: the local HTTP API (axum).
 //! - [`daemon`]: `tokend serve`: listeners, start-up order, graceful shutdown.
 //! - [`cli`]: the command line (clap).
-//! - [`telemetry`]: logging (tracing), journald-aware.
+//! - [`telemetry`]: logging (journald-aware), Prometheus metrics, systemd notify.
+//! - [`webhook`]: signed POSTs on grant status transitions.
 //! - [`clock`]: the injectable clock all timing goes through.
 
 pub mod api;
@@ -26,3 +27,4 @@ pub mod provider;
 pub mod refresh;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -26,7 +26,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -37,6 +39,7 @@ use serde::de::DeserializeOwned;
 use crate::config::Config;
 use crate::refresh::Refresher;
 use crate::store::valid_credential_id;
+use crate::telemetry::metrics::Metrics;
 use auth::Clients;
 use error::ApiError;
 use guard::Peer;
@@ -69,16 +72,18 @@ struct StateInner {
     refresher: OnceLock<Refresher>,
     clients: ArcSwap<Clients>,
     config: ArcSwap<Config>,
+    metrics: Metrics,
 }
 
 impl AppState {
-    pub fn new(config: Config, clients: Clients, readiness: Readiness) -> Self {
+    pub fn new(config: Config, clients: Clients, readiness: Readiness, metrics: Metrics) -> Self {
         AppState {
             inner: Arc::new(StateInner {
                 readiness,
                 refresher: OnceLock::new(),
                 clients: ArcSwap::from_pointee(clients),
                 config: ArcSwap::from_pointee(config),
+                metrics,
             }),
         }
     }
@@ -115,6 +120,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route("/v1/tokens/{id}", get(tokens::get_token))
         .route("/v1/tokens/{id}/refresh", post(tokens::force_refresh))
         .route("/v1/credentials", get(credentials::list))
@@ -138,6 +144,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -161,6 +168,62 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    let body = state.inner.metrics.render(
+        refresher.cache(),
+        &refresher.providers(),
+        refresher.failing_after(),
+        refresher.clock().now(),
+    );
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Counts every request by route template (never the id in it) and status.
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| route_label(m.as_str()));
+    let response = next.run(request).await;
+    state
+        .inner
+        .metrics
+        .http_request(route, response.status().as_u16());
+    response
+}
+
+/// The route templates as static labels (a fixed, small set), with `:id`
+/// for the path parameter: label values without braces keep simple
+/// regex-based scrapers of the text format working.
+fn route_label(template: &str) -> &'static str {
+    const ROUTES: &[(&str, &str)] = &[
+        ("/healthz", "/healthz"),
+        ("/readyz", "/readyz"),
+        ("/metrics", "/metrics"),
+        ("/v1/tokens/{id}", "/v1/tokens/:id"),
+        ("/v1/tokens/{id}/refresh", "/v1/tokens/:id/refresh"),
+        ("/v1/credentials", "/v1/credentials"),
+        ("/v1/credentials/{id}", "/v1/credentials/:id"),
+        (
+            "/v1/credentials/{id}/authorization-code",
+            "/v1/credentials/:id/authorization-code",
+        ),
+        (
+            "/v1/credentials/{id}/application-calendar",
+            "/v1/credentials/:id/application-calendar",
+        ),
+        ("/v1/authorize-url", "/v1/authorize-url"),
+        ("/v1/callback", "/v1/callback"),
+    ];
+    ROUTES
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map_or("other", |(_, label)| label)
 }
 
 /// Runs before every handler, in SPEC §4's order: browser/proxy/Host (403),

@@ -211,6 +211,27 @@ impl ProviderConfig {
     pub fn data_center(&self) -> DataCenter {
         self.data_center.unwrap_or_default()
     }
+
+    /// Nothing that shapes the provider client differs, secrets included
+    /// (SIGHUP rebuilds only providers whose settings changed).
+    pub fn same_settings(&self, other: &ProviderConfig) -> bool {
+        use secrecy::ExposeSecret;
+        let secrets = |c: &ProviderConfig| {
+            let mut all: Vec<String> = c
+                .client_secret
+                .iter()
+                .map(|s| s.expose_secret().to_owned())
+                .collect();
+            all.extend(
+                c.previous_client_secrets
+                    .iter()
+                    .map(|s| s.expose_secret().to_owned()),
+            );
+            zeroize::Zeroizing::new(all)
+        };
+        toml::to_string(self).ok() == toml::to_string(other).ok()
+            && *secrets(self) == *secrets(other)
+    }
 }
 
 fn default_requests_per_minute() -> u32 {

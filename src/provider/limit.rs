@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::Clock as GovernorClock;
@@ -41,6 +41,8 @@ pub(crate) struct Limiter {
     /// An atomic rather than a lock: it is read on every call and only ever
     /// moves forward (`fetch_max`).
     paused_until: AtomicI64,
+    /// How many 429s paused this provider (a metric).
+    pauses: AtomicU64,
 }
 
 impl Limiter {
@@ -51,6 +53,7 @@ impl Limiter {
             gcra: RateLimiter::direct_with_clock(quota, EpochClock(clock.clone())),
             clock,
             paused_until: AtomicI64::new(0),
+            pauses: AtomicU64::new(0),
         }
     }
 
@@ -77,6 +80,11 @@ impl Limiter {
     pub(crate) fn pause(&self, retry_after: Duration) {
         let until = self.clock.now().saturating_add(millis(retry_after));
         self.paused_until.fetch_max(until, Ordering::AcqRel);
+        self.pauses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
     }
 
     pub(crate) fn paused_until(&self) -> Option<UnixMillis> {

@@ -139,6 +139,9 @@ pub trait Provider: Send + Sync + Debug {
     /// While a 429's `Retry-After` runs: until when. Calls made before then
     /// fail at once with `RateLimited` instead of reaching the provider.
     fn paused_until(&self) -> Option<UnixMillis>;
+
+    /// How many times a 429 paused this provider since start (a metric).
+    fn rate_limit_pauses(&self) -> u64;
 }
 
 /// The configured providers by name.

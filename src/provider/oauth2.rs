@@ -197,6 +197,10 @@ impl Provider for OAuth2 {
     fn paused_until(&self) -> Option<UnixMillis> {
         self.core.limiter.paused_until()
     }
+
+    fn rate_limit_pauses(&self) -> u64 {
+        self.core.limiter.pauses()
+    }
 }
 
 #[cfg(test)]

@@ -301,6 +301,11 @@ impl Refresher {
             credentials,
         };
         self.publish(&state);
+        self.metrics().refresh(
+            &state.provider,
+            "refreshed",
+            started.elapsed().as_secs_f64(),
+        );
         tracing::info!(
             grant_id = %state.id,
             credentials = %credential_list(&state),
@@ -326,6 +331,11 @@ impl Refresher {
         error: ProviderError,
         started: Instant,
     ) -> Result<Outcome, RefreshError> {
+        self.metrics().refresh(
+            &grant.state.provider,
+            outcome_label(&error),
+            started.elapsed().as_secs_f64(),
+        );
         let mut state = grant.state.clone();
         state.consecutive_failures += 1;
         let message = error.to_string();
@@ -404,6 +414,18 @@ impl Refresher {
             self.emit(EventKind::Failing, &state, Some(&message));
         }
         Err(RefreshError::Provider(error))
+    }
+}
+
+/// The `outcome` label of a failed refresh.
+fn outcome_label(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::InvalidGrant { .. } => "invalid_grant",
+        ProviderError::InvalidClient { .. } => "invalid_client",
+        ProviderError::RateLimited { .. } => "rate_limited",
+        ProviderError::Transient { .. } => "transient",
+        ProviderError::Protocol { .. } => "protocol",
+        ProviderError::Refused(_) => "refused",
     }
 }
 

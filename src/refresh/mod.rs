@@ -34,6 +34,7 @@ use crate::clock::{Clock, UnixMillis};
 use crate::config::{Config, RefreshConfig};
 use crate::provider::{Provider, ProviderError, Providers};
 use crate::store::{GrantId, GrantState, Status, Store};
+use crate::telemetry::metrics::Metrics;
 
 pub use intake::{DeleteError, Import, IntakeError, IntakeOutcome};
 use schedule::Msg;
@@ -134,6 +135,7 @@ struct Inner {
     events: broadcast::Sender<StatusEvent>,
     /// Refreshed tokens the provider issued that are not yet durable.
     pending_writes: AtomicUsize,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Inner {
@@ -145,7 +147,13 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Refresher {
-    pub fn new(store: Store, cache: Arc<Cache>, providers: Providers, config: &Config) -> Self {
+    pub fn new(
+        store: Store,
+        cache: Arc<Cache>,
+        providers: Providers,
+        config: &Config,
+        metrics: Metrics,
+    ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
         let clock = store.clock().clone();
@@ -165,6 +173,7 @@ impl Refresher {
                 schedule_rx: Mutex::new(Some(schedule_rx)),
                 events,
                 pending_writes: AtomicUsize::new(0),
+                metrics,
             }),
         }
     }
@@ -283,6 +292,29 @@ impl Refresher {
 
     pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.inner.providers.load().get(name).cloned()
+    }
+
+    /// The providers now (a copy of the map; the providers are shared).
+    pub fn providers(&self) -> Providers {
+        self.inner.providers.load().as_ref().clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Consecutive failures that make a grant "failing" (`notify.failing_after`).
+    pub fn failing_after(&self) -> i64 {
+        self.inner.failing_after
+    }
+
+    /// Whether the scheduler loop answers within `limit` (the watchdog).
+    pub async fn alive(&self, limit: Duration) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.inner.schedule_tx.send(Msg::Ping(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
     }
 
     pub fn cache(&self) -> &Arc<Cache> {

@@ -90,8 +90,10 @@ pub enum Msg {
         expires_at: UnixMillis,
     },
     Unschedule(GrantId),
-    /// Test hook: report the queue's due time for a grant.
+    /// Report the queue's due time for a grant (tests, diagnostics).
     Query(GrantId, tokio::sync::oneshot::Sender<Option<UnixMillis>>),
+    /// Answer: the loop is alive (the systemd watchdog).
+    Ping(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The scheduler task: sleeps until the earliest due grant, starts its
@@ -117,6 +119,7 @@ pub(super) async fn run(
                 Some(Msg::Schedule { grant, due, expires_at }) => queue.set(grant, due, expires_at),
                 Some(Msg::Unschedule(grant)) => queue.remove(grant),
                 Some(Msg::Query(grant, reply)) => { let _ = reply.send(queue.due_of(grant)); }
+                Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },
             permit = permits.clone().acquire_owned(), if due_now => {

@@ -50,6 +50,8 @@ pub struct AppOptions {
     pub clock: Option<Clock>,
     /// Share another app's directory (its database and key) without owning it.
     pub share_dir_of: Option<PathBuf>,
+    /// `TOKEND__...` overrides, as the environment layer.
+    pub env: Vec<(String, String)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -114,7 +116,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         test_config_toml(&data_dir, &fake, &options.extra_toml),
     )
     .unwrap();
-    let config = load_from(Some(&path), &PathBuf::from("/nonexistent"), Vec::new()).unwrap();
+    let config = load_from(Some(&path), &PathBuf::from("/nonexistent"), options.env).unwrap();
     let clock = match options.clock {
         Some(c) => c,
         None if options.system_clock => Clock::system(),
@@ -126,6 +128,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let serve_options = ServeOptions {
         clock: clock.clone(),
         drain_timeout: Duration::from_secs(5),
+        ..ServeOptions::default()
     };
     let task = tokio::spawn(serve(
         config.clone(),

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod fake_provider;
 mod helpers;
+mod ops;
 mod process;
 mod provider;
 mod refresh;

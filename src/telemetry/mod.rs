@@ -1,9 +1,13 @@
-//! Logging: tracing-subscriber set up from `[log]`, reloadable on SIGHUP.
+//! Watching tokend: logs (here), [`metrics`] and [`systemd`] notifications.
 //!
+//! Logging: tracing-subscriber set up from `[log]`, reloadable on SIGHUP.
 //! Logs go to stderr (stdout is for CLI output such as `tokend token ID`).
 //! `log.format = "auto"` picks text without timestamps under journald
 //! (`JOURNAL_STREAM` set: journald stamps lines itself), JSON when stderr is
 //! not a terminal, and coloured text on a terminal.
+
+pub mod metrics;
+pub mod systemd;
 
 use std::io::IsTerminal;
 

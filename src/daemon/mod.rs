@@ -1,9 +1,21 @@
-//! `tokend serve`: binds the listeners, opens the store and serves until told to stop.
+//! `tokend serve`: the composition root.
+//!
+//! Start-up order: bind the listeners (a port clash fails at once), serve
+//! `/healthz` (and `/readyz` = 503), open the store, build the providers,
+//! load the cache, start the refresher, then READY=1. Shutdown (SIGTERM,
+//! SIGINT): STOPPING=1, stop accepting, let requests and refreshes in flight
+//! finish (bounded), close the database. SIGHUP reloads what can be reloaded.
+//!
+//! - `listen`: TCP and unix listeners, systemd socket activation.
+//! - `reload`: SIGHUP.
+//! - `supervise`: systemd STATUS and WATCHDOG.
+
+mod listen;
+mod reload;
+mod supervise;
 
 use std::future::Future;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,64 +28,16 @@ use crate::api::guard::Peer;
 use crate::api::{self, AppState, Readiness};
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::config::{Config, ServerConfig};
+use crate::config::Config;
 use crate::provider;
 use crate::refresh::Refresher;
 use crate::store::Store;
 use crate::store::key::open_store;
-
-/// The sockets `serve` answers on, bound before anything else so a port
-/// clash fails at once.
-#[derive(Debug)]
-pub struct Listeners {
-    pub tcp: Vec<std::net::TcpListener>,
-    pub unix: Option<(std::os::unix::net::UnixListener, PathBuf)>,
-}
-
-impl Listeners {
-    pub fn bind(server: &ServerConfig) -> anyhow::Result<Listeners> {
-        let mut tcp = Vec::new();
-        for addr in &server.listen {
-            let listener = std::net::TcpListener::bind(addr)
-                .with_context(|| format!("cannot listen on {addr} (server.listen)"))?;
-            listener.set_nonblocking(true)?;
-            tcp.push(listener);
-        }
-        let unix = match &server.unix_socket {
-            Some(path) => Some((bind_unix(path, server.unix_socket_mode)?, path.clone())),
-            None => None,
-        };
-        Ok(Listeners { tcp, unix })
-    }
-
-    /// The TCP addresses actually bound (port 0 resolved).
-    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        self.tcp
-            .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect()
-    }
-}
-
-/// Binds the unix socket, replacing a stale socket file (never another kind of
-/// file), and sets its mode: bind() obeys the umask, which systemd sets to 0077.
-fn bind_unix(path: &Path, mode: u32) -> anyhow::Result<std::os::unix::net::UnixListener> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        anyhow::ensure!(
-            meta.file_type().is_socket(),
-            "server.unix_socket {} exists and is not a socket; refusing to replace it",
-            path.display()
-        );
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
-    }
-    let listener = std::os::unix::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {} (server.unix_socket)", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
+use crate::telemetry::LogHandle;
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::systemd;
+use crate::webhook::Webhook;
+pub use listen::Listeners;
 
 /// Options a test sets differently from production.
 #[derive(Debug, Clone)]
@@ -81,6 +45,11 @@ pub struct ServeOptions {
     pub clock: Clock,
     /// How long SIGTERM waits for refreshes in flight.
     pub drain_timeout: Duration,
+    /// Where SIGHUP re-reads the configuration from (the `--config` path,
+    /// `None` for the default); without it SIGHUP is not handled.
+    pub reload_from: Option<Option<PathBuf>>,
+    /// Lets SIGHUP change the log level.
+    pub log: Option<LogHandle>,
 }
 
 impl Default for ServeOptions {
@@ -88,15 +57,20 @@ impl Default for ServeOptions {
         ServeOptions {
             clock: Clock::system(),
             drain_timeout: Duration::from_secs(20),
+            reload_from: None,
+            log: None,
         }
     }
 }
 
+/// What runs once the store is open.
+struct Running {
+    store: Store,
+    refresher: Refresher,
+}
+
 /// Serves until `shutdown` completes; then stops accepting, lets requests
 /// and refreshes in flight finish (bounded) and closes the database.
-///
-/// The listeners answer `/healthz` at once and `/readyz` with 503 until the
-/// database is open and the cache loaded.
 pub async fn serve(
     config: Config,
     listeners: Listeners,
@@ -109,14 +83,36 @@ pub async fn serve(
     }
     let clients =
         Clients::from_config(&config, &database).context("cannot set up the default client")?;
-    let state = AppState::new(config.clone(), clients, Readiness::default());
+    let metrics = Metrics::new();
+    let state = AppState::new(
+        config.clone(),
+        clients,
+        Readiness::default(),
+        metrics.clone(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
+    let unix_path = listeners.unix.as_ref().and_then(|(_, p)| p.clone());
     let servers = spawn_servers(listeners, api::router(state.clone()), &stop_rx)?;
 
-    let started = start(&config, &options, &state, stop_rx).await;
-    if started.is_ok() {
+    let started = start(&config, &options, &state, metrics, stop_rx.clone()).await;
+    if let Ok(running) = &started {
+        let status = supervise::status_line(&running.refresher);
+        systemd::ready(&status);
+        tracing::info!(status = %status, "ready");
+        tokio::spawn(supervise::run(running.refresher.clone(), stop_rx.clone()));
+        if let Some(source) = options.reload_from.clone() {
+            let reloader = reload::Reloader::new(
+                config.clone(),
+                source,
+                state.clone(),
+                running.refresher.clone(),
+                options.log.clone(),
+            );
+            tokio::spawn(reloader.run(stop_rx.clone()));
+        }
         shutdown.await;
         tracing::info!("shutting down");
+        systemd::stopping();
     }
     state.readiness().set(false);
     let _ = stop_tx.send(true);
@@ -125,32 +121,48 @@ pub async fn serve(
             tracing::error!(error = %e, "server error");
         }
     }
-    if let Some(path) = &config.server.unix_socket {
+    if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }
-    let (store, refresher) = started?;
-    refresher.drain(options.drain_timeout).await;
-    store.close().await;
+    let running = started?;
+    running.refresher.drain(options.drain_timeout).await;
+    running.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
-/// Opens the store, builds the providers, loads the cache, starts the
-/// refresher and declares the daemon ready.
+/// Opens the store, builds the providers, loads the cache and starts the
+/// refresher and the webhook sender.
 async fn start(
     config: &Config,
     options: &ServeOptions,
     state: &AppState,
+    metrics: Metrics,
     stop: watch::Receiver<bool>,
-) -> anyhow::Result<(Store, Refresher)> {
+) -> anyhow::Result<Running> {
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     let providers = provider::build_all(config, options.clock.clone())?;
-    let refresher = Refresher::new(store.clone(), Arc::new(Cache::new()), providers, config);
+    let refresher = Refresher::new(
+        store.clone(),
+        Arc::new(Cache::new()),
+        providers,
+        config,
+        metrics.clone(),
+    );
+    if let Some(url) = &config.notify.webhook_url {
+        let webhook = Webhook::new(
+            url.clone(),
+            config.notify.webhook_secret.clone(),
+            options.clock.clone(),
+            metrics,
+        )
+        .context("cannot set up the webhook client")?;
+        tokio::spawn(webhook.run(refresher.subscribe(), stop.clone()));
+    }
     refresher.start(stop).await?;
     state.set_refresher(refresher.clone());
     state.readiness().set(true);
-    tracing::info!("ready");
-    Ok((store, refresher))
+    Ok(Running { store, refresher })
 }
 
 fn spawn_servers(
@@ -172,7 +184,10 @@ fn spawn_servers(
     }
     if let Some((listener, path)) = listeners.unix {
         let listener = tokio::net::UnixListener::from_std(listener)?;
-        tracing::info!(socket = %path.display(), "listening");
+        match &path {
+            Some(p) => tracing::info!(socket = %p.display(), "listening"),
+            None => tracing::info!("listening on the socket systemd passed"),
+        }
         let service = app.into_make_service_with_connect_info::<Peer>();
         let stop = stopped(stop.clone());
         servers.spawn(async move {

@@ -1,0 +1,155 @@
+//! SIGHUP: re-read the configuration and apply what can change live —
+//! clients, provider secrets, endpoints and limits, the log level, allowed
+//! hosts and `metrics_public` — without dropping a connection or the cache.
+//! Settings that need a restart are named in one WARN line.
+
+use std::path::PathBuf;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::api::AppState;
+use crate::api::auth::Clients;
+use crate::config::{self, Config};
+use crate::provider;
+use crate::refresh::Refresher;
+use crate::telemetry::LogHandle;
+use crate::telemetry::systemd;
+
+/// Keys a running daemon can take over (everything else needs a restart).
+const LIVE_KEYS: &[&str] = &["server.allowed_hosts", "server.metrics_public", "log.level"];
+
+pub(super) struct Reloader {
+    current: Config,
+    source: Option<PathBuf>,
+    state: AppState,
+    refresher: Refresher,
+    log: Option<LogHandle>,
+}
+
+impl Reloader {
+    pub(super) fn new(
+        current: Config,
+        source: Option<PathBuf>,
+        state: AppState,
+        refresher: Refresher,
+        log: Option<LogHandle>,
+    ) -> Self {
+        Reloader {
+            current,
+            source,
+            state,
+            refresher,
+            log,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot handle SIGHUP; reloading is off");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = hup.recv() => {}
+            }
+            tracing::info!("SIGHUP received: reloading the configuration");
+            systemd::reloading();
+            self.reload();
+            systemd::reloaded(&super::supervise::status_line(&self.refresher));
+        }
+    }
+
+    fn reload(&mut self) {
+        let new = match config::load(self.source.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed; the running configuration stays");
+                return;
+            }
+        };
+        let database = self.current.database_path();
+        let clients = match Clients::from_config(&new, &database) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "reload failed (clients); the running configuration stays");
+                return;
+            }
+        };
+        // Rebuild only providers whose settings changed: the others keep
+        // their rate-limiter state and any 429 pause.
+        let mut providers = self.refresher.providers();
+        providers.retain(|name, _| new.providers.contains_key(name));
+        for (name, settings) in &new.providers {
+            let unchanged = self
+                .current
+                .providers
+                .get(name)
+                .is_some_and(|old| old.same_settings(settings));
+            if unchanged && providers.contains_key(name) {
+                continue;
+            }
+            match provider::build(name, settings, self.refresher.clock().clone()) {
+                Ok(p) => {
+                    providers.insert(name.clone(), p);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed (providers); the running configuration stays");
+                    return;
+                }
+            }
+        }
+        let restart_needed = restart_only_changes(&self.current, &new);
+        self.refresher.set_providers(providers, &new);
+        if let Some(log) = &self.log {
+            log.set_level(&new.log.level);
+        }
+        let client_count = clients.len();
+        self.state.reload(new.clone(), clients);
+        if !restart_needed.is_empty() {
+            tracing::warn!(
+                keys = %restart_needed.join(", "),
+                "these settings changed but take effect only after a restart"
+            );
+        }
+        tracing::info!(
+            clients = client_count,
+            providers = new.providers.len(),
+            "configuration reloaded (clients, providers, log level, allowed hosts)"
+        );
+        self.current = new;
+    }
+}
+
+/// Keys outside `[providers]`/`[clients]` whose value changed and that a
+/// running daemon does not take over.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
+    let flat = |c: &Config| {
+        let mut out = Vec::new();
+        if let Ok(toml::Value::Table(t)) = toml::Value::try_from(c) {
+            for (section, v) in t {
+                if section == "providers" || section == "clients" {
+                    continue;
+                }
+                if let toml::Value::Table(keys) = v {
+                    for (k, v) in keys {
+                        out.push((format!("{section}.{k}"), v.to_string()));
+                    }
+                }
+            }
+        }
+        out
+    };
+    let before = flat(old);
+    flat(new)
+        .into_iter()
+        .filter(|(k, v)| {
+            !LIVE_KEYS.contains(&k.as_str()) && before.iter().all(|(bk, bv)| bk != k || bv != v)
+        })
+        .map(|(k, _)| k)
+        .collect()
+}

@@ -1,0 +1,228 @@
+//! Prometheus metrics (`GET /metrics`, text exposition format).
+//!
+//! No label ever carries a secret or a credential id: ids are unbounded and
+//! belong to users. Labels are provider names, outcomes, statuses and route
+//! templates (`/v1/tokens/{id}`), all from small fixed sets.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::cache::Cache;
+use crate::clock::UnixMillis;
+use crate::provider::Providers;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshLabels {
+    provider: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProviderLabels {
+    provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Every metric tokend exports; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    refreshes: Family<RefreshLabels, Counter>,
+    refresh_seconds: HistogramFamily<ProviderLabels>,
+    http_requests: Family<HttpLabels, Counter>,
+    grants: Family<StatusLabels, Gauge>,
+    credentials: Gauge,
+    earliest_expiry: Gauge<f64, AtomicU64>,
+    pauses: Family<ProviderLabels, Counter>,
+    webhooks: Family<ResultLabels, Counter>,
+    pending_writes: Gauge,
+}
+
+fn refresh_histogram() -> Histogram {
+    // 10 ms to about 40 s: a provider call plus a synchronous commit.
+    Histogram::new(exponential_buckets(0.01, 2.0, 13))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("tokend");
+        let refreshes = Family::<RefreshLabels, Counter>::default();
+        registry.register(
+            "refreshes",
+            "Refresh attempts by provider and outcome",
+            refreshes.clone(),
+        );
+        let refresh_seconds: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(refresh_histogram);
+        registry.register(
+            "refresh_duration_seconds",
+            "Time from the provider call to the durable write, by provider",
+            refresh_seconds.clone(),
+        );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route template and status",
+            http_requests.clone(),
+        );
+        let grants = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "grants",
+            "Grants by status (failing: active with repeated failures)",
+            grants.clone(),
+        );
+        let credentials = Gauge::default();
+        registry.register(
+            "credentials",
+            "Credentials in the cache",
+            credentials.clone(),
+        );
+        let earliest_expiry = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "earliest_expiry_seconds",
+            "Seconds until the earliest expiry of an active access token (+Inf when there is none)",
+            earliest_expiry.clone(),
+        );
+        let pauses = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "provider_rate_limit_pauses",
+            "Times a 429 paused a provider",
+            pauses.clone(),
+        );
+        let webhooks = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by result",
+            webhooks.clone(),
+        );
+        let pending_writes = Gauge::default();
+        registry.register(
+            "durable_writes_pending",
+            "Refreshed tokens held in memory because the database refused the write",
+            pending_writes.clone(),
+        );
+        Metrics {
+            inner: Arc::new(Inner {
+                registry,
+                refreshes,
+                refresh_seconds,
+                http_requests,
+                grants,
+                credentials,
+                earliest_expiry,
+                pauses,
+                webhooks,
+                pending_writes,
+            }),
+        }
+    }
+
+    /// One refresh attempt ended with `outcome` after `seconds`.
+    pub fn refresh(&self, provider: &str, outcome: &'static str, seconds: f64) {
+        let provider = provider.to_owned();
+        self.inner
+            .refreshes
+            .get_or_create(&RefreshLabels {
+                provider: provider.clone(),
+                outcome,
+            })
+            .inc();
+        self.inner
+            .refresh_seconds
+            .get_or_create(&ProviderLabels { provider })
+            .observe(seconds);
+    }
+
+    pub fn http_request(&self, route: &'static str, status: u16) {
+        self.inner
+            .http_requests
+            .get_or_create(&HttpLabels { route, status })
+            .inc();
+    }
+
+    pub fn webhook(&self, result: &'static str) {
+        self.inner
+            .webhooks
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn set_pending_writes(&self, n: usize) {
+        self.inner
+            .pending_writes
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// The exposition text, with the gauges read from the cache and the
+    /// providers at this moment.
+    pub fn render(
+        &self,
+        cache: &Cache,
+        providers: &Providers,
+        failing_after: i64,
+        now: UnixMillis,
+    ) -> String {
+        let counts = cache.grant_counts(failing_after);
+        for (status, n) in [
+            ("active", counts.active),
+            ("failing", counts.failing),
+            ("needs_reauth", counts.needs_reauth),
+        ] {
+            self.inner
+                .grants
+                .get_or_create(&StatusLabels { status })
+                .set(n as i64);
+        }
+        self.inner.credentials.set(cache.len() as i64);
+        let expiry = cache
+            .earliest_expiry()
+            .map_or(f64::INFINITY, |at| (at - now) as f64 / 1000.0);
+        self.inner.earliest_expiry.set(expiry);
+        for (name, provider) in providers {
+            let counter = self.inner.pauses.get_or_create(&ProviderLabels {
+                provider: name.clone(),
+            });
+            let seen = provider.rate_limit_pauses();
+            counter.inc_by(seen.saturating_sub(counter.get()));
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
