@@ -24,6 +24,8 @@ use crate::store::{
 
 /// How often to look again while another process holds a grant's lease.
 const LEASE_POLL: Duration = Duration::from_millis(100);
+/// How soon a refresh the database kept from starting is tried again (plus jitter up to as much).
+const DB_RETRY_MS: i64 = 5_000;
 /// Longest pause between retries of a durable write the database refused.
 const MAX_WRITE_RETRY: Duration = Duration::from_secs(5);
 
@@ -65,17 +67,46 @@ impl Refresher {
             .first()
             .and_then(|id| self.inner.cache.get(id));
         let lease_ms = provider.map_or(120_000, |e| self.lease_ms(&e.provider));
-        self.take_lease(grant_id, lease_ms).await?;
-        let result = self.attempt(grant_id, trigger).await;
-        // Writes release the lease themselves; this covers every other exit.
-        if let Err(e) = self
-            .store()
-            .release_lease(grant_id, &self.inner.owner)
-            .await
-        {
-            tracing::warn!(grant_id = %grant_id, error = %e, "could not release a refresh lease; it expires by itself");
+        let result = match self.take_lease(grant_id, lease_ms).await {
+            Ok(()) => {
+                let result = self.attempt(grant_id, trigger).await;
+                // Writes release the lease themselves; this covers every other exit.
+                if let Err(e) = self
+                    .store()
+                    .release_lease(grant_id, &self.inner.owner)
+                    .await
+                {
+                    tracing::warn!(grant_id = %grant_id, error = %e, "could not release a refresh lease; it expires by itself");
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(RefreshError::Store(message)) = &result {
+            // The database failed before any provider call (busy, re-keyed,
+            // unreadable): look again soon, or the grant drops out of the schedule.
+            tracing::warn!(grant_id = %grant_id, error = %message, "refresh skipped: database error; retrying in a few seconds");
+            self.retry_soon(grant_id);
         }
         result
+    }
+
+    fn retry_soon(&self, grant_id: GrantId) {
+        let expires_at = self
+            .inner
+            .cache
+            .members(grant_id)
+            .first()
+            .and_then(|id| self.inner.cache.get(id))
+            .and_then(|e| e.access.as_ref().map(|a| a.expires_at))
+            .unwrap_or(0);
+        let due =
+            self.clock().now() + DB_RETRY_MS + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
+        let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
+            grant: grant_id,
+            due,
+            expires_at,
+        });
     }
 
     async fn take_lease(&self, grant_id: GrantId, lease_ms: i64) -> Result<(), RefreshError> {

@@ -137,3 +137,32 @@ async fn application_calendar_is_provisioned_again_when_refused() {
     assert_eq!(view["status"], "active");
     assert_eq!(view["consecutive_failures"], 0);
 }
+
+#[tokio::test]
+async fn a_database_error_before_the_call_keeps_the_grant_scheduled() {
+    use tokend::store::Store;
+    use tokend::store::crypto::MasterKey;
+    use tokend::store::key::read_key;
+
+    let app = spawn_app().await;
+    app.import("alice", "rt-alice").await;
+    let due = app.next_refresh_at("alice").await;
+    // Another process re-keys the database: this daemon can no longer read grants.
+    let original = read_key(&app.dir.path().join("tokend.key")).unwrap();
+    let other = MasterKey::generate();
+    let db = app.database();
+    let store = Store::open(&db, &original, app.clock.clone())
+        .await
+        .unwrap();
+    store.rotate_key(&other).await.unwrap();
+    store.close().await;
+
+    app.advance_to(due + 1_000);
+    app.assert_no_more_calls(1).await;
+    // The key comes back; the grant was not forgotten.
+    let store = Store::open(&db, &other, app.clock.clone()).await.unwrap();
+    store.rotate_key(&original).await.unwrap();
+    store.close().await;
+    app.clock.advance(Duration::from_secs(11));
+    app.wait_refresh_calls(2).await;
+}
