@@ -159,17 +159,7 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt("meta.key_check is not hex".into()))?;
                 self.cipher.verify_key_check(&check)?;
             }
-            _ => {
-                let id = self.cipher.key_id();
-                let check = hex::encode(self.cipher.key_check());
-                sqlx::query!(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_id', ?1), ('key_check', ?2)",
-                    id,
-                    check
-                )
-                .execute(&mut *tx)
-                .await?;
-            }
+            _ => write_key_check(&mut tx, &self.cipher).await?,
         }
         tx.commit().await?;
         Ok(())
@@ -180,6 +170,23 @@ impl Store {
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Records which key seals this database, and a value only that key opens.
+async fn write_key_check(
+    tx: &mut Transaction<'static, sqlx::Sqlite>,
+    cipher: &Cipher,
+) -> Result<(), StoreError> {
+    let id = cipher.key_id();
+    let check = hex::encode(cipher.key_check());
+    sqlx::query!(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_id', ?1), ('key_check', ?2)",
+        id,
+        check
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Takes the next change number; rows touched in this transaction carry it.

@@ -1,7 +1,7 @@
 //! `tokend rotate-key`: re-seal every token under a new key in one transaction.
 
 use super::crypto::{Cipher, Field, MasterKey};
-use super::{Store, StoreError, next_change_seq};
+use super::{Store, StoreError, next_change_seq, write_key_check};
 
 impl Store {
     /// Re-encrypts every token column with `new_key`, recomputes the lookup
@@ -58,15 +58,7 @@ impl Store {
             .await?;
             count += 1;
         }
-        let id = new.key_id();
-        let check = hex::encode(new.key_check());
-        sqlx::query!(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('key_id', ?1), ('key_check', ?2)",
-            id,
-            check
-        )
-        .execute(&mut *tx)
-        .await?;
+        write_key_check(&mut tx, &new).await?;
         tx.commit().await?;
         Ok(count)
     }
