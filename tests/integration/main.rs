@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real loopback HTTP, real SQLite files in
 //! temp dirs, and a fake OAuth provider that is a real HTTP server.
 
+mod api;
 mod fake_provider;
 mod helpers;
 mod provider;
