@@ -29,11 +29,13 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 
 use crate::config::Config;
 use crate::refresh::Refresher;
@@ -164,7 +166,8 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
 }
 
 /// Runs before every handler, in SPEC §4's order: browser/proxy/Host (403),
-/// then the client key (401). Health probes need no key.
+/// then the client key (401), then the body size (413). Health probes need
+/// no key.
 async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request
         .extensions()
@@ -191,7 +194,23 @@ async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -
             None => return ApiError::Unauthorized.into_response(),
         }
     }
-    next.run(request).await
+    // 413 outranks 400 and 403-for-rights, but axum runs the extractors that
+    // check the path (a bad id: 400) before the one that reads the body. So
+    // the body is read here, once the caller is known, within the limit.
+    let limit = state.config().server.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(_) => {
+            return ApiError::InvalidRequest("could not read the request body".into())
+                .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Tokens must never sit in a cache, and nothing here is meant to be

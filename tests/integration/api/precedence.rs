@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use super::{READER_KEY, TEAM_KEY, anonymous, as_client, assert_error};
+use super::{READER_KEY, TEAM_KEY, anonymous, as_client, assert_error, raw, raw_body};
 use crate::helpers::send;
 
 fn big_import() -> serde_json::Value {
@@ -43,6 +43,32 @@ async fn unauthorized_beats_size_bad_input_and_not_found() {
     assert_error(&malformed, StatusCode::UNAUTHORIZED, "unauthorized");
     let missing = send(anonymous(&app, Method::GET, "/v1/credentials/ghost")).await;
     assert_error(&missing, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn too_large_beats_bad_input_and_rights() {
+    let app = super::spawn_with_clients().await;
+    let bad_id = send(app.put("/v1/credentials/bad!id").json(&big_import())).await;
+    assert_error(&bad_id, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let no_rights =
+        send(as_client(&app, READER_KEY, Method::PUT, "/v1/credentials/x").json(&big_import()))
+            .await;
+    assert_error(
+        &no_rights,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
+    // Chunked, so the size is only known while reading.
+    let mut body = format!("{:x}\r\n", 70_000).into_bytes();
+    body.extend(std::iter::repeat_n(b' ', 70_000));
+    body.extend_from_slice(b"\r\n0\r\n\r\n");
+    let head = format!(
+        "PUT /v1/credentials/bad!id HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked",
+        app.key
+    );
+    let (status, text) = raw(&app, &head, &body).await;
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(raw_body(&text)["error"], "payload_too_large");
 }
 
 #[tokio::test]
