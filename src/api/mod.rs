@@ -140,10 +140,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
 }
@@ -211,6 +208,14 @@ async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// `server.request_timeout_secs`, answered with the SPEC's error body (a
+/// refresh the request started goes on: the refresher owns it).
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    tokio::time::timeout(limit, next.run(request))
+        .await
+        .unwrap_or_else(|_| ApiError::Timeout.into_response())
 }
 
 /// Tokens must never sit in a cache, and nothing here is meant to be

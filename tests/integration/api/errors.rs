@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{anonymous, as_client, assert_error, raw, raw_body};
 use crate::fake_provider::Canned;
-use crate::helpers::{REDIRECT_URI, send, spawn_app};
+use crate::helpers::{AppOptions, REDIRECT_URI, eventually, send, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn invalid_request_for_bad_bodies_ids_and_providers() {
@@ -238,4 +238,24 @@ async fn provider_error_for_an_unexpected_answer() {
     assert_eq!(status, StatusCode::CREATED, "{view}");
     assert_eq!(view["consecutive_failures"], 1);
     assert!(view["last_error"].as_str().unwrap().contains("418"));
+}
+
+#[tokio::test]
+async fn a_request_past_request_timeout_secs_gets_an_error_body() {
+    let app = spawn_app_with(AppOptions {
+        server_toml: "request_timeout_secs = 1".into(),
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(app.import("alice", "rt-a").await.0, StatusCode::CREATED);
+    app.clock.advance(std::time::Duration::from_secs(3000));
+    app.fake.set_delay(std::time::Duration::from_millis(1300));
+    let got = send(app.get("/v1/tokens/alice?min_ttl=1000")).await;
+    assert_error(&got, StatusCode::REQUEST_TIMEOUT, "request_timeout");
+    // The refresh itself went on and its token is served.
+    app.fake.set_delay(std::time::Duration::ZERO);
+    eventually("the refreshed token", async || {
+        app.token("alice").await.1["access_token"] == "at-2"
+    })
+    .await;
 }
