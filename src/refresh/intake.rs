@@ -7,7 +7,7 @@ use url::Url;
 use super::flight::store_err;
 use super::schedule::{backoff, due_at};
 use super::{RefreshError, Refresher, Trigger};
-use crate::clock::millis;
+use crate::clock::{UnixMillis, millis};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
 use crate::store::{AccessToken, Extras, GrantId, NewCredential};
 
@@ -82,7 +82,6 @@ impl Refresher {
     /// links the credential to that grant.
     pub async fn import(&self, req: Import) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(&req.provider)?;
-        let extras = Extras::new();
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
             let response = TokenResponse {
                 access_token: token,
@@ -98,7 +97,7 @@ impl Refresher {
                     &req.provider,
                     &req.refresh_token,
                     Some(&response),
-                    &extras,
+                    None,
                     None,
                 )
                 .await;
@@ -110,14 +109,7 @@ impl Refresher {
             .map_err(|e| IntakeError::Store(e.to_string()))?;
         if let Some(grant) = existing {
             let out = self
-                .store_new(
-                    &req.id,
-                    &req.provider,
-                    &req.refresh_token,
-                    None,
-                    &extras,
-                    None,
-                )
+                .store_new(&req.id, &req.provider, &req.refresh_token, None, None, None)
                 .await?;
             let needs_token = self.cache().get(&req.id).is_none_or(|e| e.access.is_none());
             if needs_token {
@@ -136,29 +128,36 @@ impl Refresher {
                     scope: response.scope.clone().or(req.scope.clone()),
                     ..response
                 };
-                let extras = scope_fallback.extras.clone();
                 self.store_new(
                     &req.id,
                     &req.provider,
                     &rt,
                     Some(&scope_fallback),
-                    &extras,
+                    None,
                     None,
                 )
                 .await
             }
             Err(e) if e.is_retryable() => {
+                // Stored due at the retry time, not now: scheduled "now", the
+                // background refresh would fire at once, before the failure
+                // is recorded, ignoring the backoff (and a 429's Retry-After).
+                let delay = match &e {
+                    ProviderError::RateLimited { retry_after } => *retry_after,
+                    _ => backoff(1, self.config(), rand::random()),
+                };
+                let retry_at = self.clock().now() + millis(delay);
                 let out = self
                     .store_new(
                         &req.id,
                         &req.provider,
                         &req.refresh_token,
                         None,
-                        &extras,
+                        Some(retry_at),
                         None,
                     )
                     .await?;
-                self.record_intake_failure(out.grant_id, &e).await;
+                self.record_intake_failure(out.grant_id, &e, retry_at).await;
                 Ok(out)
             }
             Err(e) => Err(e.into()),
@@ -176,15 +175,8 @@ impl Refresher {
         let provider = self.provider_named(provider_name)?;
         let response = provider.exchange_code(code, redirect_uri).await?;
         let rt = required_refresh_token(&response)?;
-        self.store_new(
-            id,
-            provider_name,
-            &rt,
-            Some(&response),
-            &response.extras,
-            None,
-        )
-        .await
+        self.store_new(id, provider_name, &rt, Some(&response), None, None)
+            .await
     }
 
     /// Provisions (or gets again) a Cronofy application calendar into credential `id`.
@@ -202,7 +194,7 @@ impl Refresher {
             provider_name,
             &rt,
             Some(&response),
-            &response.extras,
+            None,
             Some(calendar_id),
         )
         .await
@@ -264,16 +256,20 @@ impl Refresher {
     }
 
     /// Stores a credential whose refresh token just arrived, with the access
-    /// token of `response` if there is one, and publishes it.
+    /// token and provider extras of `response` if there is one, and publishes
+    /// it. A new grant is due for refresh as its token says, else at
+    /// `retry_at` (a first refresh that failed), else now.
     async fn store_new(
         &self,
         id: &str,
         provider: &str,
         refresh_token: &SecretString,
         response: Option<&TokenResponse>,
-        extras: &Extras,
+        retry_at: Option<UnixMillis>,
         application_calendar_id: Option<&str>,
     ) -> Result<IntakeOutcome, IntakeError> {
+        let no_extras = Extras::new();
+        let extras = response.map_or(&no_extras, |r| &r.extras);
         let now = self.clock().now();
         let cfg = self.config();
         let access = response.map(|r| {
@@ -288,7 +284,7 @@ impl Refresher {
                 lifetime_secs: lifetime,
             }
         });
-        let next = access.as_ref().map_or(now, |a| {
+        let next = access.as_ref().map_or(retry_at.unwrap_or(now), |a| {
             due_at(a.expires_at, a.lifetime_secs, cfg, rand::random())
         });
         let out = self
@@ -326,12 +322,12 @@ impl Refresher {
         Ok(())
     }
 
-    async fn record_intake_failure(&self, grant_id: GrantId, error: &ProviderError) {
-        let delay = match error {
-            ProviderError::RateLimited { retry_after } => *retry_after,
-            _ => backoff(1, self.config(), rand::random()),
-        };
-        let next = self.clock().now() + millis(delay);
+    async fn record_intake_failure(
+        &self,
+        grant_id: GrantId,
+        error: &ProviderError,
+        next: UnixMillis,
+    ) {
         tracing::info!(grant_id = %grant_id, error = %error, "first refresh of an import failed; stored it and will retry");
         if let Err(e) = self
             .store()

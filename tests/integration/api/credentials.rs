@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{assert_error, import_with_token};
 use crate::fake_provider::Canned;
-use crate::helpers::{REDIRECT_URI, eventually, send, spawn_app};
+use crate::helpers::{AppOptions, REDIRECT_URI, eventually, send, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn import_creates_then_replaces() {
@@ -49,7 +49,12 @@ async fn import_creates_then_replaces() {
 
 #[tokio::test]
 async fn import_with_a_transient_failure_is_stored_and_retried() {
-    let app = spawn_app().await;
+    // A long first backoff, so "not before the backoff" is a real wait.
+    let app = spawn_app_with(AppOptions {
+        extra_toml: "[refresh]\nretry_initial_secs = 60\n".into(),
+        ..AppOptions::default()
+    })
+    .await;
     app.fake.add_refresh_token("rt-a", json!({}));
     app.fake.push(Canned::error(503, "temporarily_unavailable"));
     let (status, view) = send(app.put("/v1/credentials/alice").json(&json!({
@@ -59,8 +64,13 @@ async fn import_with_a_transient_failure_is_stored_and_retried() {
     assert_eq!(status, StatusCode::CREATED, "{view}");
     assert_eq!(view["status"], "active");
     assert_eq!(view["consecutive_failures"], 1);
+    // Nothing is retried before the backoff (the manual clock stands still).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(app.fake.refresh_calls(), 1, "no retry before the backoff");
+    let (_, view) = send(app.get("/v1/credentials/alice")).await;
+    assert_eq!(view["consecutive_failures"], 1);
     // The retry comes in the background once its backoff passes.
-    app.clock.advance(Duration::from_secs(5));
+    app.clock.advance(Duration::from_secs(61));
     eventually("the background retry", async || {
         app.fake.refresh_calls() == 2
     })
