@@ -31,10 +31,11 @@ use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::BodyExt;
 
 use crate::config::Config;
@@ -109,33 +110,74 @@ impl AppState {
     }
 }
 
+/// One route: a method on a path, and its handler.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+    Endpoint {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API. [`router`] is built from this list and
+/// [`routes`] reads it, so the list `docs/openapi.yaml` is checked against
+/// (by a test) is the one that serves.
+fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/healthz", healthz),
+        endpoint(M::GET, "/readyz", readyz),
+        endpoint(M::GET, "/v1/tokens/{id}", tokens::get_token),
+        endpoint(M::POST, "/v1/tokens/{id}/refresh", tokens::force_refresh),
+        endpoint(M::GET, "/v1/credentials", credentials::list),
+        endpoint(M::GET, "/v1/credentials/{id}", credentials::show),
+        endpoint(M::PUT, "/v1/credentials/{id}", credentials::import),
+        endpoint(M::DELETE, "/v1/credentials/{id}", credentials::delete),
+        endpoint(
+            M::POST,
+            "/v1/credentials/{id}/authorization-code",
+            credentials::authorization_code,
+        ),
+        endpoint(
+            M::POST,
+            "/v1/credentials/{id}/application-calendar",
+            credentials::application_calendar,
+        ),
+        endpoint(M::GET, "/v1/authorize-url", authorize::url),
+        endpoint(M::POST, "/v1/callback", authorize::callback),
+    ]
+}
+
+/// The `(method, path)` of every route the router serves, in axum's path
+/// syntax (`{id}`), which is OpenAPI's too.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    endpoints()
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+}
+
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let body_limit = config.server.max_body_bytes;
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
     drop(config);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/v1/tokens/{id}", get(tokens::get_token))
-        .route("/v1/tokens/{id}/refresh", post(tokens::force_refresh))
-        .route("/v1/credentials", get(credentials::list))
-        .route(
-            "/v1/credentials/{id}",
-            get(credentials::show)
-                .put(credentials::import)
-                .delete(credentials::delete),
-        )
-        .route(
-            "/v1/credentials/{id}/authorization-code",
-            post(credentials::authorization_code),
-        )
-        .route(
-            "/v1/credentials/{id}/application-calendar",
-            post(credentials::application_calendar),
-        )
-        .route("/v1/authorize-url", get(authorize::url))
-        .route("/v1/callback", post(authorize::callback))
+    // Routes on one path merge; the same method twice on a path panics here.
+    let routes = endpoints()
+        .into_iter()
+        .fold(Router::new(), |r, e| r.route(e.path, e.handler));
+    routes
         .fallback(|| async { ApiError::NotFoundPath })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))

@@ -12,6 +12,7 @@ mod delete;
 mod errors;
 mod headers;
 mod listing;
+mod openapi;
 mod precedence;
 mod refresh;
 mod tokens;
