@@ -1,7 +1,8 @@
 //! Credentials arriving: `PUT /v1/credentials/{id}` (201 new, 200 replaced,
 //! with or without an access token, a transient first failure stored and
-//! retried), authorization-code exchange, Cronofy application calendars, and
-//! linked accounts (one refresh token, one grant, one refresh for both).
+//! retried), authorization-code exchange, Cronofy application calendars
+//! (provisioned again when refused), and linked accounts (one refresh token,
+//! one grant, one refresh for both, each credential keeping its own extras).
 
 use std::time::Duration;
 
@@ -180,4 +181,85 @@ async fn linked_accounts_share_one_grant_and_one_refresh() {
         (json!("alice"), json!("bob"))
     );
     assert_eq!(app.fake.refresh_calls(), 2, "one refresh for both");
+}
+
+#[tokio::test]
+async fn linked_code_exchanges_keep_their_own_extras_and_merge_the_refreshs() {
+    let app = spawn_app().await;
+    // Cronofy links accounts authorized from one browser: two users, one
+    // refresh token, each with its own sub.
+    app.fake.add_code(
+        "code-a",
+        "rt-linked",
+        json!({"account_id": "acc_1", "sub": "sub_a"}),
+    );
+    app.fake.add_code(
+        "code-b",
+        "rt-linked",
+        json!({"account_id": "acc_1", "sub": "sub_b"}),
+    );
+    for (id, code) in [("alice", "code-a"), ("bob", "code-b")] {
+        let (status, view) = send(
+            app.post(&format!("/v1/credentials/{id}/authorization-code"))
+                .json(&json!({
+                    "provider": "cronofy", "code": code, "redirect_uri": REDIRECT_URI,
+                })),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{view}");
+    }
+    // A refresh answer carries fewer fields, and a changed one.
+    app.fake
+        .add_refresh_token("rt-linked", json!({"account_id": "acc_2"}));
+    let (status, a) = send(app.post("/v1/tokens/alice/refresh")).await;
+    assert_eq!(status, StatusCode::OK, "{a}");
+    let (_, b) = app.token("bob").await;
+    assert_eq!(
+        a["access_token"], b["access_token"],
+        "one grant, one refresh"
+    );
+    assert_eq!(app.fake.refresh_calls(), 1);
+    assert_eq!(
+        (&a["sub"], &b["sub"]),
+        (&json!("sub_a"), &json!("sub_b")),
+        "own extras kept"
+    );
+    assert_eq!(
+        (&a["account_id"], &b["account_id"]),
+        (&json!("acc_2"), &json!("acc_2")),
+        "merged"
+    );
+    let (_, view) = send(app.get("/v1/credentials/bob")).await;
+    assert_eq!(
+        (&view["sub"], &view["account_id"]),
+        (&json!("sub_b"), &json!("acc_2"))
+    );
+}
+
+#[tokio::test]
+async fn a_refused_application_calendar_is_provisioned_again() {
+    let app = spawn_app().await;
+    let path = "/v1/credentials/apc-1/application-calendar";
+    let body = json!({"provider": "cronofy", "application_calendar_id": "cal-1"});
+    assert_eq!(
+        send(app.post(path).json(&body)).await.0,
+        StatusCode::CREATED
+    );
+    let (_, first) = app.token("apc-1").await;
+    // The refresh token dies; no person is needed to get a new one.
+    for rt in app.fake.valid_refresh_tokens() {
+        app.fake.revoke_refresh_token(&rt);
+    }
+    let (status, token) = send(app.post("/v1/tokens/apc-1/refresh")).await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    assert_ne!(token["access_token"], first["access_token"]);
+    let provisioning = app
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/application_calendars")
+        .count();
+    assert_eq!(provisioning, 2, "provisioned again with the same id");
+    let (_, view) = send(app.get("/v1/credentials/apc-1")).await;
+    assert_eq!(view["status"], "active");
 }

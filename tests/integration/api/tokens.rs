@@ -1,8 +1,8 @@
 //! `GET /v1/tokens/{id}`: the token response with provider extras, `min_ttl`
 //! forcing a refresh, never an expired token, 503 `provider_unavailable`
-//! with `Retry-After` when the provider is down and the token has run out,
-//! `warnings` on a degraded grant, and 409 `needs_reauth` for a dead grant
-//! even while its last token is unexpired.
+//! with `Retry-After` when the provider is down (or rate limits us) and the
+//! token has run out, `warnings` on a degraded grant, and 409 `needs_reauth`
+//! for a dead grant even while its last token is unexpired.
 
 use std::time::Duration;
 
@@ -174,4 +174,26 @@ async fn a_dead_grant_is_409_even_with_an_unexpired_token() {
     );
     let (_, view) = send(app.get("/v1/credentials/alice")).await;
     assert_eq!(view["status"], "needs_reauth");
+}
+
+#[tokio::test]
+async fn a_rate_limited_provider_gives_its_retry_after() {
+    let app = spawn_app().await;
+    assert_eq!(app.import("alice", "rt-a").await.0, StatusCode::CREATED);
+    app.fake
+        .push(Canned::error(429, "too_many_requests").header("retry-after", "120"));
+    app.clock.advance(Duration::from_secs(3601));
+    let (status, headers, body) = send_full(app.get("/v1/tokens/alice")).await;
+    assert_error(
+        &(status, body),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "provider_unavailable",
+    );
+    let wait = retry_after(&headers);
+    assert!(
+        (120..=135).contains(&wait),
+        "the provider's pause, got {wait}"
+    );
+    let (_, view) = send(app.get("/v1/credentials/alice")).await;
+    assert_eq!(view["status"], "active", "a 429 is never needs_reauth");
 }
