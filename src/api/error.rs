@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Not in SPEC's table: the database failed us; detail goes to the log.
     Internal(String),
     MethodNotAllowed,
+    /// Not in SPEC's table: the request took longer than
+    /// `server.request_timeout_secs` (a refresh it started goes on).
+    Timeout,
 }
 
 impl ApiError {
@@ -95,6 +98,11 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
                 "this path does not take that method".into(),
+            ),
+            Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request took longer than server.request_timeout_secs".into(),
             ),
         }
     }

@@ -6,6 +6,7 @@
 //! - `credentials`: import, code exchange, application calendars, views, delete.
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
+//! - `extract`: the caller, ids, bodies and queries, refused in SPEC terms.
 //!
 //! Handlers read the cache and ask the refresher; they never call a provider.
 //! Every response carries `Cache-Control: no-store` and
@@ -15,9 +16,12 @@ pub mod auth;
 mod authorize;
 mod credentials;
 pub mod error;
+mod extract;
 pub mod guard;
 mod tokens;
 pub mod views;
+
+pub use extract::{Caller, CredentialId, Json, OptionalJson, Query, check_id};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -25,20 +29,17 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{
-    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, MatchedPath, Request, State,
-};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
+use axum::routing::{MethodFilter, MethodRouter, on};
+use http_body_util::BodyExt;
 
 use crate::config::Config;
 use crate::refresh::Refresher;
-use crate::store::valid_credential_id;
 use crate::telemetry::metrics::Metrics;
 use auth::Clients;
 use error::ApiError;
@@ -112,62 +113,83 @@ impl AppState {
     }
 }
 
+/// One route: a method on a path, and its handler.
+struct Endpoint {
+    method: Method,
+    path: &'static str,
+    handler: MethodRouter<AppState>,
+}
+
+fn endpoint<H, T>(method: Method, path: &'static str, handler: H) -> Endpoint
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+    Endpoint {
+        method,
+        path,
+        handler: on(filter, handler),
+    }
+}
+
+/// Every route of the API. [`router`] is built from this list and
+/// [`routes`] reads it, so the list `docs/openapi.yaml` is checked against
+/// (by a test) is the one that serves.
+fn endpoints() -> Vec<Endpoint> {
+    use Method as M;
+    vec![
+        endpoint(M::GET, "/healthz", healthz),
+        endpoint(M::GET, "/readyz", readyz),
+        endpoint(M::GET, "/metrics", metrics),
+        endpoint(M::GET, "/v1/tokens/{id}", tokens::get_token),
+        endpoint(M::POST, "/v1/tokens/{id}/refresh", tokens::force_refresh),
+        endpoint(M::GET, "/v1/credentials", credentials::list),
+        endpoint(M::GET, "/v1/credentials/{id}", credentials::show),
+        endpoint(M::PUT, "/v1/credentials/{id}", credentials::import),
+        endpoint(M::DELETE, "/v1/credentials/{id}", credentials::delete),
+        endpoint(
+            M::POST,
+            "/v1/credentials/{id}/authorization-code",
+            credentials::authorization_code,
+        ),
+        endpoint(
+            M::POST,
+            "/v1/credentials/{id}/application-calendar",
+            credentials::application_calendar,
+        ),
+        endpoint(M::GET, "/v1/authorize-url", authorize::url),
+        endpoint(M::POST, "/v1/callback", authorize::callback),
+    ]
+}
+
+/// The `(method, path)` of every route the router serves, in axum's path
+/// syntax (`{id}`), which is OpenAPI's too.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    endpoints()
+        .into_iter()
+        .map(|e| (e.method, e.path))
+        .collect()
+}
+
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let body_limit = config.server.max_body_bytes;
     let timeout = Duration::from_secs(config.server.request_timeout_secs);
     drop(config);
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/v1/tokens/{id}", get(tokens::get_token))
-        .route("/v1/tokens/{id}/refresh", post(tokens::force_refresh))
-        .route("/v1/credentials", get(credentials::list))
-        .route(
-            "/v1/credentials/{id}",
-            get(credentials::show)
-                .put(credentials::import)
-                .delete(credentials::delete),
-        )
-        .route(
-            "/v1/credentials/{id}/authorization-code",
-            post(credentials::authorization_code),
-        )
-        .route(
-            "/v1/credentials/{id}/application-calendar",
-            post(credentials::application_calendar),
-        )
-        .route("/v1/authorize-url", get(authorize::url))
-        .route("/v1/callback", post(authorize::callback))
+    // Routes on one path merge; the same method twice on a path panics here.
+    let routes = endpoints()
+        .into_iter()
+        .fold(Router::new(), |r, e| r.route(e.path, e.handler));
+    routes
         .fallback(|| async { ApiError::NotFoundPath })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
-}
-
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-async fn readyz(State(state): State<AppState>) -> StatusCode {
-    let durable = state
-        .inner
-        .refresher
-        .get()
-        .is_some_and(Refresher::is_durable);
-    if state.readiness().is_ready() && durable {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -197,37 +219,45 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
     response
 }
 
-/// The route templates as static labels (a fixed, small set), with `:id`
-/// for the path parameter: label values without braces keep simple
-/// regex-based scrapers of the text format working.
+/// A route template as a metric label, `{id}` written `:id`: label values
+/// without braces keep simple regex-based scrapers of the text format working.
 fn route_label(template: &str) -> &'static str {
-    const ROUTES: &[(&str, &str)] = &[
-        ("/healthz", "/healthz"),
-        ("/readyz", "/readyz"),
-        ("/metrics", "/metrics"),
-        ("/v1/tokens/{id}", "/v1/tokens/:id"),
-        ("/v1/tokens/{id}/refresh", "/v1/tokens/:id/refresh"),
-        ("/v1/credentials", "/v1/credentials"),
-        ("/v1/credentials/{id}", "/v1/credentials/:id"),
-        (
-            "/v1/credentials/{id}/authorization-code",
-            "/v1/credentials/:id/authorization-code",
-        ),
-        (
-            "/v1/credentials/{id}/application-calendar",
-            "/v1/credentials/:id/application-calendar",
-        ),
-        ("/v1/authorize-url", "/v1/authorize-url"),
-        ("/v1/callback", "/v1/callback"),
-    ];
-    ROUTES
+    static LABELS: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        let mut paths: Vec<&'static str> = routes().into_iter().map(|(_, p)| p).collect();
+        paths.dedup();
+        // Built once per process from the fixed route list.
+        paths
+            .into_iter()
+            .map(|p| (p, &*Box::leak(p.replace("{id}", ":id").into_boxed_str())))
+            .collect()
+    });
+    labels
         .iter()
         .find(|(t, _)| *t == template)
-        .map_or("other", |(_, label)| label)
+        .map_or("other", |(_, l)| l)
+}
+
+async fn healthz() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn readyz(State(state): State<AppState>) -> StatusCode {
+    let durable = state
+        .inner
+        .refresher
+        .get()
+        .is_some_and(Refresher::is_durable);
+    if state.readiness().is_ready() && durable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
 }
 
 /// Runs before every handler, in SPEC §4's order: browser/proxy/Host (403),
-/// then the client key (401). Health probes need no key.
+/// then the client key (401), then the body size (413). Health probes need
+/// no key.
 async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let peer = request
         .extensions()
@@ -254,7 +284,31 @@ async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -
             None => return ApiError::Unauthorized.into_response(),
         }
     }
-    next.run(request).await
+    // 413 outranks 400 and 403-for-rights, but axum runs the extractors that
+    // check the path (a bad id: 400) before the one that reads the body. So
+    // the body is read here, once the caller is known, within the limit.
+    let limit = state.config().server.max_body_bytes;
+    let (parts, body) = request.into_parts();
+    let bytes = match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+        Err(_) => {
+            return ApiError::InvalidRequest("could not read the request body".into())
+                .into_response();
+        }
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// `server.request_timeout_secs`, answered with the SPEC's error body (a
+/// refresh the request started goes on: the refresher owns it).
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    tokio::time::timeout(limit, next.run(request))
+        .await
+        .unwrap_or_else(|_| ApiError::Timeout.into_response())
 }
 
 /// Tokens must never sit in a cache, and nothing here is meant to be
@@ -268,113 +322,4 @@ async fn common_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     response
-}
-
-/// The authenticated client of a request (inserted by `gate`).
-#[derive(Debug)]
-pub struct Caller(pub Arc<auth::Client>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Arc<auth::Client>>()
-            .cloned()
-            .map(Caller)
-            .ok_or(ApiError::Unauthorized)
-    }
-}
-
-/// A credential id from the path, validated (400 otherwise).
-#[derive(Debug)]
-pub struct CredentialId(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for CredentialId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(id) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::InvalidRequest("malformed path".into()))?;
-        check_id(&id)?;
-        Ok(CredentialId(id))
-    }
-}
-
-pub fn check_id(id: &str) -> Result<(), ApiError> {
-    if valid_credential_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidRequest(
-            "invalid credential id: use 1 to 128 of A-Z a-z 0-9 . _ : @ -".into(),
-        ))
-    }
-}
-
-/// A JSON body of type `T`: 413 past `server.max_body_bytes`, 400 for
-/// malformed JSON, a missing field or an unknown one. An empty body is
-/// `T::default()` where `T` allows it (see [`OptionalJson`]).
-#[derive(Debug)]
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state).await?;
-        parse_json(&bytes).map(Json)
-    }
-}
-
-/// Like [`Json`], but an empty body means `T::default()`.
-#[derive(Debug)]
-pub struct OptionalJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJson)
-    }
-}
-
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidRequest("could not read the request body".into())
-            }
-        })
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        // serde's message names the field and the expected type; the
-        // position helps too. It never contains more than the caller sent.
-        ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
-    })
-}
-
-/// Query parameters of type `T` (unknown ones refused: 400).
-#[derive(Debug)]
-pub struct Query<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))
-    }
 }

@@ -102,15 +102,17 @@ pub async fn force_refresh(
     {
         return Ok(response);
     }
-    let window = refresher.config().force_refresh_min_interval_secs as i64 * 1000;
-    if let Some(last) = entry.last_refresh_at.filter(|&t| now < t + window) {
-        if names_current {
-            return Err(ApiError::RateLimited {
-                retry_after: retry_after_secs(last + window, now),
-            });
-        }
-        if let Some(response) = respond(&entry, now, 0) {
-            return Ok(response);
+    if let Err(window_end) = refresher.claim_forced_refresh(entry.grant_id, now) {
+        // Inside the window: join a refresh under way, else no provider call.
+        if !refresher.is_refreshing(entry.grant_id) {
+            if names_current {
+                return Err(ApiError::RateLimited {
+                    retry_after: retry_after_secs(window_end, now),
+                });
+            }
+            if let Some(response) = respond(&entry, now, 0) {
+                return Ok(response);
+            }
         }
     }
     let trigger = Trigger::Forced {

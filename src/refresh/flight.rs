@@ -129,9 +129,14 @@ impl Refresher {
     }
 
     /// Drops a grant that no longer exists from the cache and the schedule.
-    fn forget(&self, grant_id: GrantId) {
+    pub(super) fn forget(&self, grant_id: GrantId) {
         self.inner.cache.remove_grant(grant_id);
         self.unschedule(grant_id);
+        self.inner
+            .forced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&grant_id);
     }
 
     async fn read_grant(&self, grant_id: GrantId) -> Result<Grant, RefreshError> {

@@ -7,7 +7,7 @@ use url::Url;
 use super::flight::store_err;
 use super::schedule::{backoff, due_at};
 use super::{RefreshError, Refresher, Trigger};
-use crate::clock::millis;
+use crate::clock::{UnixMillis, millis};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
 use crate::store::{AccessToken, Extras, GrantId, NewCredential};
 
@@ -22,6 +22,9 @@ struct Arrival<'a> {
     /// The provider issued the access token just now (it starts the
     /// forced-refresh window); not for a caller-supplied token.
     issued: bool,
+    /// Without an access token: when to try the first refresh (a first
+    /// refresh that failed); else now.
+    retry_at: Option<UnixMillis>,
 }
 
 /// `PUT /v1/credentials/{id}`: an existing grant brought in from elsewhere.
@@ -102,6 +105,7 @@ impl Refresher {
             response: None,
             application_calendar_id: None,
             issued: false,
+            retry_at: None,
         };
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
             let given = TokenResponse {
@@ -152,8 +156,21 @@ impl Refresher {
                 .await
             }
             Err(e) if e.is_retryable() => {
-                let out = self.store_new(arrival).await?;
-                self.record_intake_failure(out.grant_id, &e).await;
+                // Stored due at the retry time, not now: scheduled "now", the
+                // background refresh would fire at once, before the failure
+                // is recorded, ignoring the backoff (and a 429's Retry-After).
+                let delay = match &e {
+                    ProviderError::RateLimited { retry_after } => *retry_after,
+                    _ => backoff(1, self.config(), rand::random()),
+                };
+                let retry_at = self.clock().now() + millis(delay);
+                let out = self
+                    .store_new(Arrival {
+                        retry_at: Some(retry_at),
+                        ..arrival
+                    })
+                    .await?;
+                self.record_intake_failure(out.grant_id, &e, retry_at).await;
                 Ok(out)
             }
             Err(e) => Err(e.into()),
@@ -178,6 +195,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: None,
             issued: true,
+            retry_at: None,
         })
         .await
     }
@@ -199,6 +217,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: Some(calendar_id),
             issued: true,
+            retry_at: None,
         })
         .await
     }
@@ -252,8 +271,7 @@ impl Refresher {
             .ok_or(DeleteError::NotFound)?;
         self.cache().remove_credential(id);
         if out.grant_deleted {
-            self.cache().remove_grant(out.grant_id);
-            self.unschedule(out.grant_id);
+            self.forget(out.grant_id);
         }
         Ok(())
     }
@@ -275,8 +293,8 @@ impl Refresher {
                 lifetime_secs: lifetime,
             }
         });
-        let next = access.as_ref().map_or(now, |a| {
-            due_at(a.expires_at, a.lifetime_secs, cfg, rand::random())
+        let next = access.as_ref().map_or(a.retry_at.unwrap_or(now), |t| {
+            due_at(t.expires_at, t.lifetime_secs, cfg, rand::random())
         });
         let no_extras = Extras::new();
         let out = self
@@ -295,8 +313,7 @@ impl Refresher {
             .await
             .map_err(|e| IntakeError::Store(e.to_string()))?;
         if let Some(orphan) = out.orphaned_grant {
-            self.cache().remove_grant(orphan);
-            self.unschedule(orphan);
+            self.forget(orphan);
         }
         self.republish(out.grant_id)
             .await
@@ -315,12 +332,12 @@ impl Refresher {
         Ok(())
     }
 
-    async fn record_intake_failure(&self, grant_id: GrantId, error: &ProviderError) {
-        let delay = match error {
-            ProviderError::RateLimited { retry_after } => *retry_after,
-            _ => backoff(1, self.config(), rand::random()),
-        };
-        let next = self.clock().now() + millis(delay);
+    async fn record_intake_failure(
+        &self,
+        grant_id: GrantId,
+        error: &ProviderError,
+        next: UnixMillis,
+    ) {
         tracing::info!(grant_id = %grant_id, error = %error, "first refresh of an import failed; stored it and will retry");
         if let Err(e) = self
             .store()

@@ -129,6 +129,9 @@ struct Inner {
     /// Refreshes in flight in this process, by grant: later callers join.
     /// A std mutex: held only to look up or insert, never across an await.
     inflight: Mutex<HashMap<GrantId, Flight>>,
+    /// When each grant was last force-refreshed from this process (SPEC §4:
+    /// at most one forced refresh per grant per interval).
+    forced: Mutex<HashMap<GrantId, UnixMillis>>,
     permits: Arc<Semaphore>,
     schedule_tx: mpsc::UnboundedSender<Msg>,
     schedule_rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
@@ -168,6 +171,7 @@ impl Refresher {
                 failing_after: i64::from(config.notify.failing_after),
                 owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
                 inflight: Mutex::new(HashMap::new()),
+                forced: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(config.refresh.max_concurrency)),
                 schedule_tx,
                 schedule_rx: Mutex::new(Some(schedule_rx)),
@@ -247,6 +251,29 @@ impl Refresher {
             }
         };
         flight.await
+    }
+
+    /// Whether a refresh of this grant is running in this process now.
+    pub fn is_refreshing(&self, grant: GrantId) -> bool {
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&grant)
+    }
+
+    /// The end of the grant's forced-refresh window if it is still open at
+    /// `now`; otherwise opens a new window (this caller may force a refresh).
+    pub fn claim_forced_refresh(&self, grant: GrantId, now: UnixMillis) -> Result<(), UnixMillis> {
+        let window = self.inner.config.force_refresh_min_interval_secs as i64 * 1000;
+        let mut forced = self.inner.forced.lock().unwrap_or_else(|e| e.into_inner());
+        match forced.get(&grant) {
+            Some(&last) if now < last + window => Err(last + window),
+            _ => {
+                forced.insert(grant, now);
+                Ok(())
+            }
+        }
     }
 
     /// Status transitions as they happen.

@@ -40,6 +40,8 @@ pub struct TestApp {
 pub struct AppOptions {
     /// TOML appended to the generated configuration.
     pub extra_toml: String,
+    /// TOML added to its `[server]` table (which `extra_toml` cannot reopen).
+    pub server_toml: String,
     /// A real clock instead of the manual one.
     pub system_clock: bool,
     /// Use this provider instead of starting a new one (restarts).
@@ -60,10 +62,21 @@ pub async fn spawn_app() -> TestApp {
 
 /// The configuration the tests run with: both provider kinds pointing at the fake.
 pub fn test_config_toml(dir: &std::path::Path, fake: &FakeProvider, extra: &str) -> String {
+    test_config_toml_with(dir, fake, "", extra)
+}
+
+/// [`test_config_toml`] with `server` added to the `[server]` table.
+pub fn test_config_toml_with(
+    dir: &std::path::Path,
+    fake: &FakeProvider,
+    server: &str,
+    extra: &str,
+) -> String {
     format!(
         r#"
 [server]
 listen = ["127.0.0.1:0"]
+{server}
 [storage]
 database = "{db}"
 [log]
@@ -113,7 +126,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let path = dir.path().join("tokend.toml");
     std::fs::write(
         &path,
-        test_config_toml(&data_dir, &fake, &options.extra_toml),
+        test_config_toml_with(&data_dir, &fake, &options.server_toml, &options.extra_toml),
     )
     .unwrap();
     let config = load_from(Some(&path), &PathBuf::from("/nonexistent"), options.env).unwrap();

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, real loopback HTTP, real SQLite files in
 //! temp dirs, and a fake OAuth provider that is a real HTTP server.
 
+mod api;
 mod cli;
 mod crash;
 mod fake_provider;

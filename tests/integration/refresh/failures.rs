@@ -63,6 +63,10 @@ async fn no_call_before_retry_after() {
         .push(Canned::error(429, "rate_limited").header("retry-after", "120"));
     app.advance_to(due + 1_000);
     app.wait_refresh_calls(2).await;
+    crate::helpers::eventually("the 429 recorded", async || {
+        app.view("alice").await["consecutive_failures"] == 1
+    })
+    .await;
     let paused_at = app.clock.now();
     let next = app.next_refresh_at("alice").await;
     assert!(
@@ -74,7 +78,10 @@ async fn no_call_before_retry_after() {
     app.assert_no_more_calls(2).await;
     app.advance_to(next + 1_000);
     app.wait_refresh_calls(3).await;
-    assert_eq!(app.view("alice").await["consecutive_failures"], 0);
+    crate::helpers::eventually("recovered", async || {
+        app.view("alice").await["consecutive_failures"] == 0
+    })
+    .await;
 }
 
 #[tokio::test]
