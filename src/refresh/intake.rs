@@ -9,7 +9,7 @@ use super::schedule::{backoff, due_at};
 use super::{RefreshError, Refresher, Trigger};
 use crate::clock::{UnixMillis, millis};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
-use crate::store::{AccessToken, Extras, GrantId, NewCredential};
+use crate::store::{AccessToken, Extras, GrantId, NewCredential, Status};
 
 /// A refresh token arriving, with what came with it.
 struct Arrival<'a> {
@@ -93,9 +93,10 @@ impl Refresher {
 
     /// Imports a grant. With an access token (and its `expires_in`) it is
     /// stored as given; without one the refresh token is tried at once: a
-    /// refusal stores nothing, a transient failure stores the credential and
-    /// retries in the background. A refresh token some grant already holds
-    /// links the credential to that grant.
+    /// refusal (or an answer tokend cannot read) stores nothing, a transient
+    /// failure stores the credential and retries in the background. A refresh
+    /// token some grant already holds links the credential to that grant,
+    /// unless the provider already refused it (then: refused again).
     pub async fn import(&self, req: Import) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(&req.provider)?;
         let arrival = Arrival {
@@ -129,6 +130,19 @@ impl Refresher {
             .await
             .map_err(|e| IntakeError::Store(e.to_string()))?;
         if let Some(grant) = existing {
+            // A token the provider already refused for good is refused again.
+            if let Some(dead) = self
+                .store()
+                .get_grant(grant)
+                .await
+                .map_err(|e| IntakeError::Store(e.to_string()))?
+                && dead.state.status == Status::NeedsReauth
+            {
+                return Err(IntakeError::InvalidGrant(format!(
+                    "the provider already refused this refresh token ({}); a person must re-authorize",
+                    dead.state.last_error.unwrap_or_default()
+                )));
+            }
             let out = self.store_new(arrival).await?;
             let needs_token = self.cache().get(&req.id).is_none_or(|e| e.access.is_none());
             if needs_token {
@@ -155,7 +169,14 @@ impl Refresher {
                 })
                 .await
             }
-            Err(e) if e.is_retryable() => {
+            // Trouble that says nothing against the refresh token (the provider
+            // is down or busy, or our client secret is wrong): keep the grant
+            // and retry. An answer we cannot read refuses the import (502).
+            Err(
+                e @ (ProviderError::Transient { .. }
+                | ProviderError::RateLimited { .. }
+                | ProviderError::InvalidClient { .. }),
+            ) => {
                 // Stored due at the retry time, not now: scheduled "now", the
                 // background refresh would fire at once, before the failure
                 // is recorded, ignoring the backoff (and a 429's Retry-After).

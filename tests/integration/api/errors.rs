@@ -228,16 +228,23 @@ async fn provider_error_for_an_unexpected_answer() {
     assert_eq!(app.token("bob").await.0, StatusCode::NOT_FOUND);
     assert_eq!(app.token("cal").await.0, StatusCode::NOT_FOUND);
 
-    // An import keeps its refresh token through an odd answer (only
-    // invalid_grant refuses one): stored, failing, retried later.
+    // An import whose first refresh gets an answer tokend cannot read is
+    // refused too: bad input changes nothing.
     app.fake.push(Canned::error(418, "teapot"));
-    let (status, view) = send(app.put("/v1/credentials/carol").json(&json!({
+    let got = send(app.put("/v1/credentials/carol").json(&json!({
         "provider": "cronofy", "refresh_token": "rt",
     })))
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{view}");
-    assert_eq!(view["consecutive_failures"], 1);
-    assert!(view["last_error"].as_str().unwrap().contains("418"));
+    assert_error(&got, StatusCode::BAD_GATEWAY, "provider_error");
+    assert!(
+        got.1["message"].as_str().unwrap().contains("418"),
+        "{}",
+        got.1
+    );
+    assert_eq!(
+        send(app.get("/v1/credentials/carol")).await.0,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

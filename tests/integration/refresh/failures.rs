@@ -105,6 +105,17 @@ async fn invalid_grant_means_needs_reauth_and_silence() {
         let (status, _) = send(app.post("/v1/tokens/alice/refresh")).await;
         assert_eq!(status, StatusCode::CONFLICT);
     }
+    // Importing the dead refresh token again is refused, without a call.
+    let (status, body) = send(app.put("/v1/credentials/alice-again").json(&json!({
+        "provider": "cronofy", "refresh_token": "rt-alice",
+    })))
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        send(app.get("/v1/credentials/alice-again")).await.0,
+        StatusCode::NOT_FOUND
+    );
     app.assert_no_more_calls(2).await;
 }
 
