@@ -5,7 +5,9 @@
 //! Secrets are [`SecretString`]s: they print `[REDACTED]` in Debug output and
 //! in `tokend check-config`.
 
+mod fields;
 mod load;
+mod provider;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,10 +15,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use url::Url;
 
+use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out};
 pub use load::{ConfigError, DEFAULT_CONFIG_PATH, load, load_from};
+pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind};
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -86,164 +90,6 @@ pub struct LogConfig {
     pub level: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Cronofy,
-    Oauth2,
-}
-
-/// Cronofy's data centres; each has its own `api` and `app` host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DataCenter {
-    #[default]
-    Us,
-    De,
-    Uk,
-    Ca,
-    Au,
-    Sg,
-}
-
-impl DataCenter {
-    /// The suffix Cronofy puts after `api`/`app` in host names (`us` has none).
-    fn host_suffix(self) -> &'static str {
-        match self {
-            DataCenter::Us => "",
-            DataCenter::De => "-de",
-            DataCenter::Uk => "-uk",
-            DataCenter::Ca => "-ca",
-            DataCenter::Au => "-au",
-            DataCenter::Sg => "-sg",
-        }
-    }
-
-    pub fn api_base_url(self) -> Url {
-        let url = format!("https://api{}.cronofy.com", self.host_suffix());
-        Url::parse(&url).expect("static data centre URL parses")
-    }
-
-    pub fn app_base_url(self) -> Url {
-        let url = format!("https://app{}.cronofy.com", self.host_suffix());
-        Url::parse(&url).expect("static data centre URL parses")
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AuthMethod {
-    #[default]
-    ClientSecretPost,
-    ClientSecretBasic,
-}
-
-/// One `[providers.NAME]` table. Keys that belong to the other kind are refused
-/// by validation, so a typo'd setup fails loudly instead of being ignored.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProviderConfig {
-    pub kind: ProviderKind,
-    /// Cronofy only; `us` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_center: Option<DataCenter>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub api_base_url: Option<Url>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub app_base_url: Option<Url>,
-    /// oauth2 only: the RFC 6749 token endpoint.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub token_url: Option<Url>,
-    /// oauth2 only: the RFC 7009 revocation endpoint.
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub revocation_url: Option<Url>,
-    /// oauth2 only: where `GET /v1/authorize-url` sends people (not in SPEC §3's
-    /// example, but an authorization URL cannot be built without it).
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub authorization_url: Option<Url>,
-    #[serde(default)]
-    pub auth_method: AuthMethod,
-    #[serde(default)]
-    pub client_id: String,
-    /// Filled from `client_secret_file` at load time when that is set.
-    #[serde(default, serialize_with = "redact_option")]
-    pub client_secret: Option<SecretString>,
-    #[serde(
-        default,
-        deserialize_with = "empty_as_none",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub client_secret_file: Option<PathBuf>,
-    /// Tried in order after `client_secret` fails with `invalid_client`.
-    #[serde(default, serialize_with = "redact_list")]
-    pub previous_client_secrets: Vec<SecretString>,
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    #[serde(default = "default_requests_per_minute")]
-    pub max_requests_per_minute: u32,
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    #[serde(default = "default_provider_timeout")]
-    pub request_timeout_secs: u64,
-}
-
-impl ProviderConfig {
-    pub fn data_center(&self) -> DataCenter {
-        self.data_center.unwrap_or_default()
-    }
-
-    /// Nothing that shapes the provider client differs, secrets included
-    /// (SIGHUP rebuilds only providers whose settings changed).
-    pub fn same_settings(&self, other: &ProviderConfig) -> bool {
-        use secrecy::ExposeSecret;
-        let secrets = |c: &ProviderConfig| {
-            let mut all: Vec<String> = c
-                .client_secret
-                .iter()
-                .map(|s| s.expose_secret().to_owned())
-                .collect();
-            all.extend(
-                c.previous_client_secrets
-                    .iter()
-                    .map(|s| s.expose_secret().to_owned()),
-            );
-            zeroize::Zeroizing::new(all)
-        };
-        toml::to_string(self).ok() == toml::to_string(other).ok()
-            && *secrets(self) == *secrets(other)
-    }
-}
-
-fn default_requests_per_minute() -> u32 {
-    300
-}
-fn default_burst() -> u32 {
-    20
-}
-fn default_provider_timeout() -> u64 {
-    20
-}
-
 /// One `[clients.NAME]` table: a local caller of the API.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -311,56 +157,6 @@ fn resolve_state_path(path: &Path, state_dir: Option<std::ffi::OsString>) -> Pat
     }
 }
 
-const REDACTED: &str = "[REDACTED]";
-
-fn redact_option<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(_) => s.serialize_str(REDACTED),
-        None => s.serialize_str(""),
-    }
-}
-
-fn redact_list<S: Serializer>(value: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(value.iter().map(|_| REDACTED))
-}
-
-/// `""` in a file means "not set" (SPEC §3 writes unset keys that way).
-fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: std::str::FromStr,
-    T::Err: std::fmt::Display,
-{
-    let raw = String::deserialize(d)?;
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    raw.parse().map(Some).map_err(serde::de::Error::custom)
-}
-
-fn none_as_empty<S: Serializer, T: Serialize>(value: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(v) => v.serialize(s),
-        None => s.serialize_str(""),
-    }
-}
-
-fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let raw = String::deserialize(d)?;
-    let digits = raw.trim().trim_start_matches("0o");
-    match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
-        _ => Err(serde::de::Error::custom(format!(
-            "expected an octal file mode such as \"0660\", got {raw:?}"
-        ))),
-    }
-}
-
-fn octal_mode_out<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format!("{mode:04o}"))
-}
-
 #[cfg(test)]
 mod unit_tests {
     use super::*;
@@ -375,22 +171,6 @@ mod unit_tests {
         assert_eq!(p, PathBuf::from("/srv/t.db"));
         let p = resolve_state_path(Path::new("tokend.db"), None);
         assert_eq!(p, PathBuf::from("tokend.db"));
-    }
-
-    #[test]
-    fn data_centre_hosts() {
-        assert_eq!(
-            DataCenter::Us.api_base_url().as_str(),
-            "https://api.cronofy.com/"
-        );
-        assert_eq!(
-            DataCenter::De.app_base_url().as_str(),
-            "https://app-de.cronofy.com/"
-        );
-        assert_eq!(
-            DataCenter::Sg.api_base_url().as_str(),
-            "https://api-sg.cronofy.com/"
-        );
     }
 }
 

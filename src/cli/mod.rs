@@ -1,0 +1,196 @@
+//! The command line (SPEC §6). Every command takes `--config PATH`; the ones
+//! that touch credentials work on the database directly, which is safe beside
+//! a running daemon (writes are transactions; refreshes take the grant's lease).
+
+mod credentials;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+use crate::api::auth::new_client_key;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::daemon::{self, Listeners, ServeOptions};
+use crate::store::key::{open_store, read_key};
+use crate::store::{Store, valid_credential_id};
+use crate::telemetry::LogHandle;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokend",
+    version,
+    about = "OAuth 2.0 token-management sidecar daemon"
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/tokend/tokend.toml if it exists]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default command)
+    Serve,
+    /// Validate the configuration and print it, every secret redacted
+    CheckConfig,
+    /// Apply pending database migrations and exit
+    Migrate,
+    /// Create a client key: prints the key (once) and the config lines that admit it
+    ClientKey {
+        /// The client's name, its [clients.NAME] table
+        #[arg(default_value = "app")]
+        name: String,
+    },
+    /// List, show, import or delete credentials in the database
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+    /// Print a credential's access token (refreshing it first if needed), for scripts
+    Token {
+        id: String,
+        /// The token must be valid for at least this many more seconds
+        #[arg(long, default_value_t = 0)]
+        min_ttl: u64,
+    },
+    /// Re-encrypt every stored token with the key in NEW_KEY_FILE (32 bytes, raw or base64)
+    RotateKey {
+        /// The new key; afterwards point storage.encryption_key_file at it
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// List credentials in id order (never a token)
+    List {
+        /// Only credentials with this status: active | needs_reauth
+        #[arg(long)]
+        status: Option<String>,
+        /// Only credentials of this provider
+        #[arg(long)]
+        provider: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+        /// Start after this id (the last id of the previous page)
+        #[arg(long)]
+        after: Option<String>,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one credential as JSON (never a token)
+    Show { id: String },
+    /// Import an existing grant; the refresh token is read from stdin (or --refresh-token-file)
+    Import {
+        id: String,
+        /// The provider's name ([providers.NAME])
+        #[arg(long)]
+        provider: String,
+        /// Read the refresh token from this file instead of stdin
+        #[arg(long, value_name = "PATH")]
+        refresh_token_file: Option<PathBuf>,
+        /// A current access token (file), with --expires-in; without one tokend refreshes at once
+        #[arg(long, value_name = "PATH", requires = "expires_in")]
+        access_token_file: Option<PathBuf>,
+        /// Seconds the access token is still valid
+        #[arg(long, requires = "access_token_file")]
+        expires_in: Option<u64>,
+        /// The grant's scope, if known
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Delete a credential (its grant goes when no credential uses it)
+    Delete {
+        id: String,
+        /// Revoke the grant at the provider first (refused if other credentials share it)
+        #[arg(long)]
+        revoke: bool,
+    },
+}
+
+/// Runs a parsed command line. `log` lets `serve` reload the level on SIGHUP.
+pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let listeners = Listeners::bind(&config.server)?;
+            let options = ServeOptions {
+                reload_from: Some(cli.config.clone()),
+                log: Some(log),
+                ..ServeOptions::default()
+            };
+            daemon::serve(config, listeners, options, daemon::termination()).await
+        }
+        Command::CheckConfig => {
+            print!("{}", config.to_redacted_toml());
+            eprintln!("configuration is valid");
+            Ok(())
+        }
+        Command::Migrate => {
+            let path = config.database_path();
+            Store::migrate(&path).await?;
+            eprintln!("database {} is up to date", path.display());
+            Ok(())
+        }
+        Command::ClientKey { name } => {
+            client_key(&name);
+            Ok(())
+        }
+        Command::Credentials(cmd) => credentials::run(cmd, &config).await,
+        Command::Token { id, min_ttl } => credentials::token(&config, &id, min_ttl).await,
+        Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
+    }
+}
+
+/// Opens the database of an existing installation; never creates one.
+pub(super) async fn existing_store(config: &Config) -> anyhow::Result<Store> {
+    let path = config.database_path();
+    if !path.exists() {
+        bail!(
+            "no database at {} (storage.database); has `tokend serve` run with this configuration?",
+            path.display()
+        );
+    }
+    Ok(open_store(config, Clock::system()).await?.0)
+}
+
+fn client_key(name: &str) {
+    let key = new_client_key();
+    let hash = hex::encode(Sha256::digest(key.as_bytes()));
+    println!("# The client's bearer key. Shown once: tokend keeps only its hash.");
+    println!("{}", key.as_str());
+    println!();
+    println!("# Add to the configuration (e.g. /etc/tokend/tokend.toml):");
+    println!("[clients.{name}]");
+    println!("key_sha256 = \"{hash}\"");
+    println!("credentials = [\"*\"]");
+    println!("manage = false");
+}
+
+pub(super) fn check_id(id: &str) -> anyhow::Result<()> {
+    if !valid_credential_id(id) {
+        bail!("invalid credential id {id:?}: use 1 to 128 of A-Z a-z 0-9 . _ : @ -");
+    }
+    Ok(())
+}
+
+async fn rotate_key(config: &Config, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    let new_key = read_key(new_key_file)?;
+    let store = existing_store(config).await?;
+    let old_id = store.key_id();
+    let count = store.rotate_key(&new_key).await?;
+    store.close().await;
+    let new_id = crate::store::crypto::Cipher::new(&new_key).key_id();
+    eprintln!(
+        "re-encrypted {count} grants: key {old_id} -> {new_id}.\n\
+         Now make {} the key tokend reads (storage.encryption_key_file, or replace the key file \
+         it used) and restart it; the old key no longer opens the database.",
+        new_key_file.display()
+    );
+    Ok(())
+}

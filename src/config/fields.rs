@@ -1,0 +1,61 @@
+//! How single fields read and print: `""` as "not set", octal file modes,
+//! and secrets printed as `[REDACTED]` by `tokend check-config`.
+
+use secrecy::SecretString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+const REDACTED: &str = "[REDACTED]";
+
+pub(super) fn redact_option<S: Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str(REDACTED),
+        None => s.serialize_str(""),
+    }
+}
+
+pub(super) fn redact_list<S: Serializer>(value: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(value.iter().map(|_| REDACTED))
+}
+
+/// `""` in a file means "not set" (SPEC §3 writes unset keys that way).
+pub(super) fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let raw = String::deserialize(d)?;
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse().map(Some).map_err(serde::de::Error::custom)
+}
+
+pub(super) fn none_as_empty<S: Serializer, T: Serialize>(
+    value: &Option<T>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => v.serialize(s),
+        None => s.serialize_str(""),
+    }
+}
+
+pub(super) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let raw = String::deserialize(d)?;
+    let digits = raw.trim().trim_start_matches("0o");
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
+        _ => Err(serde::de::Error::custom(format!(
+            "expected an octal file mode such as \"0660\", got {raw:?}"
+        ))),
+    }
+}
+
+pub(super) fn octal_mode_out<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
+}
