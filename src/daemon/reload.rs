@@ -153,3 +153,50 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<String> {
         .map(|(k, _)| k)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        let text = format!(
+            "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = \"s1\"\n{extra}"
+        );
+        std::fs::write(&path, text).unwrap();
+        config::load_from(Some(&path), Path::new("/nonexistent"), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn names_only_changed_keys_that_need_a_restart() {
+        let old = config("");
+        let new = config(
+            "[refresh]\nmax_concurrency = 3\n[server]\nallowed_hosts = [\"tokend.internal\"]\n[log]\nlevel = \"debug\"\n",
+        );
+        assert_eq!(
+            restart_only_changes(&old, &new),
+            ["refresh.max_concurrency"]
+        );
+        assert!(restart_only_changes(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn a_changed_secret_is_a_changed_provider() {
+        let a = config("");
+        let b = config("");
+        assert!(a.providers["c"].same_settings(&b.providers["c"]));
+        let c = config("").providers["c"].clone();
+        let mut d = c.clone();
+        d.client_secret = Some(secrecy::SecretString::from("s2".to_owned()));
+        assert!(
+            !c.same_settings(&d),
+            "same TOML (redacted), different secret"
+        );
+        d = c.clone();
+        d.burst = 7;
+        assert!(!c.same_settings(&d));
+    }
+}
