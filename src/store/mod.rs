@@ -4,7 +4,8 @@
 //! - [`key`]: where the encryption key comes from (file, systemd credential,
 //!   or generated on first start).
 //! - [`model`]: the records the store reads and writes.
-//! - `write` / `read`: the store API the refresher, the API and the CLI use.
+//! - `put` / `write` / `read`: the store API the refresher, the API and the CLI
+//!   use (`put`: new credentials, one or a batch in one transaction).
 //!
 //! Every write that hands out or replaces a token runs in a `BEGIN IMMEDIATE`
 //! transaction on a WAL database with `synchronous=FULL`: once a write returns,
@@ -13,6 +14,7 @@
 pub mod crypto;
 pub mod key;
 pub mod model;
+mod put;
 mod read;
 mod rotate;
 mod write;
