@@ -12,7 +12,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::auth::Clients;
-use crate::api::guard::Peer;
 use crate::api::{self, AppState, Readiness};
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -111,7 +110,7 @@ pub async fn serve(
         Clients::from_config(&config, &database).context("cannot set up the default client")?;
     let state = AppState::new(config.clone(), clients, Readiness::default());
     let (stop_tx, stop_rx) = watch::channel(false);
-    let servers = spawn_servers(listeners, api::router(state.clone()), &stop_rx)?;
+    let servers = spawn_servers(listeners, api::service(state.clone()), &stop_rx)?;
 
     let started = start(&config, &options, &state, stop_rx).await;
     if started.is_ok() {
@@ -155,14 +154,14 @@ async fn start(
 
 fn spawn_servers(
     listeners: Listeners,
-    app: axum::Router,
+    app: api::MakeConnection,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<JoinSet<std::io::Result<()>>> {
     let mut servers = JoinSet::new();
     for listener in listeners.tcp {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "listening");
-        let service = app.clone().into_make_service_with_connect_info::<Peer>();
+        let service = app.clone();
         let stop = stopped(stop.clone());
         servers.spawn(async move {
             axum::serve(listener, service)
@@ -173,7 +172,7 @@ fn spawn_servers(
     if let Some((listener, path)) = listeners.unix {
         let listener = tokio::net::UnixListener::from_std(listener)?;
         tracing::info!(socket = %path.display(), "listening");
-        let service = app.into_make_service_with_connect_info::<Peer>();
+        let service = app;
         let stop = stopped(stop.clone());
         servers.spawn(async move {
             axum::serve(listener, service)

@@ -6,6 +6,8 @@
 //! - `credentials`: import, code exchange, application calendars, views, delete.
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
+//! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
+//!   from the cache without the router, everything else through it.
 //!
 //! Handlers read the cache and ask the refresher; they never call a provider.
 //! Every response carries `Cache-Control: no-store` and
@@ -15,6 +17,8 @@ pub mod auth;
 mod authorize;
 mod credentials;
 pub mod error;
+mod fast;
+pub use fast::MakeConnection;
 pub mod guard;
 mod tokens;
 pub mod views;
@@ -107,6 +111,13 @@ impl AppState {
     }
 }
 
+/// What `axum::serve` runs: per connection, the hand-out fast path in
+/// front of [`router`].
+pub fn service(state: AppState) -> fast::MakeConnection {
+    let router = router(state.clone());
+    fast::MakeConnection::new(state, router)
+}
+
 pub fn router(state: AppState) -> Router {
     let config = state.config();
     let body_limit = config.server.max_body_bytes;
@@ -170,41 +181,58 @@ async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<Peer>>()
         .map_or(Peer::Unix { uid: None }, |c| c.0);
+    match admit(&state, &request, peer) {
+        Ok(Some(client)) => {
+            request.extensions_mut().insert(client);
+        }
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
+    }
+    next.run(request).await
+}
+
+/// The checks of [`gate`]: the client making the request (`None` for the
+/// paths that need no key), or the error to answer with.
+fn admit<B>(
+    state: &AppState,
+    request: &axum::http::Request<B>,
+    peer: Peer,
+) -> Result<Option<Arc<auth::Client>>, ApiError> {
     let config = state.config();
-    if let Err(e) = guard::check(
+    guard::check(
         request.method(),
         request.headers(),
         peer,
         &config.server.allowed_hosts,
-    ) {
-        return e.into_response();
-    }
+    )?;
     let path = request.uri().path();
     let open = matches!(path, "/healthz" | "/readyz")
         || (path == "/metrics" && config.server.metrics_public);
     drop(config);
-    if !open {
-        match state.inner.clients.load().identify(request.headers(), peer) {
-            Some(client) => {
-                request.extensions_mut().insert(client);
-            }
-            None => return ApiError::Unauthorized.into_response(),
-        }
+    if open {
+        return Ok(None);
     }
-    next.run(request).await
+    match state.inner.clients.load().identify(request.headers(), peer) {
+        Some(client) => Ok(Some(client)),
+        None => Err(ApiError::Unauthorized),
+    }
 }
 
 /// Tokens must never sit in a cache, and nothing here is meant to be
 /// sniffed into something a browser would run.
 async fn common_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_common_headers(&mut response);
+    response
+}
+
+fn add_common_headers(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
 }
 
 /// The authenticated client of a request (inserted by `gate`).

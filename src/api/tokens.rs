@@ -121,7 +121,7 @@ pub async fn force_refresh(
 }
 
 /// The cache entry of a credential this client may read: 403 before 404.
-fn readable_entry(
+pub(super) fn readable_entry(
     refresher: &Refresher,
     client: &super::auth::Client,
     id: &str,
@@ -186,7 +186,7 @@ fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiErro
 /// The token response if the entry has a token with more than `min_ttl_ms`
 /// left; `None` when a refresh is needed. A dead grant is 409 whatever its
 /// token's expiry: a person must re-authorize.
-fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
+pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
     if entry.status == Status::NeedsReauth {
         let message = entry.last_error.as_deref().unwrap_or_default().to_owned();
         return Some(ApiError::NeedsReauth(message).into_response());

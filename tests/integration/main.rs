@@ -4,6 +4,7 @@
 mod cli;
 mod crash;
 mod fake_provider;
+mod handout;
 mod helpers;
 mod process;
 mod provider;
