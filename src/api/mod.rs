@@ -6,6 +6,7 @@
 //! - `credentials`: import, code exchange, application calendars, views, delete.
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
+//! - `extract`: the caller, credential ids, JSON bodies and queries.
 //! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
 //!   from the cache without the router, everything else through it.
 //!
@@ -17,8 +18,8 @@ pub mod auth;
 mod authorize;
 mod credentials;
 pub mod error;
+mod extract;
 mod fast;
-pub use fast::MakeConnection;
 pub mod guard;
 mod tokens;
 pub mod views;
@@ -29,21 +30,20 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::de::DeserializeOwned;
 
 use crate::config::Config;
 use crate::refresh::Refresher;
-use crate::store::valid_credential_id;
 use auth::Clients;
 use error::ApiError;
 use guard::Peer;
+
+pub use extract::{Caller, CredentialId, Json, OptionalJson, Query, check_id};
+pub use fast::MakeConnection;
 
 /// Whether the daemon can serve tokens: the database is open and the cache
 /// loaded, and no durable write is pending.
@@ -233,113 +233,4 @@ fn add_common_headers(response: &mut Response) {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-}
-
-/// The authenticated client of a request (inserted by `gate`).
-#[derive(Debug)]
-pub struct Caller(pub Arc<auth::Client>);
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Arc<auth::Client>>()
-            .cloned()
-            .map(Caller)
-            .ok_or(ApiError::Unauthorized)
-    }
-}
-
-/// A credential id from the path, validated (400 otherwise).
-#[derive(Debug)]
-pub struct CredentialId(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for CredentialId {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let axum::extract::Path(id) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| ApiError::InvalidRequest("malformed path".into()))?;
-        check_id(&id)?;
-        Ok(CredentialId(id))
-    }
-}
-
-pub fn check_id(id: &str) -> Result<(), ApiError> {
-    if valid_credential_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidRequest(
-            "invalid credential id: use 1 to 128 of A-Z a-z 0-9 . _ : @ -".into(),
-        ))
-    }
-}
-
-/// A JSON body of type `T`: 413 past `server.max_body_bytes`, 400 for
-/// malformed JSON, a missing field or an unknown one. An empty body is
-/// `T::default()` where `T` allows it (see [`OptionalJson`]).
-#[derive(Debug)]
-pub struct Json<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state).await?;
-        parse_json(&bytes).map(Json)
-    }
-}
-
-/// Like [`Json`], but an empty body means `T::default()`.
-#[derive(Debug)]
-pub struct OptionalJson<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = read_body(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
-        }
-        parse_json(&bytes).map(OptionalJson)
-    }
-}
-
-async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
-    Bytes::from_request(request, state)
-        .await
-        .map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::InvalidRequest("could not read the request body".into())
-            }
-        })
-}
-
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        // serde's message names the field and the expected type; the
-        // position helps too. It never contains more than the caller sent.
-        ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
-    })
-}
-
-/// Query parameters of type `T` (unknown ones refused: 400).
-#[derive(Debug)]
-pub struct Query<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| Query(q.0))
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))
-    }
 }
