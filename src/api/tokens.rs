@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, retry_after_secs};
 use super::{AppState, Caller, CredentialId, OptionalJson, Query};
@@ -87,12 +86,7 @@ pub async fn force_refresh(
         ));
     }
     let names_current = match (&body.rejected_token, &entry.access) {
-        (Some(rejected), Some(a)) => bool::from(
-            rejected
-                .expose_secret()
-                .as_bytes()
-                .ct_eq(a.token.expose_secret().as_bytes()),
-        ),
+        (Some(rejected), Some(a)) => a.is_token(rejected.expose_secret()),
         _ => false,
     };
     // The caller holds an older token than the current one: that is the answer.

@@ -13,6 +13,7 @@
 
 pub mod crypto;
 pub mod key;
+mod load;
 pub mod model;
 mod put;
 mod read;
