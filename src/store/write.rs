@@ -1,6 +1,8 @@
 //! Writes: refresh results with compare-and-set, failures, leases, deletes.
 //! New credentials are in `put`.
 
+use sqlx::{Sqlite, Transaction};
+
 use super::crypto::Field;
 use super::{Store, StoreError, next_change_seq};
 use crate::clock::UnixMillis;
@@ -17,14 +19,56 @@ impl Store {
         expected_generation: i64,
         w: &RefreshWrite<'_>,
     ) -> Result<CasOutcome, StoreError> {
+        let mut outcomes = self
+            .write_refreshes(&[(grant_id, expected_generation, w)])
+            .await?;
+        Ok(outcomes.pop().unwrap_or(CasOutcome::Conflict))
+    }
+
+    /// [`Store::write_refresh`] for each of `batch`, each with its own
+    /// compare-and-set, in one transaction: one commit (one fsync) makes
+    /// them all durable. A conflict on one does not stop the others; a
+    /// database error writes none.
+    #[tracing::instrument(skip_all, fields(count = batch.len()), err)]
+    pub async fn write_refreshes(
+        &self,
+        batch: &[(GrantId, i64, &RefreshWrite<'_>)],
+    ) -> Result<Vec<CasOutcome>, StoreError> {
         let now = self.now();
+        let _serial = self.write_lock().await;
         let mut tx = self.begin_write().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (grant_id, expected, w) in batch {
+            outcomes.push(
+                self.write_refresh_in(&mut tx, seq, now, *grant_id, *expected, w)
+                    .await?,
+            );
+        }
+        if outcomes.iter().all(|o| *o == CasOutcome::Conflict) {
+            // Nothing written: leave the change number where it was.
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn write_refresh_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        seq: i64,
+        now: UnixMillis,
+        grant_id: GrantId,
+        expected_generation: i64,
+        w: &RefreshWrite<'_>,
+    ) -> Result<CasOutcome, StoreError> {
         let Some(row) = sqlx::query!(
             "SELECT provider, refresh_token, refresh_token_hash, previous_refresh_token, generation
              FROM grants WHERE id = ?1",
             grant_id.0
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         else {
             return Ok(CasOutcome::Conflict);
@@ -32,7 +76,6 @@ impl Store {
         if row.generation != expected_generation {
             return Ok(CasOutcome::Conflict);
         }
-        let seq = next_change_seq(&mut tx).await?;
         let cipher = self.cipher();
 
         let (refresh, hash, previous) = match w.refresh_token {
@@ -80,14 +123,14 @@ impl Store {
             seq,
             grant_id.0
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
 
         let rows = sqlx::query!(
             "SELECT id, extras FROM credentials WHERE grant_id = ?1 ORDER BY id",
             grant_id.0
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let mut credentials = Vec::with_capacity(rows.len());
         for row in rows {
@@ -102,12 +145,11 @@ impl Store {
                     seq,
                     row.id
                 )
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             credentials.push(CredentialExtras { id: row.id, extras });
         }
-        tx.commit().await?;
         Ok(CasOutcome::Written {
             generation,
             credentials,
@@ -185,6 +227,7 @@ impl Store {
         until: UnixMillis,
     ) -> Result<LeaseOutcome, StoreError> {
         let now = self.now();
+        let serial = self.write_lock().await;
         let taken = sqlx::query!(
             "UPDATE grants SET lease_owner = ?1, lease_until = ?2
              WHERE id = ?3 AND (lease_owner IS NULL OR lease_until <= ?4 OR lease_owner = ?1)",
@@ -193,14 +236,15 @@ impl Store {
             grant_id.0,
             now
         )
-        .execute(self.pool())
+        .execute(self.lease_pool())
         .await?
         .rows_affected();
+        drop(serial);
         if taken == 1 {
             return Ok(LeaseOutcome::Acquired);
         }
         let held = sqlx::query_scalar!("SELECT lease_until FROM grants WHERE id = ?1", grant_id.0)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.lease_pool())
             .await?;
         Ok(match held {
             None => LeaseOutcome::Gone,
@@ -209,12 +253,13 @@ impl Store {
     }
 
     pub async fn release_lease(&self, grant_id: GrantId, owner: &str) -> Result<(), StoreError> {
+        let _serial = self.write_lock().await;
         sqlx::query!(
             "UPDATE grants SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
             grant_id.0,
             owner
         )
-        .execute(self.pool())
+        .execute(self.lease_pool())
         .await?;
         Ok(())
     }
