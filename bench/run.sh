@@ -185,6 +185,8 @@ out=$("${pin_load[@]}" wrk -t1 -c16 -d"${HANDOUT_SECS}s" -s "$ROOT/bench/wrk-fak
 put fake_alone_rps "$(field rps <<<"$out")"
 before=$(curl -s "$FAKE_URL/count")
 
+# During the refresh run the fake gets the load generator's core, tokend the server's.
+((${#pin_load[@]})) && taskset -a -p -c "$LOAD_CPU" "$FAKE_PID" >/dev/null
 say "refresh: $REFRESH_N grants all due at once"
 mkdir -p "$WORK/refresh"
 write_config "$WORK/refresh" "$FAKE_URL"
