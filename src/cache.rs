@@ -7,12 +7,17 @@
 //! response is rendered at publish time, up to the one field that changes
 //! with the clock (`expires_in`), so handing a token out is a map lookup
 //! and a few byte copies.
+//!
+//! Memory matters at a million credentials: an entry is one allocation with
+//! its access token inline, the body holds the token (no second copy), ids
+//! are shared between the map and the grant's member list, provider names
+//! are interned, and a grant's single member needs no list of its own.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::Value;
+use subtle::ConstantTimeEq;
 
 use crate::clock::{UnixMillis, rfc3339};
 use crate::store::{AccessToken, Extras, GrantId, GrantState, Status};
@@ -20,12 +25,11 @@ use crate::store::{AccessToken, Extras, GrantId, GrantState, Status};
 /// A credential as the API sees it. Never mutated: replaced whole.
 #[derive(Debug)]
 pub struct TokenEntry {
-    pub credential_id: Box<str>,
     pub grant_id: GrantId,
     pub provider: Arc<str>,
     pub status: Status,
     pub generation: i64,
-    pub access: Option<Arc<CachedAccess>>,
+    pub access: Option<CachedAccess>,
     pub last_refresh_at: Option<UnixMillis>,
     pub next_refresh_at: Option<UnixMillis>,
     pub consecutive_failures: i64,
@@ -33,15 +37,15 @@ pub struct TokenEntry {
 }
 
 /// The access token with its response body ready to send.
+#[derive(Clone)]
 pub struct CachedAccess {
-    pub token: SecretString,
-    pub token_type: Box<str>,
-    pub scope: Option<Box<str>>,
     pub expires_at: UnixMillis,
     pub lifetime_secs: i64,
     /// `{"credential_id":...,"access_token":...,...extras` without the closing
     /// brace: the handler appends `expires_in` (and `warnings`) and `}`.
     body_prefix: SecretString,
+    /// Where the token (as a JSON string, quotes included) sits in the body.
+    token_at: (u32, u32),
 }
 
 impl std::fmt::Debug for CachedAccess {
@@ -62,6 +66,16 @@ impl CachedAccess {
     pub fn remaining_ms(&self, now: UnixMillis) -> i64 {
         self.expires_at - now
     }
+
+    /// Is `candidate` this access token? Compared in constant time (for a
+    /// given length), on the JSON forms, which are equal exactly when the
+    /// tokens are.
+    pub fn is_token(&self, candidate: &str) -> bool {
+        let (start, end) = (self.token_at.0 as usize, self.token_at.1 as usize);
+        let ours = &self.body_prefix().as_bytes()[start..end];
+        let theirs = zeroize::Zeroizing::new(json_str(candidate));
+        bool::from(ours.ct_eq(theirs.as_bytes()))
+    }
 }
 
 /// Fields of the token response that provider extras may not overwrite.
@@ -77,9 +91,28 @@ const TOKEN_FIELDS: &[&str] = &[
 
 #[derive(Debug, Default)]
 pub struct Cache {
-    entries: DashMap<Box<str>, Arc<TokenEntry>>,
+    entries: DashMap<Arc<str>, Arc<TokenEntry>>,
     /// The credentials of each grant, to publish a refresh to all of them.
-    members: DashMap<GrantId, Vec<Box<str>>>,
+    members: DashMap<GrantId, Members>,
+    /// Provider names, shared by every entry of a provider. A std mutex:
+    /// held for a short search of a handful of names.
+    providers: Mutex<Vec<Arc<str>>>,
+}
+
+/// A grant's credential ids; almost always one, which needs no list.
+#[derive(Debug, Clone)]
+enum Members {
+    One(Arc<str>),
+    Many(Vec<Arc<str>>),
+}
+
+impl Members {
+    fn ids(&self) -> &[Arc<str>] {
+        match self {
+            Members::One(id) => std::slice::from_ref(id),
+            Members::Many(ids) => ids,
+        }
+    }
 }
 
 impl Cache {
@@ -102,10 +135,10 @@ impl Cache {
     }
 
     /// The grant's credentials as last published.
-    pub fn members(&self, grant_id: GrantId) -> Vec<Box<str>> {
+    pub fn members(&self, grant_id: GrantId) -> Vec<Arc<str>> {
         self.members
             .get(&grant_id)
-            .map(|m| m.value().clone())
+            .map(|m| m.value().ids().to_vec())
             .unwrap_or_default()
     }
 
@@ -113,15 +146,17 @@ impl Cache {
     /// the grant gets a new entry, and credentials that left it lose theirs
     /// (unless they already moved to another grant).
     pub fn publish(&self, grant: &GrantState) {
-        let provider: Arc<str> = Arc::from(grant.provider.as_str());
-        let ids: Vec<Box<str>> = grant
+        let provider = self.provider(&grant.provider);
+        let ids: Vec<Arc<str>> = grant
             .credentials
             .iter()
-            .map(|c| Box::from(c.id.as_str()))
+            .map(|c| match self.entries.get(c.id.as_str()) {
+                Some(existing) => Arc::clone(existing.key()),
+                None => Arc::from(c.id.as_str()),
+            })
             .collect();
-        for cred in &grant.credentials {
+        for (id, cred) in ids.iter().zip(&grant.credentials) {
             let entry = TokenEntry {
-                credential_id: Box::from(cred.id.as_str()),
                 grant_id: grant.id,
                 provider: Arc::clone(&provider),
                 status: grant.status,
@@ -129,19 +164,23 @@ impl Cache {
                 access: grant
                     .access
                     .as_ref()
-                    .map(|a| Arc::new(render(&cred.id, a, grant.scope.as_deref(), &cred.extras))),
+                    .map(|a| render(&cred.id, a, grant.scope.as_deref(), &cred.extras)),
                 last_refresh_at: grant.last_refresh_at,
                 next_refresh_at: grant.next_refresh_at,
                 consecutive_failures: grant.consecutive_failures,
                 last_error: grant.last_error.as_deref().map(Box::from),
             };
-            self.entries
-                .insert(entry.credential_id.clone(), Arc::new(entry));
+            self.entries.insert(Arc::clone(id), Arc::new(entry));
         }
-        let previous = self.members.insert(grant.id, ids.clone());
-        for gone in previous.into_iter().flatten() {
-            if !ids.contains(&gone) {
-                self.entries.remove_if(&gone, |_, e| e.grant_id == grant.id);
+        let members = match <[Arc<str>; 1]>::try_from(ids) {
+            Ok([one]) => Members::One(one),
+            Err(ids) => Members::Many(ids),
+        };
+        let current = members.clone();
+        let previous = self.members.insert(grant.id, members);
+        for gone in previous.iter().flat_map(Members::ids) {
+            if !current.ids().contains(gone) {
+                self.entries.remove_if(gone, |_, e| e.grant_id == grant.id);
             }
         }
     }
@@ -159,7 +198,6 @@ impl Cache {
         for id in self.members(grant_id) {
             let Some(old) = self.get(&id) else { continue };
             let entry = TokenEntry {
-                credential_id: old.credential_id.clone(),
                 grant_id: old.grant_id,
                 provider: Arc::clone(&old.provider),
                 status,
@@ -175,17 +213,26 @@ impl Cache {
     }
 
     pub fn remove_credential(&self, credential_id: &str) {
-        if let Some((_, entry)) = self.entries.remove(credential_id)
-            && let Some(mut m) = self.members.get_mut(&entry.grant_id)
-        {
-            m.retain(|id| id.as_ref() != credential_id);
+        let Some((_, entry)) = self.entries.remove(credential_id) else {
+            return;
+        };
+        let mut emptied = false;
+        if let Some(mut m) = self.members.get_mut(&entry.grant_id) {
+            let mut ids = m.ids().to_vec();
+            ids.retain(|id| id.as_ref() != credential_id);
+            emptied = ids.is_empty();
+            *m = Members::Many(ids);
+        }
+        if emptied {
+            self.members
+                .remove_if(&entry.grant_id, |_, m| m.ids().is_empty());
         }
     }
 
     pub fn remove_grant(&self, grant_id: GrantId) {
         if let Some((_, ids)) = self.members.remove(&grant_id) {
-            for id in ids {
-                self.entries.remove_if(&id, |_, e| e.grant_id == grant_id);
+            for id in ids.ids() {
+                self.entries.remove_if(id, |_, e| e.grant_id == grant_id);
             }
         }
     }
@@ -203,7 +250,7 @@ impl Cache {
     pub fn grant_counts(&self, failing_after: i64) -> GrantCounts {
         let mut counts = GrantCounts::default();
         for m in self.members.iter() {
-            let Some(id) = m.value().first() else {
+            let Some(id) = m.value().ids().first() else {
                 continue;
             };
             let Some(e) = self.get(id) else { continue };
@@ -214,6 +261,17 @@ impl Cache {
             }
         }
         counts
+    }
+
+    /// The one shared copy of a provider's name.
+    fn provider(&self, name: &str) -> Arc<str> {
+        let mut known = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = known.iter().find(|p| p.as_ref() == name) {
+            return Arc::clone(p);
+        }
+        let p: Arc<str> = Arc::from(name);
+        known.push(Arc::clone(&p));
+        p
     }
 }
 
@@ -235,7 +293,9 @@ fn render(
     body.push_str("{\"credential_id\":");
     push_json_str(&mut body, credential_id);
     body.push_str(",\"access_token\":");
+    let start = body.len();
     push_json_str(&mut body, access.token.expose_secret());
+    let token_at = (start as u32, body.len() as u32);
     body.push_str(",\"token_type\":");
     push_json_str(&mut body, &access.token_type);
     body.push_str(",\"expires_at\":");
@@ -255,24 +315,27 @@ fn render(
         body.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
     }
     CachedAccess {
-        token: access.token.clone(),
-        token_type: Box::from(access.token_type.as_str()),
-        scope: scope.map(Box::from),
         expires_at: access.expires_at,
         lifetime_secs: access.lifetime_secs,
         body_prefix: SecretString::from(body),
+        token_at,
     }
 }
 
+/// `s` as a JSON string, quotes included.
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
 fn push_json_str(out: &mut String, s: &str) {
-    out.push_str(&Value::String(s.to_owned()).to_string());
+    out.push_str(&json_str(s));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::CredentialExtras;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
         GrantState {
@@ -329,6 +392,9 @@ mod tests {
             !format!("{e:?}").contains("at-1"),
             "Debug never shows the token"
         );
+        let access = e.access.as_ref().unwrap();
+        assert!(access.is_token("at-1"));
+        assert!(!access.is_token("at-2") && !access.is_token("at-1 ") && !access.is_token(""));
     }
 
     #[test]

@@ -6,6 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use tokend::{cli, config, telemetry};
 
+/// mimalloc instead of the system allocator: the daemon makes many small,
+/// long-lived allocations (a million cached tokens) between short-lived ones
+/// (every request), where glibc's malloc spends more time and fragments
+/// more (see bench/README.md for the measurements).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let config = match config::load(cli.config.as_deref()) {

@@ -7,6 +7,8 @@
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
 //! - `extract`: the caller, ids, bodies and queries, refused in SPEC terms.
+//! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
+//!   from the cache without the router, everything else through it.
 //!
 //! Handlers read the cache and ask the refresher; they never call a provider.
 //! Every response carries `Cache-Control: no-store` and
@@ -17,11 +19,13 @@ mod authorize;
 mod credentials;
 pub mod error;
 mod extract;
+mod fast;
 pub mod guard;
 mod tokens;
 pub mod views;
 
 pub use extract::{Caller, CredentialId, Json, OptionalJson, Query, check_id};
+pub use fast::MakeConnection;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -108,6 +112,10 @@ impl AppState {
         self.inner.refresher.get().ok_or(ApiError::NotReady)
     }
 
+    fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
     fn config(&self) -> arc_swap::Guard<Arc<Config>> {
         self.inner.config.load()
     }
@@ -161,6 +169,13 @@ fn endpoints() -> Vec<Endpoint> {
         endpoint(M::GET, "/v1/authorize-url", authorize::url),
         endpoint(M::POST, "/v1/callback", authorize::callback),
     ]
+}
+
+/// What `axum::serve` runs: per connection, the hand-out fast path in
+/// front of [`router`].
+pub fn service(state: AppState) -> fast::MakeConnection {
+    let router = router(state.clone());
+    fast::MakeConnection::new(state, router)
 }
 
 /// The `(method, path)` of every route the router serves, in axum's path
@@ -263,26 +278,12 @@ async fn gate(State(state): State<AppState>, mut request: Request, next: Next) -
         .extensions()
         .get::<ConnectInfo<Peer>>()
         .map_or(Peer::Unix { uid: None }, |c| c.0);
-    let config = state.config();
-    if let Err(e) = guard::check(
-        request.method(),
-        request.headers(),
-        peer,
-        &config.server.allowed_hosts,
-    ) {
-        return e.into_response();
-    }
-    let path = request.uri().path();
-    let open = matches!(path, "/healthz" | "/readyz")
-        || (path == "/metrics" && config.server.metrics_public);
-    drop(config);
-    if !open {
-        match state.inner.clients.load().identify(request.headers(), peer) {
-            Some(client) => {
-                request.extensions_mut().insert(client);
-            }
-            None => return ApiError::Unauthorized.into_response(),
+    match admit(&state, &request, peer) {
+        Ok(Some(client)) => {
+            request.extensions_mut().insert(client);
         }
+        Ok(None) => {}
+        Err(e) => return e.into_response(),
     }
     // 413 outranks 400 and 403-for-rights, but axum runs the extractors that
     // check the path (a bad id: 400) before the one that reads the body. So
@@ -311,15 +312,47 @@ async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -
         .unwrap_or_else(|_| ApiError::Timeout.into_response())
 }
 
+/// The checks of [`gate`]: the client making the request (`None` for the
+/// paths that need no key), or the error to answer with. The hand-out fast
+/// path makes the same call.
+fn admit<B>(
+    state: &AppState,
+    request: &axum::http::Request<B>,
+    peer: Peer,
+) -> Result<Option<Arc<auth::Client>>, ApiError> {
+    let config = state.config();
+    guard::check(
+        request.method(),
+        request.headers(),
+        peer,
+        &config.server.allowed_hosts,
+    )?;
+    let path = request.uri().path();
+    let open = matches!(path, "/healthz" | "/readyz")
+        || (path == "/metrics" && config.server.metrics_public);
+    drop(config);
+    if open {
+        return Ok(None);
+    }
+    match state.inner.clients.load().identify(request.headers(), peer) {
+        Some(client) => Ok(Some(client)),
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
 /// Tokens must never sit in a cache, and nothing here is meant to be
 /// sniffed into something a browser would run.
 async fn common_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_common_headers(&mut response);
+    response
+}
+
+fn add_common_headers(response: &mut Response) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
 }

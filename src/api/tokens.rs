@@ -11,7 +11,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, retry_after_secs};
 use super::{AppState, Caller, CredentialId, OptionalJson, Query};
@@ -87,12 +86,7 @@ pub async fn force_refresh(
         ));
     }
     let names_current = match (&body.rejected_token, &entry.access) {
-        (Some(rejected), Some(a)) => bool::from(
-            rejected
-                .expose_secret()
-                .as_bytes()
-                .ct_eq(a.token.expose_secret().as_bytes()),
-        ),
+        (Some(rejected), Some(a)) => a.is_token(rejected.expose_secret()),
         _ => false,
     };
     // The caller holds an older token than the current one: that is the answer.
@@ -123,7 +117,7 @@ pub async fn force_refresh(
 }
 
 /// The cache entry of a credential this client may read: 403 before 404.
-fn readable_entry(
+pub(super) fn readable_entry(
     refresher: &Refresher,
     client: &super::auth::Client,
     id: &str,
@@ -188,7 +182,7 @@ fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiErro
 /// The token response if the entry has a token with more than `min_ttl_ms`
 /// left; `None` when a refresh is needed. A dead grant is 409 whatever its
 /// token's expiry: a person must re-authorize.
-fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
+pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
     if entry.status == Status::NeedsReauth {
         let message = entry.last_error.as_deref().unwrap_or_default().to_owned();
         return Some(ApiError::NeedsReauth(message).into_response());

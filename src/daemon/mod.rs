@@ -24,7 +24,6 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::auth::Clients;
-use crate::api::guard::Peer;
 use crate::api::{self, AppState, Readiness};
 use crate::cache::Cache;
 use crate::clock::Clock;
@@ -92,7 +91,7 @@ pub async fn serve(
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let unix_path = listeners.unix.as_ref().and_then(|(_, p)| p.clone());
-    let servers = spawn_servers(listeners, api::router(state.clone()), &stop_rx)?;
+    let servers = spawn_servers(listeners, api::service(state.clone()), &stop_rx)?;
 
     let started = start(&config, &options, &state, metrics, stop_rx.clone()).await;
     if let Ok(running) = &started {
@@ -167,14 +166,14 @@ async fn start(
 
 fn spawn_servers(
     listeners: Listeners,
-    app: axum::Router,
+    app: api::MakeConnection,
     stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<JoinSet<std::io::Result<()>>> {
     let mut servers = JoinSet::new();
     for listener in listeners.tcp {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "listening");
-        let service = app.clone().into_make_service_with_connect_info::<Peer>();
+        let service = app.clone();
         let stop = stopped(stop.clone());
         servers.spawn(async move {
             axum::serve(listener, service)
@@ -188,7 +187,7 @@ fn spawn_servers(
             Some(p) => tracing::info!(socket = %p.display(), "listening"),
             None => tracing::info!("listening on the socket systemd passed"),
         }
-        let service = app.into_make_service_with_connect_info::<Peer>();
+        let service = app;
         let stop = stopped(stop.clone());
         servers.spawn(async move {
             axum::serve(listener, service)

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::commit::Pending;
 use super::schedule::{backoff, due_at};
 use super::{EventKind, Outcome, RefreshError, Refresher, Trigger};
 use crate::provider::{Provider, ProviderError, TokenResponse};
 use crate::store::{
-    AccessToken, CasOutcome, Grant, GrantId, GrantState, LeaseOutcome, RefreshWrite, Status,
-    StoreError,
+    AccessToken, CasOutcome, Grant, GrantId, GrantState, LeaseOutcome, Status, StoreError,
 };
 
 /// How often to look again while another process holds a grant's lease.
@@ -70,11 +70,13 @@ impl Refresher {
         let result = match self.take_lease(grant_id, lease_ms).await {
             Ok(()) => {
                 let result = self.attempt(grant_id, trigger).await;
-                // Writes release the lease themselves; this covers every other exit.
-                if let Err(e) = self
-                    .store()
-                    .release_lease(grant_id, &self.inner.owner)
-                    .await
+                // A written refresh released the lease in the same transaction;
+                // this covers every other exit.
+                if result != Ok(Outcome::Refreshed)
+                    && let Err(e) = self
+                        .store()
+                        .release_lease(grant_id, &self.inner.owner)
+                        .await
                 {
                     tracing::warn!(grant_id = %grant_id, error = %e, "could not release a refresh lease; it expires by itself");
                 }
@@ -260,22 +262,21 @@ impl Refresher {
             lifetime_secs: lifetime,
         };
         let next = due_at(access.expires_at, lifetime, cfg, rand::random());
-        let write = RefreshWrite {
-            refresh_token: Some(response.refresh_token.as_ref().unwrap_or(used)),
-            access: &access,
-            scope: response.scope.as_deref(),
-            extras: &response.extras,
-            next_refresh_at: next,
-        };
+        let refresh_token = response.refresh_token.as_ref().unwrap_or(used);
         let mut expected = grant.state.generation;
         let mut pending = false;
         let mut retry = Duration::from_millis(100);
         let written = loop {
-            match self
-                .store()
-                .write_refresh(grant.state.id, expected, &write)
-                .await
-            {
+            let result = Pending {
+                grant_id: grant.state.id,
+                expected_generation: expected,
+                refresh_token: Some(refresh_token.clone()),
+                access: access.clone(),
+                scope: response.scope.clone(),
+                extras: response.extras.clone(),
+                next_refresh_at: next,
+            };
+            match self.committer().write(result).await {
                 Ok(CasOutcome::Written {
                     generation,
                     credentials,
@@ -304,9 +305,11 @@ impl Refresher {
                 Err(e) => {
                     if !pending {
                         pending = true;
-                        self.inner
+                        let now_pending = self
+                            .inner
                             .pending_writes
                             .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        self.metrics().set_pending_writes(now_pending + 1);
                     }
                     tracing::error!(grant_id = %grant.state.id, error = %e,
                         "cannot store refreshed tokens; holding them in memory and retrying");
@@ -316,9 +319,11 @@ impl Refresher {
             }
         };
         if pending {
-            self.inner
+            let left = self
+                .inner
                 .pending_writes
                 .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            self.metrics().set_pending_writes(left - 1);
             tracing::info!(grant_id = %grant.state.id, "refreshed tokens are stored now");
         }
         let (generation, credentials) = written;

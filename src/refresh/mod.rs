@@ -8,12 +8,15 @@
 //!   each provider error means.
 //! - `intake`: grants that arrive (import, code exchange, application
 //!   calendar) and leave (delete, revoke).
+//! - `commit`: group commit: concurrent refresh results written in one
+//!   transaction, each flight told after the commit.
 //! - `sync`: loading the cache at start and following other processes'
 //!   writes (the CLI on the same database).
 //!
 //! [`Refresher::refresh_grant`] is the single entry point every trigger
 //! (schedule, `min_ttl`, forced refresh, import) goes through.
 
+mod commit;
 mod flight;
 mod intake;
 pub mod schedule;
@@ -21,7 +24,7 @@ mod sync;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -139,6 +142,8 @@ struct Inner {
     /// Refreshed tokens the provider issued that are not yet durable.
     pending_writes: AtomicUsize,
     metrics: Metrics,
+    /// Started on the first refresh (it needs a runtime to run on).
+    committer: OnceLock<commit::Committer>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -178,6 +183,7 @@ impl Refresher {
                 events,
                 pending_writes: AtomicUsize::new(0),
                 metrics,
+                committer: OnceLock::new(),
             }),
         }
     }
@@ -365,6 +371,12 @@ impl Refresher {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.inner.schedule_tx.send(Msg::Query(grant, tx)).ok()?;
         rx.await.ok().flatten()
+    }
+
+    fn committer(&self) -> &commit::Committer {
+        self.inner
+            .committer
+            .get_or_init(|| commit::Committer::start(self.inner.store.clone()))
     }
 
     fn permits(&self) -> Arc<Semaphore> {

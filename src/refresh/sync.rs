@@ -21,20 +21,24 @@ impl Refresher {
     /// number the cache reflects.
     pub(super) async fn load(&self) -> Result<i64, RefreshError> {
         let started = std::time::Instant::now();
-        let (seq, grants) = self.store().load_all().await.map_err(store_err)?;
         let now = self.clock().now();
-        let mut overdue = 0usize;
-        let mut credentials = 0usize;
-        for grant in &grants {
-            credentials += grant.credentials.len();
-            if grant.status == Status::Active && grant.next_refresh_at.is_none_or(|t| t <= now) {
-                overdue += 1;
-            }
-            self.inner.cache.publish(grant);
-            self.schedule_from(grant, now);
-        }
+        let (mut grants, mut credentials, mut overdue) = (0usize, 0usize, 0usize);
+        let seq = self
+            .store()
+            .load_each(|grant| {
+                grants += 1;
+                credentials += grant.credentials.len();
+                if grant.status == Status::Active && grant.next_refresh_at.is_none_or(|t| t <= now)
+                {
+                    overdue += 1;
+                }
+                self.inner.cache.publish(&grant);
+                self.schedule_from(&grant, now);
+            })
+            .await
+            .map_err(store_err)?;
         tracing::info!(
-            grants = grants.len(),
+            grants,
             credentials,
             overdue,
             duration_ms = started.elapsed().as_millis() as u64,

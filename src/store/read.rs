@@ -154,31 +154,6 @@ impl Store {
         rows.into_iter().map(view).collect()
     }
 
-    /// Every grant without refresh tokens, access tokens opened: the cache at start.
-    pub async fn load_all(&self) -> Result<(i64, Vec<GrantState>), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
-            .fetch_one(&mut *tx)
-            .await?;
-        let grants = sqlx::query_as!(
-            GrantRow,
-            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
-                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
-                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
-             FROM grants"
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let credentials = sqlx::query_as!(
-            CredentialRow,
-            "SELECT id, grant_id, extras FROM credentials ORDER BY id"
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok((seq, self.assemble(grants, credentials)?))
-    }
-
     /// What changed after change number `since` (by any process).
     pub async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
         let mut tx = self.pool().begin().await?;

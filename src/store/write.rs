@@ -1,5 +1,7 @@
-//! Writes: new credentials (linked to an existing grant when the refresh token
-//! matches), refresh results with compare-and-set, failures, leases, deletes.
+//! Writes: refresh results with compare-and-set, failures, leases, deletes.
+//! New credentials are in `put`.
+
+use sqlx::{Sqlite, Transaction};
 
 use super::crypto::Field;
 use super::{Store, StoreError, next_change_seq};
@@ -7,145 +9,6 @@ use crate::clock::UnixMillis;
 use crate::store::model::*;
 
 impl Store {
-    /// Creates or replaces credential `new.id`. When a grant of the same
-    /// provider already holds the refresh token, the credential is linked to
-    /// it instead of creating a second grant.
-    #[tracing::instrument(skip_all, fields(credential_id = new.id, provider = new.provider), err)]
-    pub async fn put_credential(&self, new: &NewCredential<'_>) -> Result<PutOutcome, StoreError> {
-        let now = self.now();
-        let mut tx = self.begin_write().await?;
-        let seq = next_change_seq(&mut tx).await?;
-        let hash = self.cipher().lookup_hash(new.provider, new.refresh_token);
-
-        let existing = sqlx::query!(
-            r#"SELECT id AS "id!", expires_at FROM grants WHERE provider = ?1 AND refresh_token_hash = ?2"#,
-            new.provider,
-            hash
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let (grant_id, linked) = match existing {
-            Some(row) => {
-                let id = GrantId(row.id);
-                // The provider just issued an access token on this refresh token,
-                // so the grant lives; keep whichever access token lasts longer.
-                if let Some(access) = new
-                    .access
-                    .filter(|a| row.expires_at.is_none_or(|e| a.expires_at > e))
-                {
-                    let sealed = self
-                        .cipher()
-                        .seal_secret(id.0, Field::AccessToken, &access.token);
-                    sqlx::query!(
-                        "UPDATE grants SET access_token = ?1, token_type = ?2, expires_at = ?3, lifetime_secs = ?4,
-                             scope = coalesce(?5, scope), status = 'active', consecutive_failures = 0,
-                             last_error = NULL, next_refresh_at = coalesce(?6, next_refresh_at),
-                             last_refresh_at = coalesce(?10, last_refresh_at),
-                             generation = generation + 1, updated_at = ?7, change_seq = ?8
-                         WHERE id = ?9",
-                        sealed,
-                        access.token_type,
-                        access.expires_at,
-                        access.lifetime_secs,
-                        new.scope,
-                        new.next_refresh_at,
-                        now,
-                        seq,
-                        id.0,
-                        new.last_refresh_at
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                (id, true)
-            }
-            None => {
-                let id = GrantId(rand::random::<i64>() & i64::MAX);
-                let refresh =
-                    self.cipher()
-                        .seal_secret(id.0, Field::RefreshToken, new.refresh_token);
-                let access = new.access.map(|a| {
-                    self.cipher()
-                        .seal_secret(id.0, Field::AccessToken, &a.token)
-                });
-                let token_type = new.access.map_or("bearer", |a| a.token_type.as_str());
-                let expires_at = new.access.map(|a| a.expires_at);
-                let lifetime = new.access.map(|a| a.lifetime_secs);
-                sqlx::query!(
-                    "INSERT INTO grants (id, provider, refresh_token, refresh_token_hash, access_token,
-                         token_type, scope, expires_at, lifetime_secs, application_calendar_id,
-                         next_refresh_at, last_refresh_at, created_at, updated_at, change_seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?14, ?12, ?12, ?13)",
-                    id.0,
-                    new.provider,
-                    refresh,
-                    hash,
-                    access,
-                    token_type,
-                    new.scope,
-                    expires_at,
-                    lifetime,
-                    new.application_calendar_id,
-                    new.next_refresh_at,
-                    now,
-                    seq,
-                    new.last_refresh_at
-                )
-                .execute(&mut *tx)
-                .await?;
-                (id, false)
-            }
-        };
-
-        let extras = serde_json::to_string(new.extras).expect("a JSON map serializes");
-        let previous =
-            sqlx::query_scalar!("SELECT grant_id FROM credentials WHERE id = ?1", new.id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let mut orphaned_grant = None;
-        match previous {
-            Some(old) => {
-                sqlx::query!(
-                    "UPDATE credentials SET grant_id = ?1, extras = ?2, updated_at = ?3, change_seq = ?4 WHERE id = ?5",
-                    grant_id.0,
-                    extras,
-                    now,
-                    seq,
-                    new.id
-                )
-                .execute(&mut *tx)
-                .await?;
-                if old != grant_id.0 && delete_grant_if_unused(&mut tx, old).await? {
-                    orphaned_grant = Some(GrantId(old));
-                }
-            }
-            None => {
-                sqlx::query!(
-                    "INSERT INTO credentials (id, grant_id, extras, created_at, updated_at, change_seq)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-                    new.id,
-                    grant_id.0,
-                    extras,
-                    now,
-                    seq
-                )
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query!("DELETE FROM deleted_credentials WHERE id = ?1", new.id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(PutOutcome {
-            created: previous.is_none(),
-            grant_id,
-            linked,
-            orphaned_grant,
-        })
-    }
-
     /// Writes a successful refresh if the grant is still at `expected_generation`
     /// (compare-and-set). The old refresh token becomes the previous one when the
     /// provider rotated it. Releases any lease on the grant.
@@ -156,14 +19,56 @@ impl Store {
         expected_generation: i64,
         w: &RefreshWrite<'_>,
     ) -> Result<CasOutcome, StoreError> {
+        let mut outcomes = self
+            .write_refreshes(&[(grant_id, expected_generation, w)])
+            .await?;
+        Ok(outcomes.pop().unwrap_or(CasOutcome::Conflict))
+    }
+
+    /// [`Store::write_refresh`] for each of `batch`, each with its own
+    /// compare-and-set, in one transaction: one commit (one fsync) makes
+    /// them all durable. A conflict on one does not stop the others; a
+    /// database error writes none.
+    #[tracing::instrument(skip_all, fields(count = batch.len()), err)]
+    pub async fn write_refreshes(
+        &self,
+        batch: &[(GrantId, i64, &RefreshWrite<'_>)],
+    ) -> Result<Vec<CasOutcome>, StoreError> {
         let now = self.now();
+        let _serial = self.write_lock().await;
         let mut tx = self.begin_write().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for (grant_id, expected, w) in batch {
+            outcomes.push(
+                self.write_refresh_in(&mut tx, seq, now, *grant_id, *expected, w)
+                    .await?,
+            );
+        }
+        if outcomes.iter().all(|o| *o == CasOutcome::Conflict) {
+            // Nothing written: leave the change number where it was.
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcomes)
+    }
+
+    async fn write_refresh_in(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        seq: i64,
+        now: UnixMillis,
+        grant_id: GrantId,
+        expected_generation: i64,
+        w: &RefreshWrite<'_>,
+    ) -> Result<CasOutcome, StoreError> {
         let Some(row) = sqlx::query!(
             "SELECT provider, refresh_token, refresh_token_hash, previous_refresh_token, generation
              FROM grants WHERE id = ?1",
             grant_id.0
         )
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
         else {
             return Ok(CasOutcome::Conflict);
@@ -171,7 +76,6 @@ impl Store {
         if row.generation != expected_generation {
             return Ok(CasOutcome::Conflict);
         }
-        let seq = next_change_seq(&mut tx).await?;
         let cipher = self.cipher();
 
         let (refresh, hash, previous) = match w.refresh_token {
@@ -219,14 +123,14 @@ impl Store {
             seq,
             grant_id.0
         )
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
 
         let rows = sqlx::query!(
             "SELECT id, extras FROM credentials WHERE grant_id = ?1 ORDER BY id",
             grant_id.0
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut **tx)
         .await?;
         let mut credentials = Vec::with_capacity(rows.len());
         for row in rows {
@@ -241,12 +145,11 @@ impl Store {
                     seq,
                     row.id
                 )
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             }
             credentials.push(CredentialExtras { id: row.id, extras });
         }
-        tx.commit().await?;
         Ok(CasOutcome::Written {
             generation,
             credentials,
@@ -324,6 +227,7 @@ impl Store {
         until: UnixMillis,
     ) -> Result<LeaseOutcome, StoreError> {
         let now = self.now();
+        let serial = self.write_lock().await;
         let taken = sqlx::query!(
             "UPDATE grants SET lease_owner = ?1, lease_until = ?2
              WHERE id = ?3 AND (lease_owner IS NULL OR lease_until <= ?4 OR lease_owner = ?1)",
@@ -332,14 +236,15 @@ impl Store {
             grant_id.0,
             now
         )
-        .execute(self.pool())
+        .execute(self.lease_pool())
         .await?
         .rows_affected();
+        drop(serial);
         if taken == 1 {
             return Ok(LeaseOutcome::Acquired);
         }
         let held = sqlx::query_scalar!("SELECT lease_until FROM grants WHERE id = ?1", grant_id.0)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.lease_pool())
             .await?;
         Ok(match held {
             None => LeaseOutcome::Gone,
@@ -348,12 +253,13 @@ impl Store {
     }
 
     pub async fn release_lease(&self, grant_id: GrantId, owner: &str) -> Result<(), StoreError> {
+        let _serial = self.write_lock().await;
         sqlx::query!(
             "UPDATE grants SET lease_owner = NULL, lease_until = NULL WHERE id = ?1 AND lease_owner = ?2",
             grant_id.0,
             owner
         )
-        .execute(self.pool())
+        .execute(self.lease_pool())
         .await?;
         Ok(())
     }
@@ -389,7 +295,7 @@ impl Store {
     }
 }
 
-async fn delete_grant_if_unused(
+pub(super) async fn delete_grant_if_unused(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     grant_id: i64,
 ) -> Result<bool, StoreError> {

@@ -47,6 +47,9 @@ struct ResultLabels {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// The route label of `GET /v1/tokens/{id}`.
+pub const HAND_OUT_ROUTE: &str = "/v1/tokens/:id";
+
 /// Every metric tokend exports; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -65,6 +68,9 @@ struct Inner {
     pauses: Family<ProviderLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
     pending_writes: Gauge,
+    /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
+    /// once: the hand-out fast path increments it without a label lookup.
+    handed_out: Counter,
 }
 
 fn refresh_histogram() -> Histogram {
@@ -136,6 +142,12 @@ impl Metrics {
             "Refreshed tokens held in memory because the database refused the write",
             pending_writes.clone(),
         );
+        let handed_out = http_requests
+            .get_or_create(&HttpLabels {
+                route: HAND_OUT_ROUTE,
+                status: 200,
+            })
+            .clone();
         Metrics {
             inner: Arc::new(Inner {
                 registry,
@@ -148,6 +160,7 @@ impl Metrics {
                 pauses,
                 webhooks,
                 pending_writes,
+                handed_out,
             }),
         }
     }
@@ -173,6 +186,11 @@ impl Metrics {
             .http_requests
             .get_or_create(&HttpLabels { route, status })
             .inc();
+    }
+
+    /// One token handed out by the fast path (a 200 on `/v1/tokens/:id`).
+    pub fn handed_out(&self) {
+        self.inner.handed_out.inc();
     }
 
     pub fn webhook(&self, result: &'static str) {

@@ -5,6 +5,7 @@ mod api;
 mod cli;
 mod crash;
 mod fake_provider;
+mod handout;
 mod helpers;
 mod ops;
 mod process;

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# tokend benchmarks (issue 7): hand-out vs bare hyper (TCP and unix socket),
+# durable refresh throughput against a fast fake provider, start-up, memory,
+# idle CPU and hand-out at one million credentials, and the `cargo bench`
+# micro-benchmarks. Prints one table; every ratio is against a baseline
+# measured in the same run (the machines are shared and noisy).
+#
+#   bench/run.sh            full run (about 10-15 minutes on 2 cores)
+#   QUICK=1 bench/run.sh    short run: fewer rounds and credentials
+#
+# Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
+# SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+QUICK=${QUICK:-0}
+if [[ $QUICK == 1 ]]; then
+    : "${ROUNDS:=1}" "${HANDOUT_SECS:=5}" "${SCALE_N:=200000}" "${REFRESH_N:=20000}" "${IDLE_SECS:=10}"
+else
+    : "${ROUNDS:=3}" "${HANDOUT_SECS:=10}" "${SCALE_N:=1000000}" "${REFRESH_N:=100000}" "${IDLE_SECS:=60}"
+fi
+HANDOUT_N=${HANDOUT_N:-100000}
+CONNECTIONS=64
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+KEY=tkd_bench_0123456789abcdefghijklmnopqrstuvwxyzABCDEF
+WORK=${BENCH_DIR:-$(mktemp -d /tmp/tokend-bench.XXXXXX)}
+mkdir -p "$WORK"
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+
+say() { printf '==> %s\n' "$*" >&2; }
+put() { printf '%s=%s\n' "$1" "$2" >>"$RESULTS"; }
+
+# --- what it needs -----------------------------------------------------------
+need=()
+for tool in wrk curl sqlite3 taskset python3; do
+    command -v "$tool" >/dev/null || need+=("$tool")
+done
+if ((${#need[@]})); then
+    pkgs=()
+    for tool in "${need[@]}"; do
+        case $tool in taskset) pkgs+=(util-linux) ;; python3) pkgs+=(python3-minimal) ;; *) pkgs+=("$tool") ;; esac
+    done
+    say "installing ${pkgs[*]}"
+    SUDO=""; [[ $(id -u) == 0 ]] || SUDO=sudo
+    $SUDO apt-get install -y "${pkgs[@]}" >/dev/null 2>&1 ||
+        { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y "${pkgs[@]}" >/dev/null; }
+fi
+# Pin only where there are two cores to pin to.
+if (($(nproc) < 2)); then pin_server=(); pin_load=(); else
+    pin_server=(taskset -c "$SERVER_CPU"); pin_load=(taskset -c "$LOAD_CPU"); fi
+
+say "building (release)"
+export SQLX_OFFLINE=true
+cargo build --release --locked -q -p tokend -p tokend-bench --bins
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
+
+# --- processes ----------------------------------------------------------------
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [[ -n ${BENCH_DIR:-} ]] || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# wait_log FILE PATTERN: the first match of PATTERN (a sed -E capture) in FILE.
+wait_log() {
+    local i
+    for i in $(seq 300); do
+        local hit
+        hit=$(sed -nE "s/.*$2.*/\\1/p" "$1" 2>/dev/null | head -1)
+        if [[ -n $hit ]]; then echo "$hit"; return; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; exit 1
+}
+
+stop() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+start_bare() { # DIR -> sets BARE_PID BARE_URL BARE_SOCK
+    BARE_SOCK=$1/bare.sock
+    "${pin_server[@]}" "$BIN/bare-hyper" --listen 127.0.0.1:0 --unix "$BARE_SOCK" 2>"$1/bare.log" &
+    BARE_PID=$!; PIDS+=("$BARE_PID")
+    BARE_URL=http://$(wait_log "$1/bare.log" 'listening on (127[^ ]*)$')
+    wait_log "$1/bare.log" "listening on (.*bare\\.sock)" >/dev/null
+}
+
+write_config() { # DIR PROVIDER_URL
+    cat >"$1/tokend.toml" <<EOF
+[server]
+listen = ["127.0.0.1:0"]
+unix_socket = "$1/tokend.sock"
+[storage]
+database = "$1/tokend.db"
+[log]
+format = "json"
+level = "info"
+[providers.cronofy]
+kind = "cronofy"
+api_base_url = "$2"
+client_id = "bench"
+client_secret = "bench-secret"
+request_timeout_secs = 20
+max_requests_per_minute = 100000000
+burst = 1000000
+[clients.bench]
+key_sha256 = "$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)"
+credentials = ["*"]
+EOF
+}
+
+start_tokend() { # DIR -> sets TOKEND_PID TOKEND_URL START_NS
+    START_NS=$(date +%s%N)
+    "${pin_server[@]}" "$BIN/tokend" --config "$1/tokend.toml" serve 2>"$1/tokend.log" &
+    TOKEND_PID=$!; PIDS+=("$TOKEND_PID")
+    TOKEND_URL=http://$(wait_log "$1/tokend.log" '.*"message":"listening","address":"([^"]*)".*')
+}
+
+wait_ready() { # URL -> milliseconds since START_NS when /readyz said 200
+    local deadline=$((SECONDS + 300))
+    until [[ $(curl -s -o /dev/null -w '%{http_code}' "$1/readyz") == 200 ]]; do
+        ((SECONDS < deadline)) || { echo "never ready" >&2; exit 1; }
+        sleep 0.02
+    done
+    echo $((($(date +%s%N) - START_NS) / 1000000))
+}
+
+field() { sed -nE "s/^$1: ([0-9]+).*/\\1/p" | head -1; }
+
+handout_tcp() { # URL IDS -> "rps p50_us p99_us"
+    local out
+    out=$(BENCH_IDS=$2 BENCH_KEY=$KEY "${pin_load[@]}" wrk -t1 -c$CONNECTIONS -d"${HANDOUT_SECS}s" \
+        -s "$ROOT/bench/wrk-random-id.lua" "$1/" 2>&1)
+    [[ $(field non_2xx <<<"$out") == 0 ]] || { echo "$out" >&2; exit 1; }
+    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")"
+}
+
+handout_unix() { # SOCKET IDS -> "rps p50_us p99_us"
+    local out
+    out=$("${pin_load[@]}" "$BIN/uds-load" --socket "$1" --ids "$2" --key "$KEY" \
+        --connections $CONNECTIONS --duration-secs "$HANDOUT_SECS")
+    [[ $(field non_2xx <<<"$out") == 0 ]] || { echo "$out" >&2; exit 1; }
+    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")"
+}
+
+# handout_rounds TAG IDS: alternates baseline and tokend, ROUNDS times, on
+# TCP and the unix socket; records every run (the table takes medians).
+handout_rounds() {
+    local r v
+    for r in $(seq "$ROUNDS"); do
+        v=$(handout_tcp "$BARE_URL" "$2"); put "$1_tcp_bare" "$v"
+        v=$(handout_tcp "$TOKEND_URL" "$2"); put "$1_tcp_tokend" "$v"
+        if [[ $1 == handout ]]; then
+            v=$(handout_unix "$BARE_SOCK" "$2"); put "$1_unix_bare" "$v"
+            v=$(handout_unix "$WORK/handout/tokend.sock" "$2"); put "$1_unix_tokend" "$v"
+        fi
+        say "$1 round $r/$ROUNDS done"
+    done
+}
+
+proc_kb() { sed -nE "s/^$2:[[:space:]]+([0-9]+) kB/\\1/p" "/proc/$1/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# --- 1. hand-out at 100,000 credentials ---------------------------------------
+say "hand-out: seeding $HANDOUT_N credentials"
+put handout_n "$HANDOUT_N"
+mkdir -p "$WORK/handout"
+write_config "$WORK/handout" "http://127.0.0.1:9"
+"$BIN/seed" --config "$WORK/handout/tokend.toml" --count "$HANDOUT_N" >&2
+start_bare "$WORK"
+start_tokend "$WORK/handout"
+wait_ready "$TOKEND_URL" >/dev/null
+handout_rounds handout "$HANDOUT_N"
+stop "$TOKEND_PID"
+
+# --- 2. durable refresh throughput --------------------------------------------
+say "refresh: the fake provider alone"
+"${pin_server[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 2>"$WORK/fake.log" &
+FAKE_PID=$!; PIDS+=("$FAKE_PID")
+FAKE_URL=http://$(wait_log "$WORK/fake.log" 'listening on (.*)$')
+out=$("${pin_load[@]}" wrk -t1 -c16 -d"${HANDOUT_SECS}s" -s "$ROOT/bench/wrk-fake-token.lua" "$FAKE_URL/oauth/token" 2>&1)
+put fake_alone_rps "$(field rps <<<"$out")"
+before=$(curl -s "$FAKE_URL/count")
+
+# During the refresh run the fake gets the load generator's core, tokend the server's.
+((${#pin_load[@]})) && taskset -a -p -c "$LOAD_CPU" "$FAKE_PID" >/dev/null
+say "refresh: $REFRESH_N grants all due at once"
+mkdir -p "$WORK/refresh"
+write_config "$WORK/refresh" "$FAKE_URL"
+"$BIN/seed" --config "$WORK/refresh/tokend.toml" --count "$REFRESH_N" --due now >&2
+start_tokend "$WORK/refresh"
+wait_ready "$TOKEND_URL" >/dev/null
+deadline=$((SECONDS + 900))
+while (($(sqlite3 "$WORK/refresh/tokend.db" 'SELECT count(*) FROM grants WHERE generation > 0') < REFRESH_N)); do
+    ((SECONDS < deadline)) || { echo "refreshes did not finish" >&2; break; }
+    sleep 1
+done
+put refresh_provider_calls $(($(curl -s "$FAKE_URL/count") - before))
+put refresh_durable "$(sqlite3 "$WORK/refresh/tokend.db" 'SELECT count(*) FROM grants WHERE generation > 0')"
+put refresh_log "$WORK/refresh/tokend.log"
+stop "$TOKEND_PID"
+stop "$FAKE_PID"
+
+# --- 3. one million credentials -----------------------------------------------
+say "scale: seeding $SCALE_N credentials"
+put scale_n "$SCALE_N"
+mkdir -p "$WORK/scale"
+write_config "$WORK/scale" "http://127.0.0.1:9"
+"$BIN/seed" --config "$WORK/scale/tokend.toml" --count "$SCALE_N" >&2
+sync
+start_tokend "$WORK/scale"
+ready_ms=$(wait_ready "$TOKEND_URL")
+put scale_ready_ms "$ready_ms"
+put scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
+say "scale: ${IDLE_SECS}s idle"
+sleep 2
+t0=$(cpu_ticks "$TOKEND_PID"); s0=$(date +%s%N)
+sleep "$IDLE_SECS"
+t1=$(cpu_ticks "$TOKEND_PID"); s1=$(date +%s%N)
+put scale_idle_cpu_pct "$(python3 -c "print(f'{($t1-$t0)/$(getconf CLK_TCK)/(($s1-$s0)/1e9)*100:.3f}')")"
+handout_rounds scale "$SCALE_N"
+put scale_rss_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
+put scale_hwm_kb "$(proc_kb "$TOKEND_PID" VmHWM)"
+stop "$TOKEND_PID"
+stop "$BARE_PID"
+
+# --- 4. micro-benchmarks ------------------------------------------------------
+say "cargo bench"
+cargo bench --locked -q -p tokend-bench --bench hot >"$WORK/divan.txt" 2>&1 || cat "$WORK/divan.txt" >&2
+put divan "$WORK/divan.txt"
+
+# --- the table ------------------------------------------------------------------
+{
+    echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
+    echo "settings: ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS"
+} >&2
+python3 "$ROOT/bench/table.py" "$RESULTS"
