@@ -112,9 +112,11 @@ credentials = ["*"]
 EOF
 }
 
-start_tokend() { # DIR -> sets TOKEND_PID TOKEND_URL START_NS
+start_tokend() { # DIR [unpinned] -> sets TOKEND_PID TOKEND_URL START_NS
+    local pin=("${pin_server[@]}")
+    [[ ${2:-} != unpinned ]] || pin=()
     START_NS=$(date +%s%N)
-    "${pin_server[@]}" "$BIN/tokend" --config "$1/tokend.toml" serve 2>"$1/tokend.log" &
+    "${pin[@]}" "$BIN/tokend" --config "$1/tokend.toml" serve 2>"$1/tokend.log" &
     TOKEND_PID=$!; PIDS+=("$TOKEND_PID")
     TOKEND_URL=http://$(wait_log "$1/tokend.log" '.*"message":"listening","address":"([^"]*)".*')
 }
@@ -211,9 +213,12 @@ mkdir -p "$WORK/scale"
 write_config "$WORK/scale" "http://127.0.0.1:9"
 "$BIN/seed" --config "$WORK/scale/tokend.toml" --count "$SCALE_N" >&2
 sync
-start_tokend "$WORK/scale"
+# Start-up has both cores (nothing else runs then); from ready on, tokend is
+# pinned like in (1) for the idle and hand-out figures.
+start_tokend "$WORK/scale" unpinned
 ready_ms=$(wait_ready "$TOKEND_URL")
 put scale_ready_ms "$ready_ms"
+((${#pin_server[@]})) && taskset -a -p -c "$SERVER_CPU" "$TOKEND_PID" >/dev/null
 put scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
 say "scale: ${IDLE_SECS}s idle"
 sleep 2

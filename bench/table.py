@@ -102,7 +102,7 @@ def main():
         rss = int(runs["scale_rss_kb"][0]) / 1024
         ready = int(runs["scale_rss_ready_kb"][0]) / 1024
         row("scale: memory (RSS when ready / after load / peak)",
-            f"{ready:.0f} / {rss:.0f} / {hwm:.0f} MB", "", "", "<= 500 MB", hwm <= 500)
+            f"{ready:.0f} / {rss:.0f} / {hwm:.0f} MiB", "", "", "<= 500 MB (477 MiB)", hwm <= 500 * 1e6 / 2**20)
         cpu = float(runs["scale_idle_cpu_pct"][0])
         row("scale: CPU while idle", f"{cpu:.2f}% of a core", "", "", "<= 1%", cpu <= 1.0)
         n = int(runs.get("scale_n", ["1000000"])[0])

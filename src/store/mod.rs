@@ -4,6 +4,7 @@
 //! - [`key`]: where the encryption key comes from (file, systemd credential,
 //!   or generated on first start).
 //! - [`model`]: the records the store reads and writes.
+//! - `open`: connections (WAL, `synchronous`, private files).
 //! - `put` / `write` / `read`: the store API the refresher, the API and the CLI
 //!   use (`put`: new credentials, one or a batch in one transaction).
 //!
@@ -15,22 +16,22 @@ pub mod crypto;
 pub mod key;
 mod load;
 pub mod model;
+mod open;
 mod put;
 mod read;
 mod rotate;
 mod write;
 
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqliteSynchronous;
 use sqlx::{SqlitePool, Transaction};
 
 use crate::clock::Clock;
 use crypto::{Cipher, CryptoError, MasterKey};
 pub use model::*;
+use open::{connect, open_pool};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -214,61 +215,6 @@ async fn next_change_seq(tx: &mut Transaction<'static, sqlx::Sqlite>) -> Result<
             .fetch_one(&mut **tx)
             .await?,
     )
-}
-
-async fn open_pool(path: &Path) -> Result<SqlitePool, StoreError> {
-    create_private_file(path)?;
-    connect(path, SqliteSynchronous::Full, 4).await
-}
-
-async fn connect(
-    path: &Path,
-    synchronous: SqliteSynchronous,
-    connections: u32,
-) -> Result<SqlitePool, StoreError> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(false)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(synchronous)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true);
-    Ok(SqlitePoolOptions::new()
-        .max_connections(connections)
-        .min_connections(1)
-        .connect_with(options)
-        .await?)
-}
-
-/// Creates the database file 0600 before SQLite touches it: SQLite gives the
-/// `-wal` and `-shm` files the mode of the database file, so all three are
-/// private from their first byte. An existing file is tightened to 0600.
-fn create_private_file(path: &Path) -> Result<(), StoreError> {
-    let err = |source| StoreError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let mode = std::fs::metadata(path).map_err(err)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(path = %path.display(), mode = format!("{:o}", mode & 0o777), "database file was readable by others; setting it to 0600");
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .map_err(err)?;
-            }
-            Ok(())
-        }
-        Err(e) => Err(err(e)),
-    }
 }
 
 impl Store {

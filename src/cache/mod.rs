@@ -13,14 +13,17 @@
 //! are shared between the map and the grant's member list, provider names
 //! are interned, and a grant's single member needs no list of its own.
 
+mod render;
+
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-use crate::clock::{UnixMillis, rfc3339};
-use crate::store::{AccessToken, Extras, GrantId, GrantState, Status};
+use crate::clock::UnixMillis;
+use crate::store::{GrantId, GrantState, Status};
+use render::{json_str, render};
 
 /// A credential as the API sees it. Never mutated: replaced whole.
 #[derive(Debug)]
@@ -77,17 +80,6 @@ impl CachedAccess {
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
 }
-
-/// Fields of the token response that provider extras may not overwrite.
-const TOKEN_FIELDS: &[&str] = &[
-    "credential_id",
-    "access_token",
-    "token_type",
-    "expires_at",
-    "expires_in",
-    "scope",
-    "warnings",
-];
 
 #[derive(Debug, Default)]
 pub struct Cache {
@@ -282,146 +274,5 @@ pub struct GrantCounts {
     pub needs_reauth: u64,
 }
 
-/// Renders the token response up to `expires_in`.
-fn render(
-    credential_id: &str,
-    access: &AccessToken,
-    scope: Option<&str>,
-    extras: &Extras,
-) -> CachedAccess {
-    let mut body = String::with_capacity(256);
-    body.push_str("{\"credential_id\":");
-    push_json_str(&mut body, credential_id);
-    body.push_str(",\"access_token\":");
-    let start = body.len();
-    push_json_str(&mut body, access.token.expose_secret());
-    let token_at = (start as u32, body.len() as u32);
-    body.push_str(",\"token_type\":");
-    push_json_str(&mut body, &access.token_type);
-    body.push_str(",\"expires_at\":");
-    push_json_str(&mut body, &rfc3339(access.expires_at));
-    body.push_str(",\"scope\":");
-    match scope {
-        Some(s) => push_json_str(&mut body, s),
-        None => body.push_str("null"),
-    }
-    for (k, v) in extras {
-        if TOKEN_FIELDS.contains(&k.as_str()) {
-            continue;
-        }
-        body.push(',');
-        push_json_str(&mut body, k);
-        body.push(':');
-        body.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
-    }
-    CachedAccess {
-        expires_at: access.expires_at,
-        lifetime_secs: access.lifetime_secs,
-        body_prefix: SecretString::from(body),
-        token_at,
-    }
-}
-
-/// `s` as a JSON string, quotes included.
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
-}
-
-fn push_json_str(out: &mut String, s: &str) {
-    out.push_str(&json_str(s));
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::CredentialExtras;
-    use serde_json::{Value, json};
-
-    fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
-        GrantState {
-            id: GrantId(id),
-            provider: "cronofy".into(),
-            status: Status::Active,
-            access: Some(AccessToken {
-                token: SecretString::from(token.to_owned()),
-                token_type: "bearer".into(),
-                expires_at: 1_700_000_000_000,
-                lifetime_secs: 3600,
-            }),
-            scope: Some("read_write".into()),
-            application_calendar_id: None,
-            generation: 1,
-            last_refresh_at: None,
-            next_refresh_at: None,
-            consecutive_failures: 0,
-            last_error: None,
-            credentials: creds
-                .iter()
-                .map(|(id, ex)| CredentialExtras {
-                    id: id.to_string(),
-                    extras: ex.as_object().unwrap().clone(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn rendered_prefix_is_the_response_without_expires_in() {
-        let cache = Cache::new();
-        cache.publish(&grant(
-            1,
-            &[(
-                "alice",
-                json!({"sub": "s\"1", "scope": "evil", "account_id": "acc"}),
-            )],
-            "at-1",
-        ));
-        let e = cache.get("alice").unwrap();
-        let body = format!(
-            "{},\"expires_in\":5}}",
-            e.access.as_ref().unwrap().body_prefix()
-        );
-        let v: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v["credential_id"], "alice");
-        assert_eq!(v["access_token"], "at-1");
-        assert_eq!(v["expires_at"], "2023-11-14T22:13:20Z");
-        assert_eq!(v["scope"], "read_write", "extras never mask our fields");
-        assert_eq!(v["sub"], "s\"1");
-        assert_eq!(v["account_id"], "acc");
-        assert!(
-            !format!("{e:?}").contains("at-1"),
-            "Debug never shows the token"
-        );
-        let access = e.access.as_ref().unwrap();
-        assert!(access.is_token("at-1"));
-        assert!(!access.is_token("at-2") && !access.is_token("at-1 ") && !access.is_token(""));
-    }
-
-    #[test]
-    fn publish_moves_and_drops_members() {
-        let cache = Cache::new();
-        cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "at-1"));
-        assert_eq!(cache.members(GrantId(1)).len(), 2);
-        // b moved to grant 2, then grant 1 republished without it.
-        cache.publish(&grant(2, &[("b", json!({}))], "at-2"));
-        cache.publish(&grant(1, &[("a", json!({}))], "at-3"));
-        assert_eq!(cache.get("b").unwrap().grant_id, GrantId(2));
-        assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
-        cache.set_health(GrantId(1), Status::NeedsReauth, 3, Some("dead"), None);
-        let a = cache.get("a").unwrap();
-        assert_eq!((a.status, a.consecutive_failures), (Status::NeedsReauth, 3));
-        assert!(a.access.is_some());
-        assert_eq!(
-            cache.grant_counts(3),
-            GrantCounts {
-                active: 1,
-                failing: 0,
-                needs_reauth: 1
-            }
-        );
-        cache.remove_grant(GrantId(1));
-        assert!(cache.get("a").is_none());
-        cache.remove_credential("b");
-        assert!(cache.is_empty());
-    }
-}
+mod tests;
