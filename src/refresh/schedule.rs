@@ -2,14 +2,15 @@
 //! that sleeps until the earliest due grant.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::{Refresher, Trigger};
 use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
-use crate::store::GrantId;
+use crate::store::{GrantId, GrantState, Status};
 
 /// `expires_at - min(max(min_lead, lead_fraction * lifetime), lifetime / 2) - jitter`,
 /// with `jitter = unit * jitter_fraction * lifetime` and `unit` uniform in `[0, 1)`.
@@ -94,6 +95,56 @@ pub enum Msg {
     Query(GrantId, tokio::sync::oneshot::Sender<Option<UnixMillis>>),
     /// Answer: the loop is alive (the systemd watchdog).
     Ping(tokio::sync::oneshot::Sender<()>),
+}
+
+impl Refresher {
+    /// The due time the scheduler holds for a grant (tests and diagnostics).
+    pub async fn scheduled_at(&self, grant: GrantId) -> Option<UnixMillis> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.inner.schedule_tx.send(Msg::Query(grant, tx)).ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Whether the scheduler loop answers within `limit` (the watchdog).
+    pub async fn alive(&self, limit: Duration) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.inner.schedule_tx.send(Msg::Ping(tx)).is_err() {
+            return false;
+        }
+        matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
+    }
+
+    pub(super) fn permits(&self) -> Arc<Semaphore> {
+        Arc::clone(&self.inner.permits)
+    }
+
+    /// Publishes a grant's state to the cache and (re)schedules it.
+    pub(super) fn publish(&self, grant: &GrantState) {
+        self.inner.cache.publish(grant);
+        self.schedule(grant);
+    }
+
+    pub(super) fn schedule(&self, grant: &GrantState) {
+        self.schedule_from(grant, self.inner.clock.now());
+    }
+
+    /// Schedules a grant at its due time, or at `floor` if that has passed:
+    /// overdue grants then queue by expiry, soonest first.
+    pub(super) fn schedule_from(&self, grant: &GrantState, floor: UnixMillis) {
+        let msg = match (grant.status, grant.credentials.is_empty()) {
+            (Status::Active, false) => Msg::Schedule {
+                grant: grant.id,
+                due: grant.next_refresh_at.map_or(floor, |t| t.max(floor)),
+                expires_at: grant.access.as_ref().map_or(0, |a| a.expires_at),
+            },
+            _ => Msg::Unschedule(grant.id),
+        };
+        let _ = self.inner.schedule_tx.send(msg);
+    }
+
+    pub(super) fn unschedule(&self, grant: GrantId) {
+        let _ = self.inner.schedule_tx.send(Msg::Unschedule(grant));
+    }
 }
 
 /// The scheduler task: sleeps until the earliest due grant, starts its
