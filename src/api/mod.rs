@@ -7,6 +7,7 @@
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
 //! - `extract`: the caller, ids, bodies and queries, refused in SPEC terms.
+//! - `observe`: health probes, `/metrics`, request counts.
 //! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
 //!   from the cache without the router, everything else through it.
 //!
@@ -21,6 +22,7 @@ pub mod error;
 mod extract;
 mod fast;
 pub mod guard;
+mod observe;
 mod tokens;
 pub mod views;
 
@@ -34,9 +36,9 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
@@ -147,9 +149,9 @@ where
 fn endpoints() -> Vec<Endpoint> {
     use Method as M;
     vec![
-        endpoint(M::GET, "/healthz", healthz),
-        endpoint(M::GET, "/readyz", readyz),
-        endpoint(M::GET, "/metrics", metrics),
+        endpoint(M::GET, "/healthz", observe::healthz),
+        endpoint(M::GET, "/readyz", observe::readyz),
+        endpoint(M::GET, "/metrics", observe::metrics),
         endpoint(M::GET, "/v1/tokens/{id}", tokens::get_token),
         endpoint(M::POST, "/v1/tokens/{id}/refresh", tokens::force_refresh),
         endpoint(M::GET, "/v1/credentials", credentials::list),
@@ -201,73 +203,13 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), gate))
-        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::count_request,
+        ))
         .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(common_headers))
         .with_state(state)
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
-    let body = state.inner.metrics.render(
-        refresher.cache(),
-        &refresher.providers(),
-        refresher.failing_after(),
-        refresher.clock().now(),
-    );
-    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
-    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
-}
-
-/// Counts every request by route template (never the id in it) and status.
-async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |m| route_label(m.as_str()));
-    let response = next.run(request).await;
-    state
-        .inner
-        .metrics
-        .http_request(route, response.status().as_u16());
-    response
-}
-
-/// A route template as a metric label, `{id}` written `:id`: label values
-/// without braces keep simple regex-based scrapers of the text format working.
-fn route_label(template: &str) -> &'static str {
-    static LABELS: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
-    let labels = LABELS.get_or_init(|| {
-        let mut paths: Vec<&'static str> = routes().into_iter().map(|(_, p)| p).collect();
-        paths.dedup();
-        // Built once per process from the fixed route list.
-        paths
-            .into_iter()
-            .map(|p| (p, &*Box::leak(p.replace("{id}", ":id").into_boxed_str())))
-            .collect()
-    });
-    labels
-        .iter()
-        .find(|(t, _)| *t == template)
-        .map_or("other", |(_, l)| l)
-}
-
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-async fn readyz(State(state): State<AppState>) -> StatusCode {
-    let durable = state
-        .inner
-        .refresher
-        .get()
-        .is_some_and(Refresher::is_durable);
-    if state.readiness().is_ready() && durable {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
 }
 
 /// Runs before every handler, in SPEC §4's order: browser/proxy/Host (403),

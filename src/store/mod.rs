@@ -254,3 +254,6 @@ mod tests;
 
 #[cfg(test)]
 mod batch_tests;
+
+#[cfg(test)]
+mod lifecycle_tests;

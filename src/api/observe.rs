@@ -1,0 +1,80 @@
+//! Being watched: `/healthz`, `/readyz`, `GET /metrics`, and the count of every request by route
+//! template and status (never the credential id in the path).
+
+use std::sync::OnceLock;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+use super::{AppState, routes};
+use crate::refresh::Refresher;
+
+/// `GET /metrics`: Prometheus text format.
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let refresher = state.refresher()?;
+    let body = state.inner.metrics.render(
+        refresher.cache(),
+        &refresher.providers(),
+        refresher.failing_after(),
+        refresher.clock().now(),
+    );
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// Counts every request by route template (never the id in it) and status.
+pub(super) async fn count_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| route_label(m.as_str()));
+    let response = next.run(request).await;
+    state
+        .inner
+        .metrics
+        .http_request(route, response.status().as_u16());
+    response
+}
+
+/// A route template as a metric label, `{id}` written `:id`: label values
+/// without braces keep simple regex-based scrapers of the text format working.
+fn route_label(template: &str) -> &'static str {
+    static LABELS: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    let labels = LABELS.get_or_init(|| {
+        let mut paths: Vec<&'static str> = routes().into_iter().map(|(_, p)| p).collect();
+        paths.dedup();
+        // Built once per process from the fixed route list.
+        paths
+            .into_iter()
+            .map(|p| (p, &*Box::leak(p.replace("{id}", ":id").into_boxed_str())))
+            .collect()
+    });
+    labels
+        .iter()
+        .find(|(t, _)| *t == template)
+        .map_or("other", |(_, l)| l)
+}
+
+pub(super) async fn healthz() -> StatusCode {
+    StatusCode::OK
+}
+
+pub(super) async fn readyz(State(state): State<AppState>) -> StatusCode {
+    let durable = state
+        .inner
+        .refresher
+        .get()
+        .is_some_and(Refresher::is_durable);
+    if state.readiness().is_ready() && durable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
