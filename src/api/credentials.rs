@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::views::credential_json;
 use super::{AppState, Caller, CredentialId, Json, Query};
 use crate::config::ProviderKind;
-use crate::refresh::{Import, IntakeOutcome, Refresher};
+use crate::refresh::{Import, Refresher};
 use crate::store::{ListFilter, Status};
 
 #[derive(Debug, Deserialize)]
@@ -80,7 +80,7 @@ pub async fn import(
             scope: body.scope,
         })
         .await?;
-    view_response(refresher, &id, out).await
+    view_response(refresher, &id, out.created).await
 }
 
 pub async fn authorization_code(
@@ -93,18 +93,10 @@ pub async fn authorization_code(
     check_provider(&state, &body.provider, None)?;
     check_redirect_uri(&state, &body.provider, &body.redirect_uri)?;
     may_manage(&client, &id)?;
-    let out = refresher
+    refresher
         .exchange_code(&id, &body.provider, &body.code, &body.redirect_uri)
         .await?;
-    view_response(
-        refresher,
-        &id,
-        IntakeOutcome {
-            created: true,
-            ..out
-        },
-    )
-    .await
+    view_response(refresher, &id, true).await
 }
 
 pub async fn application_calendar(
@@ -122,18 +114,10 @@ pub async fn application_calendar(
         ));
     }
     may_manage(&client, &id)?;
-    let out = refresher
+    refresher
         .application_calendar(&id, &body.provider, cal)
         .await?;
-    view_response(
-        refresher,
-        &id,
-        IntakeOutcome {
-            created: true,
-            ..out
-        },
-    )
-    .await
+    view_response(refresher, &id, true).await
 }
 
 pub async fn show(
@@ -271,10 +255,11 @@ pub(super) fn check_redirect_uri(
 }
 
 /// 201 with the view for a new credential, 200 for a replaced one.
+/// The credential's view: 201 when it was `created`, else 200.
 async fn view_response(
     refresher: &Refresher,
     id: &str,
-    out: IntakeOutcome,
+    created: bool,
 ) -> Result<Response, ApiError> {
     let view = refresher
         .store()
@@ -282,7 +267,7 @@ async fn view_response(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .ok_or(ApiError::NotFound)?;
-    let status = if out.created {
+    let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
