@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::credentials::{check_provider, check_redirect_uri, may_manage};
+use super::credentials::{check_provider, check_redirect_uri, may_manage, view_response};
 use super::error::ApiError;
 use super::{AppState, Caller, Json, Query, check_id};
 use crate::clock::UnixMillis;
@@ -103,17 +103,7 @@ pub async fn callback(
     refresher
         .exchange_code(&claims.c, &claims.p, &body.code, &claims.r)
         .await?;
-    let view = refresher
-        .store()
-        .get_credential(&claims.c)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)?;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        axum::Json(super::views::credential_json(&view)),
-    )
-        .into_response())
+    view_response(refresher, &claims.c, true).await
 }
 
 fn sign(store: &Store, claims: &Claims) -> String {

@@ -256,7 +256,7 @@ pub(super) fn check_redirect_uri(
 
 /// 201 with the view for a new credential, 200 for a replaced one.
 /// The credential's view: 201 when it was `created`, else 200.
-async fn view_response(
+pub(super) async fn view_response(
     refresher: &Refresher,
     id: &str,
     created: bool,
