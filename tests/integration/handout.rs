@@ -50,6 +50,11 @@ async fn fast_path_and_router_answer_alike() {
             StatusCode::UNAUTHORIZED,
         ),
         (app.post("/v1/tokens/alice"), StatusCode::METHOD_NOT_ALLOWED),
+        // A body on a GET goes through the router, which enforces the limit.
+        (
+            app.get("/v1/tokens/alice").body(vec![b'x'; 70_000]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ];
     for (request, expected) in cases {
         let (status, headers, body) = parts(request.send().await.unwrap()).await;
