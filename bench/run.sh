@@ -9,7 +9,10 @@
 #   QUICK=1 bench/run.sh    short run: fewer rounds and credentials
 #
 # Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
-# SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files).
+# SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
+# ONLY (sections to run, e.g. `ONLY=scale` or `ONLY=handout,micro`; default
+# all of handout, refresh, scale, micro). With BENCH_DIR, a scale database
+# already seeded there with SCALE_N credentials is reused, not seeded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,6 +24,8 @@ else
     : "${ROUNDS:=3}" "${HANDOUT_SECS:=10}" "${SCALE_N:=1000000}" "${REFRESH_N:=100000}" "${IDLE_SECS:=60}"
 fi
 HANDOUT_N=${HANDOUT_N:-100000}
+ONLY=${ONLY:-handout,refresh,scale,micro}
+section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -166,19 +171,24 @@ handout_rounds() {
 proc_kb() { sed -nE "s/^$2:[[:space:]]+([0-9]+) kB/\\1/p" "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# The baseline server serves the hand-out rounds of (1) and (3).
+if section handout || section scale; then start_bare "$WORK"; fi
+
 # --- 1. hand-out at 100,000 credentials ---------------------------------------
+if section handout; then
 say "hand-out: seeding $HANDOUT_N credentials"
 put handout_n "$HANDOUT_N"
 mkdir -p "$WORK/handout"
 write_config "$WORK/handout" "http://127.0.0.1:9"
 "$BIN/seed" --config "$WORK/handout/tokend.toml" --count "$HANDOUT_N" >&2
-start_bare "$WORK"
 start_tokend "$WORK/handout"
 wait_ready "$TOKEND_URL" >/dev/null
 handout_rounds handout "$HANDOUT_N"
 stop "$TOKEND_PID"
+fi
 
 # --- 2. durable refresh throughput --------------------------------------------
+if section refresh; then
 say "refresh: the fake provider alone"
 "${pin_server[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 2>"$WORK/fake.log" &
 FAKE_PID=$!; PIDS+=("$FAKE_PID")
@@ -205,13 +215,25 @@ put refresh_durable "$(sqlite3 "$WORK/refresh/tokend.db" 'SELECT count(*) FROM g
 put refresh_log "$WORK/refresh/tokend.log"
 stop "$TOKEND_PID"
 stop "$FAKE_PID"
+fi
 
 # --- 3. one million credentials -----------------------------------------------
-say "scale: seeding $SCALE_N credentials"
+if section scale; then
 put scale_n "$SCALE_N"
 mkdir -p "$WORK/scale"
 write_config "$WORK/scale" "http://127.0.0.1:9"
-"$BIN/seed" --config "$WORK/scale/tokend.toml" --count "$SCALE_N" >&2
+# A database seeded by an earlier run in the same BENCH_DIR is reused (the
+# seeding takes minutes); tokend's own migrations bring it up to date.
+seeded=$(sqlite3 "$WORK/scale/tokend.db" 'SELECT count(*) FROM credentials' 2>/dev/null || echo 0)
+if [[ $seeded == "$SCALE_N" ]]; then
+    say "scale: reusing the $SCALE_N credentials seeded in $WORK/scale"
+    # Migrates the reused database now, outside the start-up measured below.
+    "$BIN/seed" --config "$WORK/scale/tokend.toml" --count 0 >&2
+else
+    say "scale: seeding $SCALE_N credentials"
+    rm -f "$WORK/scale"/tokend.db* "$WORK/scale/tokend.key"
+    "$BIN/seed" --config "$WORK/scale/tokend.toml" --count "$SCALE_N" >&2
+fi
 sync
 # Start-up has both cores (nothing else runs then); from ready on, tokend is
 # pinned like in (1) for the idle and hand-out figures.
@@ -230,16 +252,19 @@ handout_rounds scale "$SCALE_N"
 put scale_rss_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
 put scale_hwm_kb "$(proc_kb "$TOKEND_PID" VmHWM)"
 stop "$TOKEND_PID"
-stop "$BARE_PID"
+fi
+if section handout || section scale; then stop "$BARE_PID"; fi
 
 # --- 4. micro-benchmarks ------------------------------------------------------
+if section micro; then
 say "cargo bench"
 cargo bench --locked -q -p tokend-bench --bench hot >"$WORK/divan.txt" 2>&1 || cat "$WORK/divan.txt" >&2
 put divan "$WORK/divan.txt"
+fi
 
 # --- the table ------------------------------------------------------------------
 {
     echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
-    echo "settings: ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS"
+    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS"
 } >&2
 python3 "$ROOT/bench/table.py" "$RESULTS"
