@@ -60,8 +60,8 @@ pub async fn get_token(
         )));
     }
     // Failing grants are retried on the refresher's backoff, not per request.
-    if entry.consecutive_failures > 0
-        && let Some(next) = entry.next_refresh_at.filter(|&t| t > now)
+    if entry.consecutive_failures() > 0
+        && let Some(next) = entry.next_refresh_at().filter(|&t| t > now)
     {
         return Err(unavailable(&entry, next, now));
     }
@@ -82,11 +82,11 @@ pub async fn force_refresh(
     let now = refresher.clock().now();
     if entry.status == Status::NeedsReauth {
         return Err(ApiError::NeedsReauth(
-            entry.last_error.as_deref().unwrap_or_default().to_owned(),
+            entry.last_error().unwrap_or_default().to_owned(),
         ));
     }
     let names_current = match (&body.rejected_token, &entry.access) {
-        (Some(rejected), Some(a)) => a.is_token(rejected.expose_secret()),
+        (Some(rejected), Some(_)) => entry.is_token(rejected.expose_secret()),
         _ => false,
     };
     // The caller holds an older token than the current one: that is the answer.
@@ -141,7 +141,7 @@ fn after_refresh(
     let entry = refresher.cache().get(id).ok_or(ApiError::NotFound)?;
     match result {
         Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
-            let next = entry.next_refresh_at.unwrap_or(now + 5_000);
+            let next = entry.next_refresh_at().unwrap_or(now + 5_000);
             unavailable(&entry, next, now)
         }),
         // A transient failure: 503 with when the refresher tries next.
@@ -154,10 +154,10 @@ fn after_refresh(
                 ) =>
         {
             let paused = refresher
-                .provider(&entry.provider)
+                .provider(&refresher.cache().provider_of(&entry))
                 .and_then(|p| p.paused_until());
             let next = entry
-                .next_refresh_at
+                .next_refresh_at()
                 .into_iter()
                 .chain(paused)
                 .max()
@@ -170,8 +170,7 @@ fn after_refresh(
 
 fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiError {
     let why = entry
-        .last_error
-        .as_deref()
+        .last_error()
         .unwrap_or("no token with enough time left");
     ApiError::ProviderUnavailable {
         retry_after: retry_after_secs(next, now),
@@ -184,7 +183,7 @@ fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiErro
 /// token's expiry: a person must re-authorize.
 pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
     if entry.status == Status::NeedsReauth {
-        let message = entry.last_error.as_deref().unwrap_or_default().to_owned();
+        let message = entry.last_error().unwrap_or_default().to_owned();
         return Some(ApiError::NeedsReauth(message).into_response());
     }
     let access = entry.access.as_ref()?;
@@ -192,16 +191,16 @@ pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> O
     if remaining <= min_ttl_ms || remaining <= 0 {
         return None;
     }
-    let prefix = access.body_prefix();
+    let prefix = entry.body_prefix();
     let mut body = String::with_capacity(prefix.len() + 160);
     body.push_str(prefix);
     body.push_str(",\"expires_in\":");
     body.push_str(&(remaining / 1000).to_string());
-    if entry.consecutive_failures > 0 {
+    if entry.consecutive_failures() > 0 {
         let warning = format!(
             "refreshing this token has failed {} time(s) in a row ({}); it is still valid",
-            entry.consecutive_failures,
-            entry.last_error.as_deref().unwrap_or("unknown error")
+            entry.consecutive_failures(),
+            entry.last_error().unwrap_or("unknown error")
         );
         body.push_str(",\"warnings\":[");
         body.push_str(&serde_json::Value::String(warning).to_string());

@@ -8,102 +8,167 @@
 //! with the clock (`expires_in`), so handing a token out is a map lookup
 //! and a few byte copies.
 //!
-//! Memory matters at a million credentials: an entry is one allocation with
-//! its access token inline, the body holds the token (no second copy), ids
-//! are shared between the map and the grant's member list, provider names
-//! are interned, and a grant's single member needs no list of its own.
+//! Memory matters at a million credentials (bench/README.md has the
+//! profile). An entry is two allocations: the entry and its text, which is
+//! the response body and also holds the credential id, so the map is a set
+//! of entries keyed by that slice (8 bytes a slot, no copy of the id).
+//! Provider names are interned, and what only a failing grant has (failure
+//! count, error, retry time) sits behind one pointer. There is no index from
+//! grants to credentials: the refresher always holds the grant it publishes,
+//! credential ids included, and what is counted per grant (metrics) is
+//! counted from the entries.
 
 mod render;
 
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::clock::UnixMillis;
 use crate::store::{GrantId, GrantState, Status};
-use render::{json_str, render};
+use render::{ID_START, Rendered, json_str, render};
 
 /// A credential as the API sees it. Never mutated: replaced whole.
-#[derive(Debug)]
 pub struct TokenEntry {
+    /// See [`render::Rendered`]: the response up to `expires_in`, which
+    /// starts with the credential id.
+    text: SecretString,
     pub grant_id: GrantId,
-    pub provider: Arc<str>,
-    pub status: Status,
     pub generation: i64,
     pub access: Option<CachedAccess>,
-    pub last_refresh_at: Option<UnixMillis>,
-    pub next_refresh_at: Option<UnixMillis>,
-    pub consecutive_failures: i64,
-    pub last_error: Option<Box<str>>,
+    health: Option<Box<Health>>,
+    id_end: u16,
+    /// Index into [`Cache::providers`].
+    provider: u16,
+    pub status: Status,
+    /// The grant has other credentials (counted once per grant).
+    linked: bool,
 }
 
-/// The access token with its response body ready to send.
-#[derive(Clone)]
+/// What only a grant whose refreshes fail (or that needs re-authorization)
+/// has.
+#[derive(Debug, Clone)]
+struct Health {
+    consecutive_failures: i64,
+    last_error: Option<Box<str>>,
+    next_refresh_at: Option<UnixMillis>,
+}
+
+/// When the access token expires, and where it sits in the entry's text.
+#[derive(Debug, Clone, Copy)]
 pub struct CachedAccess {
     pub expires_at: UnixMillis,
     pub lifetime_secs: i64,
-    /// `{"credential_id":...,"access_token":...,...extras` without the closing
-    /// brace: the handler appends `expires_in` (and `warnings`) and `}`.
-    body_prefix: SecretString,
-    /// Where the token (as a JSON string, quotes included) sits in the body.
+    /// The token as a JSON string, quotes included.
     token_at: (u32, u32),
 }
 
-impl std::fmt::Debug for CachedAccess {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedAccess")
-            .field("token", &"[REDACTED]")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
-    }
-}
-
 impl CachedAccess {
-    pub fn body_prefix(&self) -> &str {
-        self.body_prefix.expose_secret()
-    }
-
     /// Milliseconds left at `now` (negative once expired).
     pub fn remaining_ms(&self, now: UnixMillis) -> i64 {
         self.expires_at - now
     }
+}
 
-    /// Is `candidate` this access token? Compared in constant time (for a
-    /// given length), on the JSON forms, which are equal exactly when the
-    /// tokens are.
+impl std::fmt::Debug for TokenEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenEntry")
+            .field("id", &self.id())
+            .field("grant_id", &self.grant_id)
+            .field("status", &self.status)
+            .field("generation", &self.generation)
+            .field("access", &self.access)
+            .field("health", &self.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenEntry {
+    pub fn id(&self) -> &str {
+        &self.text.expose_secret()[ID_START..usize::from(self.id_end)]
+    }
+
+    /// `{"credential_id":...,"access_token":...,...extras` without the
+    /// closing brace: the handler appends `expires_in` (and `warnings`) and
+    /// `}`. Only meaningful when [`TokenEntry::access`] is set.
+    pub fn body_prefix(&self) -> &str {
+        self.text.expose_secret()
+    }
+
+    /// Is `candidate` this entry's access token? Compared in constant time
+    /// (for a given length), on the JSON forms, which are equal exactly when
+    /// the tokens are.
     pub fn is_token(&self, candidate: &str) -> bool {
-        let (start, end) = (self.token_at.0 as usize, self.token_at.1 as usize);
+        let Some(access) = &self.access else {
+            return false;
+        };
+        let (start, end) = (access.token_at.0 as usize, access.token_at.1 as usize);
         let ours = &self.body_prefix().as_bytes()[start..end];
         let theirs = zeroize::Zeroizing::new(json_str(candidate));
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
+
+    pub fn consecutive_failures(&self) -> i64 {
+        self.health.as_ref().map_or(0, |h| h.consecutive_failures)
+    }
+
+    pub fn last_error(&self) -> Option<&str> {
+        self.health.as_ref()?.last_error.as_deref()
+    }
+
+    /// When the refresher tries again; known while refreshes fail.
+    pub fn next_refresh_at(&self) -> Option<UnixMillis> {
+        self.health.as_ref()?.next_refresh_at
+    }
 }
 
-#[derive(Debug, Default)]
+/// The map's key: an entry, hashed and compared by its credential id, so a
+/// lookup by `&str` finds it.
+struct Key(Arc<TokenEntry>);
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.id().hash(state)
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for Key {}
+
+impl Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        self.0.id()
+    }
+}
+
+/// foldhash: seeded per process and several times faster than SipHash on
+/// short ids; credential ids are chosen by trusted (`manage`) clients only.
+type Hashing = foldhash::fast::RandomState;
+
+#[derive(Default)]
 pub struct Cache {
-    entries: DashMap<Arc<str>, Arc<TokenEntry>>,
-    /// The credentials of each grant, to publish a refresh to all of them.
-    members: DashMap<GrantId, Members>,
-    /// Provider names, shared by every entry of a provider. A std mutex:
+    entries: DashMap<Key, (), Hashing>,
+    /// Provider names, indexed by [`TokenEntry::provider`]. A std mutex:
     /// held for a short search of a handful of names.
     providers: Mutex<Vec<Arc<str>>>,
 }
 
-/// A grant's credential ids; almost always one, which needs no list.
-#[derive(Debug, Clone)]
-enum Members {
-    One(Arc<str>),
-    Many(Vec<Arc<str>>),
-}
-
-impl Members {
-    fn ids(&self) -> &[Arc<str>] {
-        match self {
-            Members::One(id) => std::slice::from_ref(id),
-            Members::Many(ids) => ids,
-        }
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -115,7 +180,7 @@ impl Cache {
     pub fn get(&self, credential_id: &str) -> Option<Arc<TokenEntry>> {
         self.entries
             .get(credential_id)
-            .map(|e| Arc::clone(e.value()))
+            .map(|e| Arc::clone(&e.key().0))
     }
 
     pub fn len(&self) -> usize {
@@ -126,144 +191,138 @@ impl Cache {
         self.entries.is_empty()
     }
 
-    /// The grant's credentials as last published.
-    pub fn members(&self, grant_id: GrantId) -> Vec<Arc<str>> {
-        self.members
-            .get(&grant_id)
-            .map(|m| m.value().ids().to_vec())
-            .unwrap_or_default()
+    /// The provider an entry's grant belongs to.
+    pub fn provider_of(&self, entry: &TokenEntry) -> Arc<str> {
+        let known = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+        known
+            .get(usize::from(entry.provider))
+            .map_or_else(|| Arc::from(""), Arc::clone)
     }
 
     /// Publishes a grant as the database now holds it: every credential of
-    /// the grant gets a new entry, and credentials that left it lose theirs
-    /// (unless they already moved to another grant).
+    /// the grant gets a new entry. A credential that left the grant either
+    /// moved to another grant, whose publication replaces its entry, or was
+    /// deleted, which [`Cache::remove_credential`] handles.
     pub fn publish(&self, grant: &GrantState) {
         let provider = self.provider(&grant.provider);
-        let ids: Vec<Arc<str>> = grant
-            .credentials
-            .iter()
-            .map(|c| match self.entries.get(c.id.as_str()) {
-                Some(existing) => Arc::clone(existing.key()),
-                None => Arc::from(c.id.as_str()),
-            })
-            .collect();
-        for (id, cred) in ids.iter().zip(&grant.credentials) {
-            let entry = TokenEntry {
+        let health = Health::of(grant);
+        for cred in &grant.credentials {
+            let Rendered {
+                text,
+                id_end,
+                access,
+            } = render(
+                &cred.id,
+                grant.access.as_ref(),
+                grant.scope.as_deref(),
+                &cred.extras,
+            );
+            self.put(TokenEntry {
+                text,
                 grant_id: grant.id,
-                provider: Arc::clone(&provider),
-                status: grant.status,
                 generation: grant.generation,
-                access: grant
-                    .access
-                    .as_ref()
-                    .map(|a| render(&cred.id, a, grant.scope.as_deref(), &cred.extras)),
-                last_refresh_at: grant.last_refresh_at,
-                next_refresh_at: grant.next_refresh_at,
-                consecutive_failures: grant.consecutive_failures,
-                last_error: grant.last_error.as_deref().map(Box::from),
-            };
-            self.entries.insert(Arc::clone(id), Arc::new(entry));
-        }
-        let members = match <[Arc<str>; 1]>::try_from(ids) {
-            Ok([one]) => Members::One(one),
-            Err(ids) => Members::Many(ids),
-        };
-        let current = members.clone();
-        let previous = self.members.insert(grant.id, members);
-        for gone in previous.iter().flat_map(Members::ids) {
-            if !current.ids().contains(gone) {
-                self.entries.remove_if(gone, |_, e| e.grant_id == grant.id);
-            }
+                access,
+                health: health.clone(),
+                id_end,
+                provider,
+                status: grant.status,
+                linked: grant.credentials.len() > 1,
+            });
         }
     }
 
-    /// Updates the health of a grant's entries (failures, error, next attempt,
-    /// status) without touching the token.
-    pub fn set_health(
-        &self,
-        grant_id: GrantId,
-        status: Status,
-        consecutive_failures: i64,
-        last_error: Option<&str>,
-        next_refresh_at: Option<UnixMillis>,
-    ) {
-        for id in self.members(grant_id) {
-            let Some(old) = self.get(&id) else { continue };
-            let entry = TokenEntry {
-                grant_id: old.grant_id,
-                provider: Arc::clone(&old.provider),
-                status,
-                generation: old.generation,
-                access: old.access.clone(),
-                last_refresh_at: old.last_refresh_at,
-                next_refresh_at,
-                consecutive_failures,
-                last_error: last_error.map(Box::from),
+    /// Updates the health of a grant's entries (failures, error, next
+    /// attempt, status) without touching the token.
+    pub fn set_health(&self, grant: &GrantState) {
+        let health = Health::of(grant);
+        for cred in &grant.credentials {
+            let Some(old) = self.get(&cred.id).filter(|e| e.grant_id == grant.id) else {
+                continue;
             };
-            self.entries.insert(id, Arc::new(entry));
+            self.put(TokenEntry {
+                text: old.text.clone(),
+                grant_id: old.grant_id,
+                generation: old.generation,
+                access: old.access,
+                health: health.clone(),
+                id_end: old.id_end,
+                provider: old.provider,
+                status: grant.status,
+                linked: old.linked,
+            });
+        }
+    }
+
+    /// Inserts or replaces (key and value together, under the shard's lock).
+    fn put(&self, entry: TokenEntry) {
+        match self.entries.entry(Key(Arc::new(entry))) {
+            Entry::Occupied(o) => drop(o.replace_entry(())),
+            Entry::Vacant(v) => drop(v.insert(())),
         }
     }
 
     pub fn remove_credential(&self, credential_id: &str) {
-        let Some((_, entry)) = self.entries.remove(credential_id) else {
-            return;
-        };
-        let mut emptied = false;
-        if let Some(mut m) = self.members.get_mut(&entry.grant_id) {
-            let mut ids = m.ids().to_vec();
-            ids.retain(|id| id.as_ref() != credential_id);
-            emptied = ids.is_empty();
-            *m = Members::Many(ids);
-        }
-        if emptied {
-            self.members
-                .remove_if(&entry.grant_id, |_, m| m.ids().is_empty());
-        }
+        self.entries.remove(credential_id);
     }
 
+    /// Drops every entry of a grant that no longer exists. A walk over all
+    /// entries: grants vanish only when another process deletes them.
     pub fn remove_grant(&self, grant_id: GrantId) {
-        if let Some((_, ids)) = self.members.remove(&grant_id) {
-            for id in ids.ids() {
-                self.entries.remove_if(id, |_, e| e.grant_id == grant_id);
-            }
-        }
+        self.entries.retain(|k, _| k.0.grant_id != grant_id);
     }
 
     /// The soonest expiry of any active access token (for metrics).
     pub fn earliest_expiry(&self) -> Option<UnixMillis> {
         self.entries
             .iter()
-            .filter(|e| e.status == Status::Active)
-            .filter_map(|e| e.access.as_ref().map(|a| a.expires_at))
+            .filter(|e| e.key().0.status == Status::Active)
+            .filter_map(|e| e.key().0.access.map(|a| a.expires_at))
             .min()
     }
 
-    /// Entries by status, counted per grant (for STATUS= and metrics).
+    /// Grants by status (for STATUS= and metrics), each counted once
+    /// however many credentials share it.
     pub fn grant_counts(&self, failing_after: i64) -> GrantCounts {
         let mut counts = GrantCounts::default();
-        for m in self.members.iter() {
-            let Some(id) = m.value().ids().first() else {
+        let mut linked = HashSet::new();
+        for e in self.entries.iter() {
+            let e = &e.key().0;
+            if e.linked && !linked.insert(e.grant_id) {
                 continue;
-            };
-            let Some(e) = self.get(id) else { continue };
+            }
             match e.status {
                 Status::NeedsReauth => counts.needs_reauth += 1,
-                Status::Active if e.consecutive_failures >= failing_after => counts.failing += 1,
+                Status::Active if e.consecutive_failures() >= failing_after => counts.failing += 1,
                 Status::Active => counts.active += 1,
             }
         }
         counts
     }
 
-    /// The one shared copy of a provider's name.
-    fn provider(&self, name: &str) -> Arc<str> {
+    /// The index of a provider's name, added when new.
+    fn provider(&self, name: &str) -> u16 {
         let mut known = self.providers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = known.iter().find(|p| p.as_ref() == name) {
-            return Arc::clone(p);
+        if let Some(i) = known.iter().position(|p| p.as_ref() == name) {
+            return i as u16;
         }
-        let p: Arc<str> = Arc::from(name);
-        known.push(Arc::clone(&p));
-        p
+        known.push(Arc::from(name));
+        (known.len() - 1) as u16
+    }
+}
+
+impl Health {
+    /// `None` for a healthy grant, which is almost every grant.
+    fn of(grant: &GrantState) -> Option<Box<Health>> {
+        let healthy = grant.status == Status::Active
+            && grant.consecutive_failures == 0
+            && grant.last_error.is_none();
+        (!healthy).then(|| {
+            Box::new(Health {
+                consecutive_failures: grant.consecutive_failures,
+                last_error: grant.last_error.as_deref().map(Box::from),
+                next_refresh_at: grant.next_refresh_at,
+            })
+        })
     }
 }
 

@@ -17,16 +17,43 @@ const TOKEN_FIELDS: &[&str] = &[
     "warnings",
 ];
 
-/// Renders the token response up to `expires_in`.
+/// What the response starts with; the credential id follows, in quotes.
+pub(super) const ID_START: usize = "{\"credential_id\":\"".len();
+
+/// An entry's text: `{"credential_id":"ID"` and, with a token, the rest of
+/// the token response up to `expires_in` (no closing brace). The id needs no
+/// escaping (the store admits only `[A-Za-z0-9._:@-]`), so it sits verbatim
+/// at `ID_START..id_end` and the cache keys its map by that slice.
+pub(super) struct Rendered {
+    pub text: SecretString,
+    pub id_end: u16,
+    pub access: Option<CachedAccess>,
+}
+
 pub(super) fn render(
     credential_id: &str,
-    access: &AccessToken,
+    access: Option<&AccessToken>,
     scope: Option<&str>,
     extras: &Extras,
-) -> CachedAccess {
-    let mut body = String::with_capacity(256);
+) -> Rendered {
+    debug_assert!(
+        !needs_escape(credential_id) && credential_id.len() < usize::from(u16::MAX) - ID_START,
+        "credential ids are plain (store::CredentialId)"
+    );
+    let mut body = String::with_capacity(match access {
+        Some(a) => 160 + credential_id.len() + a.token.expose_secret().len(),
+        None => ID_START + credential_id.len() + 1,
+    });
     body.push_str("{\"credential_id\":");
     push_json_str(&mut body, credential_id);
+    let id_end = (body.len() - 1) as u16;
+    let Some(access) = access else {
+        return Rendered {
+            text: SecretString::from(body),
+            id_end,
+            access: None,
+        };
+    };
     body.push_str(",\"access_token\":");
     let start = body.len();
     push_json_str(&mut body, access.token.expose_secret());
@@ -49,19 +76,36 @@ pub(super) fn render(
         body.push(':');
         body.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
     }
-    CachedAccess {
-        expires_at: access.expires_at,
-        lifetime_secs: access.lifetime_secs,
-        body_prefix: SecretString::from(body),
-        token_at,
+    Rendered {
+        text: SecretString::from(body),
+        id_end,
+        access: Some(CachedAccess {
+            expires_at: access.expires_at,
+            lifetime_secs: access.lifetime_secs,
+            token_at,
+        }),
     }
 }
 
 /// `s` as a JSON string, quotes included.
 pub(super) fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_str(&mut out, s);
+    out
 }
 
+/// Appends `s` as a JSON string, escaped exactly as serde_json escapes it.
 fn push_json_str(out: &mut String, s: &str) {
-    out.push_str(&json_str(s));
+    if needs_escape(s) {
+        out.push_str(&serde_json::to_string(s).expect("a string serializes"));
+    } else {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    }
+}
+
+/// JSON escapes only quotes, backslashes and control characters.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
 }

@@ -44,10 +44,8 @@ fn rendered_prefix_is_the_response_without_expires_in() {
         "at-1",
     ));
     let e = cache.get("alice").unwrap();
-    let body = format!(
-        "{},\"expires_in\":5}}",
-        e.access.as_ref().unwrap().body_prefix()
-    );
+    assert_eq!(e.id(), "alice");
+    let body = format!("{},\"expires_in\":5}}", e.body_prefix());
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["credential_id"], "alice");
     assert_eq!(v["access_token"], "at-1");
@@ -59,25 +57,71 @@ fn rendered_prefix_is_the_response_without_expires_in() {
         !format!("{e:?}").contains("at-1"),
         "Debug never shows the token"
     );
-    let access = e.access.as_ref().unwrap();
-    assert!(access.is_token("at-1"));
-    assert!(!access.is_token("at-2") && !access.is_token("at-1 ") && !access.is_token(""));
+    assert!(e.is_token("at-1"));
+    assert!(!e.is_token("at-2") && !e.is_token("at-1 ") && !e.is_token(""));
 }
 
 #[test]
-fn publish_moves_and_drops_members() {
+fn a_grant_without_a_token_is_found_by_id_and_matches_no_token() {
+    let cache = Cache::new();
+    let mut g = grant(7, &[("id.with:all@the_chars-0", json!({}))], "x");
+    g.access = None;
+    cache.publish(&g);
+    let e = cache.get("id.with:all@the_chars-0").unwrap();
+    assert_eq!(e.id(), "id.with:all@the_chars-0");
+    assert!(e.access.is_none() && !e.is_token("x") && !e.is_token(""));
+    assert!(cache.get("id.with:all@the_chars-").is_none());
+}
+
+#[test]
+fn publishing_again_replaces_the_entry_whole() {
+    let cache = Cache::new();
+    cache.publish(&grant(1, &[("a", json!({}))], "at-1"));
+    let old = cache.get("a").unwrap();
+    let mut next = grant(1, &[("a", json!({}))], "at-2");
+    next.generation = 2;
+    cache.publish(&next);
+    assert_eq!(cache.len(), 1);
+    let new = cache.get("a").unwrap();
+    assert!(new.is_token("at-2") && new.generation == 2);
+    assert!(old.is_token("at-1"), "a reader keeps the entry it got");
+    drop(old);
+    // The replaced key's text is gone too: the map still finds "a".
+    assert_eq!(cache.get("a").unwrap().id(), "a");
+}
+
+#[test]
+fn credentials_move_between_grants_and_grants_count_once() {
     let cache = Cache::new();
     cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "at-1"));
-    assert_eq!(cache.members(GrantId(1)).len(), 2);
+    assert_eq!(
+        cache.grant_counts(3).active,
+        1,
+        "two credentials, one grant"
+    );
     // b moved to grant 2, then grant 1 republished without it.
     cache.publish(&grant(2, &[("b", json!({}))], "at-2"));
     cache.publish(&grant(1, &[("a", json!({}))], "at-3"));
     assert_eq!(cache.get("b").unwrap().grant_id, GrantId(2));
     assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
-    cache.set_health(GrantId(1), Status::NeedsReauth, 3, Some("dead"), None);
+
+    let mut dead = grant(1, &[("a", json!({})), ("b", json!({}))], "at-3");
+    (dead.status, dead.consecutive_failures) = (Status::NeedsReauth, 3);
+    dead.last_error = Some("dead".into());
+    cache.set_health(&dead);
     let a = cache.get("a").unwrap();
-    assert_eq!((a.status, a.consecutive_failures), (Status::NeedsReauth, 3));
-    assert!(a.access.is_some());
+    assert_eq!(
+        (a.status, a.consecutive_failures()),
+        (Status::NeedsReauth, 3)
+    );
+    assert_eq!(a.last_error(), Some("dead"));
+    assert!(a.is_token("at-3"), "health leaves the token alone");
+    let b = cache.get("b").unwrap();
+    assert_eq!(
+        (b.grant_id, b.status),
+        (GrantId(2), Status::Active),
+        "a credential that moved away keeps its new grant's health"
+    );
     assert_eq!(
         cache.grant_counts(3),
         GrantCounts {
@@ -90,4 +134,25 @@ fn publish_moves_and_drops_members() {
     assert!(cache.get("a").is_none());
     cache.remove_credential("b");
     assert!(cache.is_empty());
+}
+
+#[test]
+fn failing_grants_carry_their_health_and_recover() {
+    let cache = Cache::new();
+    let mut g = grant(1, &[("a", json!({}))], "at-1");
+    cache.publish(&g);
+    assert_eq!(cache.get("a").unwrap().consecutive_failures(), 0);
+    (g.consecutive_failures, g.next_refresh_at) = (2, Some(42));
+    g.last_error = Some("provider returned 503".into());
+    cache.set_health(&g);
+    let a = cache.get("a").unwrap();
+    assert_eq!(a.consecutive_failures(), 2);
+    assert_eq!(a.next_refresh_at(), Some(42));
+    assert_eq!(cache.grant_counts(2).failing, 1);
+    assert_eq!(cache.provider_of(&a).as_ref(), "cronofy");
+    (g.consecutive_failures, g.next_refresh_at, g.last_error) = (0, Some(99), None);
+    cache.publish(&g);
+    let a = cache.get("a").unwrap();
+    assert_eq!((a.consecutive_failures(), a.last_error()), (0, None));
+    assert_eq!(cache.grant_counts(2).active, 1);
 }

@@ -9,7 +9,7 @@
 //!    refresh token and (application calendars) re-provisioning were tried.
 //! 4. Write with compare-and-set; publish to the cache only after the commit.
 
-use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
@@ -56,13 +56,7 @@ impl Refresher {
                 .await
                 .map_err(|_| RefreshError::Store("shutting down".into()))?,
         };
-        let provider = self
-            .inner
-            .cache
-            .members(grant_id)
-            .first()
-            .and_then(|id| self.inner.cache.get(id));
-        let lease_ms = provider.map_or(120_000, |e| self.lease_ms(&e.provider));
+        let lease_ms = self.inner.lease_ms.load(Ordering::Relaxed);
         let result = match self.take_lease(grant_id, lease_ms).await {
             Ok(()) => {
                 let result = self.attempt(grant_id, trigger).await;
@@ -90,14 +84,8 @@ impl Refresher {
     }
 
     fn retry_soon(&self, grant_id: GrantId) {
-        let expires_at = self
-            .inner
-            .cache
-            .members(grant_id)
-            .first()
-            .and_then(|id| self.inner.cache.get(id))
-            .and_then(|e| e.access.as_ref().map(|a| a.expires_at))
-            .unwrap_or(0);
+        // Expiry only orders grants due at the same instant; unknown here.
+        let expires_at = 0;
         let due =
             self.clock().now() + DB_RETRY_MS + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
@@ -236,30 +224,19 @@ impl Refresher {
     }
 }
 
-impl Refresher {
-    pub(super) fn lease_ms(&self, provider: &str) -> i64 {
-        self.inner
-            .lease_ms
-            .load()
-            .get(provider)
-            .copied()
-            .unwrap_or(120_000)
-    }
-}
-
 /// A lease outlives every call one refresh can make: each previous client
 /// secret, the previous refresh token and an application-calendar
 /// re-provisioning are further calls, each bounded by the provider timeout.
-pub(super) fn lease_lifetimes(config: &Config) -> HashMap<String, i64> {
+/// One lifetime for all grants, that of the slowest provider: a lease only
+/// lasts longer than its refresh when a process dies holding it.
+pub(super) fn lease_lifetime(config: &Config) -> i64 {
     config
         .providers
-        .iter()
-        .map(|(name, p)| {
+        .values()
+        .map(|p| {
             let calls = 3 + p.previous_client_secrets.len() as i64;
-            (
-                name.clone(),
-                (p.request_timeout_secs as i64 * calls + 10) * 1000,
-            )
+            (p.request_timeout_secs as i64 * calls + 10) * 1000
         })
-        .collect()
+        .max()
+        .unwrap_or(120_000)
 }

@@ -21,13 +21,14 @@ mod events;
 mod flight;
 mod intake;
 mod outcome;
+mod queue;
 mod retire;
 pub mod schedule;
 mod single;
 mod sync;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -40,7 +41,7 @@ use crate::config::{Config, RefreshConfig};
 use crate::provider::{Provider, ProviderError, Providers};
 use crate::store::{GrantId, GrantState, Store};
 use crate::telemetry::metrics::Metrics;
-use flight::lease_lifetimes;
+use flight::lease_lifetime;
 
 pub use events::{EventKind, StatusEvent};
 pub use intake::{Import, IntakeError, IntakeOutcome};
@@ -111,7 +112,8 @@ struct Inner {
     clock: Clock,
     providers: ArcSwap<Providers>,
     /// Lease lifetimes by provider: longer than every call a refresh can make.
-    lease_ms: ArcSwap<HashMap<String, i64>>,
+    /// How long a refresh lease lasts ([`flight::lease_lifetime`]).
+    lease_ms: AtomicI64,
     config: RefreshConfig,
     failing_after: i64,
     /// Identifies this process's leases in the shared database.
@@ -158,7 +160,7 @@ impl Refresher {
                 cache,
                 clock,
                 providers: ArcSwap::from_pointee(providers),
-                lease_ms: ArcSwap::from_pointee(lease_lifetimes(config)),
+                lease_ms: AtomicI64::new(lease_lifetime(config)),
                 config: config.refresh.clone(),
                 failing_after: i64::from(config.notify.failing_after),
                 owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
@@ -178,7 +180,7 @@ impl Refresher {
     /// Loads every grant into the cache and starts the scheduler and the
     /// follower of other processes' writes. Returns once the cache is loaded.
     pub async fn start(&self, stop: watch::Receiver<bool>) -> Result<(), RefreshError> {
-        let seq = self.load().await?;
+        let (seq, queue) = self.load().await?;
         let rx = self
             .inner
             .schedule_rx
@@ -186,7 +188,7 @@ impl Refresher {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .expect("Refresher::start is called once");
-        tokio::spawn(schedule::run(self.clone(), rx, stop.clone()));
+        tokio::spawn(schedule::run(self.clone(), queue, rx, stop.clone()));
         tokio::spawn(self.clone().follow(seq, stop));
         Ok(())
     }
@@ -199,7 +201,9 @@ impl Refresher {
 
     /// Replaces the providers (SIGHUP): secrets, limits, endpoints.
     pub fn set_providers(&self, providers: Providers, config: &Config) {
-        self.inner.lease_ms.store(Arc::new(lease_lifetimes(config)));
+        self.inner
+            .lease_ms
+            .store(lease_lifetime(config), Ordering::Relaxed);
         self.inner.providers.store(Arc::new(providers));
     }
 

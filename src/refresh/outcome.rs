@@ -173,13 +173,7 @@ impl Refresher {
                 description = %description,
                 "refresh token refused (invalid_grant): the credential needs re-authorization"
             );
-            self.inner.cache.set_health(
-                state.id,
-                state.status,
-                state.consecutive_failures,
-                state.last_error.as_deref(),
-                None,
-            );
+            self.inner.cache.set_health(&state);
             self.unschedule(state.id);
             self.emit(EventKind::NeedsReauth, &state, Some(description));
             return Err(RefreshError::NeedsReauth(description.clone()));
@@ -221,13 +215,7 @@ impl Refresher {
                 attempt = state.consecutive_failures, duration_ms = started.elapsed().as_millis() as u64,
                 retry_in_ms = crate::clock::millis(delay), error = %message, "refresh failed; will retry");
         }
-        self.inner.cache.set_health(
-            state.id,
-            state.status,
-            state.consecutive_failures,
-            state.last_error.as_deref(),
-            Some(next),
-        );
+        self.inner.cache.set_health(&state);
         self.schedule(&state);
         if state.consecutive_failures == self.inner.failing_after {
             self.emit(EventKind::Failing, &state, Some(&message));

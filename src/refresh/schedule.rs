@@ -1,12 +1,12 @@
 //! When to refresh: the due-time formula, retry backoff, and the one task
 //! that sleeps until the earliest due grant.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::queue::Queue;
 use super::{Refresher, Trigger};
 use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
@@ -35,52 +35,6 @@ pub fn backoff(failures: i64, cfg: &RefreshConfig, unit: f64) -> Duration {
     let exp = (failures.max(1) - 1).min(62) as i32;
     let cap = (cfg.retry_initial_secs * 2f64.powi(exp)).min(cfg.retry_max_secs);
     Duration::from_secs_f64(cap * unit.clamp(0.0, 1.0))
-}
-
-/// The grants waiting for their due time, earliest first. Among grants due
-/// at the same instant (everything overdue after a restart is due "now"),
-/// the one whose token expires first goes first.
-#[derive(Debug, Default)]
-pub struct Queue {
-    order: BTreeSet<(UnixMillis, UnixMillis, GrantId)>,
-    keys: HashMap<GrantId, (UnixMillis, UnixMillis)>,
-}
-
-impl Queue {
-    pub fn set(&mut self, grant: GrantId, due: UnixMillis, expires_at: UnixMillis) {
-        self.remove(grant);
-        self.order.insert((due, expires_at, grant));
-        self.keys.insert(grant, (due, expires_at));
-    }
-
-    pub fn remove(&mut self, grant: GrantId) {
-        if let Some((due, exp)) = self.keys.remove(&grant) {
-            self.order.remove(&(due, exp, grant));
-        }
-    }
-
-    pub fn peek(&self) -> Option<(UnixMillis, GrantId)> {
-        self.order.first().map(|(due, _, g)| (*due, *g))
-    }
-
-    pub fn pop(&mut self) -> Option<GrantId> {
-        let (due, exp, g) = self.order.pop_first()?;
-        debug_assert_eq!(self.keys.get(&g), Some(&(due, exp)));
-        self.keys.remove(&g);
-        Some(g)
-    }
-
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
-    }
-
-    pub fn due_of(&self, grant: GrantId) -> Option<UnixMillis> {
-        self.keys.get(&grant).map(|(d, _)| *d)
-    }
 }
 
 #[derive(Debug)]
@@ -128,16 +82,15 @@ impl Refresher {
         self.schedule_from(grant, self.inner.clock.now());
     }
 
-    /// Schedules a grant at its due time, or at `floor` if that has passed:
-    /// overdue grants then queue by expiry, soonest first.
+    /// Schedules a grant at its due time, or at `floor` if that has passed.
     pub(super) fn schedule_from(&self, grant: &GrantState, floor: UnixMillis) {
-        let msg = match (grant.status, grant.credentials.is_empty()) {
-            (Status::Active, false) => Msg::Schedule {
+        let msg = match placement(grant, floor) {
+            Some((due, expires_at)) => Msg::Schedule {
                 grant: grant.id,
-                due: grant.next_refresh_at.map_or(floor, |t| t.max(floor)),
-                expires_at: grant.access.as_ref().map_or(0, |a| a.expires_at),
+                due,
+                expires_at,
             },
-            _ => Msg::Unschedule(grant.id),
+            None => Msg::Unschedule(grant.id),
         };
         let _ = self.inner.schedule_tx.send(msg);
     }
@@ -147,15 +100,27 @@ impl Refresher {
     }
 }
 
+/// Where a grant belongs in the queue, `(due, expires_at)`: at its due time,
+/// or at `floor` if that has passed (overdue grants then queue by expiry,
+/// soonest first); nowhere when it is dead or has no credentials left.
+pub(super) fn placement(grant: &GrantState, floor: UnixMillis) -> Option<(UnixMillis, UnixMillis)> {
+    (grant.status == Status::Active && !grant.credentials.is_empty()).then(|| {
+        (
+            grant.next_refresh_at.map_or(floor, |t| t.max(floor)),
+            grant.access.as_ref().map_or(0, |a| a.expires_at),
+        )
+    })
+}
+
 /// The scheduler task: sleeps until the earliest due grant, starts its
 /// refresh when a concurrency permit is free, and is woken by `Msg`s.
 /// No polling: with nothing due it sleeps until the next due time.
 pub(super) async fn run(
     refresher: Refresher,
+    mut queue: Queue,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut queue = Queue::default();
     let clock = refresher.clock().clone();
     let permits = refresher.permits();
     loop {
@@ -244,21 +209,5 @@ mod tests {
         assert_eq!(backoff(5, &c, 0.0), Duration::ZERO);
         assert_eq!(backoff(5, &c, 0.5).as_secs_f64(), 8.0);
         assert_eq!(backoff(10_000, &c, 1.0).as_secs_f64(), 300.0);
-    }
-
-    #[test]
-    fn queue_orders_by_due_then_expiry() {
-        let mut q = Queue::default();
-        q.set(GrantId(1), 100, 900);
-        q.set(GrantId(2), 100, 500);
-        q.set(GrantId(3), 50, 5_000);
-        q.set(GrantId(1), 10, 900); // moved earlier
-        assert_eq!(q.len(), 3);
-        assert_eq!(q.pop(), Some(GrantId(1)));
-        assert_eq!(q.pop(), Some(GrantId(3)));
-        q.remove(GrantId(3));
-        assert_eq!(q.peek(), Some((100, GrantId(2))));
-        assert_eq!(q.pop(), Some(GrantId(2)));
-        assert!(q.is_empty());
     }
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::flight::store_err;
+use super::queue::Queue;
+use super::schedule::placement;
 use super::{RefreshError, Refresher};
 use crate::store::Status;
 
@@ -17,12 +19,15 @@ use crate::store::Status;
 const FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Refresher {
-    /// Loads every grant into the cache and the schedule; returns the change
-    /// number the cache reflects.
-    pub(super) async fn load(&self) -> Result<i64, RefreshError> {
+    /// Loads every grant into the cache and into the scheduler's queue
+    /// (built here, not sent to the scheduler one message at a time); returns
+    /// the change number the cache reflects, and the queue.
+    pub(super) async fn load(&self) -> Result<(i64, Queue), RefreshError> {
         let started = std::time::Instant::now();
         let now = self.clock().now();
         let (mut grants, mut credentials, mut overdue) = (0usize, 0usize, 0usize);
+        let size = self.store().count_grants().await.map_err(store_err)?;
+        let mut queue = Queue::with_capacity(size);
         let seq = self
             .store()
             .load_each(|grant| {
@@ -33,7 +38,9 @@ impl Refresher {
                     overdue += 1;
                 }
                 self.inner.cache.publish(&grant);
-                self.schedule_from(&grant, now);
+                if let Some((due, expires_at)) = placement(&grant, now) {
+                    queue.set(grant.id, due, expires_at);
+                }
             })
             .await
             .map_err(store_err)?;
@@ -44,7 +51,7 @@ impl Refresher {
             duration_ms = started.elapsed().as_millis() as u64,
             "token cache loaded"
         );
-        Ok(seq)
+        Ok((seq, queue))
     }
 
     /// Follows other processes' writes until `stop`.

@@ -1,38 +1,51 @@
 //! The whole database, read once at start to fill the cache.
 //!
-//! One joined query streams the grants in id order with their credentials,
-//! reading only the columns the cache needs (never a refresh token), and
-//! each grant is handed to the caller as soon as it is complete: memory
-//! stays that of one grant however many the database holds, and the access
-//! tokens are opened on the caller's thread while SQLite's thread reads on.
+//! Grants are read a page at a time, in id order, with their credentials,
+//! and only the columns the cache needs (never a refresh token). SQLite
+//! hands each page over as one JSON array (one row, one value) rather than
+//! a row per credential: sqlx copies every value of every row on its own
+//! thread and hands rows over one by one through a channel, and at a million
+//! rows that hand-over (a wake-up of the other thread per row, and a
+//! cross-thread free per value) cost more than reading the database. While
+//! one page is turned into grants here, SQLite already reads the next.
+//!
+//! Memory stays that of a page however many grants the database holds.
 
-use futures::TryStreamExt;
+use std::borrow::Cow;
+
+use serde::Deserialize;
 
 use super::crypto::Field;
-use super::write::parse_extras;
 use super::{Store, StoreError};
 use crate::store::model::*;
 
-/// A grant row joined with one of its credentials (none: a grant left
-/// without credentials, which the cache drops from the schedule).
-struct CacheRow {
-    id: i64,
-    provider: String,
-    status: String,
-    access_token: Option<Vec<u8>>,
-    token_type: String,
-    scope: Option<String>,
-    expires_at: Option<i64>,
-    lifetime_secs: Option<i64>,
-    application_calendar_id: Option<String>,
-    generation: i64,
-    last_refresh_at: Option<i64>,
-    next_refresh_at: Option<i64>,
-    consecutive_failures: i64,
-    last_error: Option<String>,
-    credential_id: Option<String>,
-    extras: Option<String>,
-}
+/// Grants per page: big enough that the per-page costs (a query, a
+/// hand-over between threads) vanish, small enough to keep a page in cache.
+const PAGE: i64 = 2048;
+
+/// One credential of a grant (none: a grant without credentials), as the
+/// page query's `json_array` lays it out.
+#[derive(Deserialize)]
+struct Record<'a>(
+    i64,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Cow<'a, str>,
+    /// The sealed access token, hex.
+    #[serde(borrow)]
+    Option<Cow<'a, str>>,
+    #[serde(borrow)] Cow<'a, str>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    Option<i64>,
+    Option<i64>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    #[serde(borrow)] Option<Cow<'a, str>>,
+    Option<Extras>,
+);
 
 impl Store {
     /// Calls `each` with every grant (access token opened, refresh tokens
@@ -43,41 +56,54 @@ impl Store {
         let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
             .fetch_one(&mut *tx)
             .await?;
-        {
-            let mut rows = sqlx::query_as!(
-                CacheRow,
-                r#"SELECT g.id, g.provider, g.status, g.access_token, g.token_type, g.scope,
-                          g.expires_at, g.lifetime_secs, g.application_calendar_id, g.generation,
-                          g.last_refresh_at, g.next_refresh_at, g.consecutive_failures,
-                          g.last_error, c.id AS "credential_id?", c.extras AS "extras?"
-                   FROM grants g LEFT JOIN credentials c ON c.grant_id = g.id
-                   ORDER BY g.id, c.id"#
+        let mut after = i64::MIN;
+        let mut page: Option<String> = None;
+        loop {
+            let cursor = after;
+            let next = sqlx::query!(
+                r#"SELECT json_group_array(json_array(
+                          g.id, g.provider, g.status,
+                          iif(g.access_token IS NULL, NULL, hex(g.access_token)),
+                          g.token_type, g.scope, g.expires_at, g.lifetime_secs,
+                          g.application_calendar_id, g.generation, g.last_refresh_at,
+                          g.next_refresh_at, g.consecutive_failures, g.last_error,
+                          c.id, json(c.extras))) AS "records!: String",
+                          max(g.id) AS "last?: i64"
+                   FROM (SELECT id, provider, status, access_token, token_type, scope,
+                                expires_at, lifetime_secs, application_calendar_id,
+                                generation, last_refresh_at, next_refresh_at,
+                                consecutive_failures, last_error
+                         FROM grants WHERE id > ?1 ORDER BY id LIMIT ?2) g
+                   LEFT JOIN credentials c ON c.grant_id = g.id"#,
+                cursor,
+                PAGE
             )
-            .fetch(&mut *tx);
-            let mut current: Option<GrantState> = None;
-            while let Some(row) = rows.try_next().await? {
-                if let Some(done) = current.take_if(|g| g.id.0 != row.id) {
-                    each(done);
-                }
-                let credential = match (&row.credential_id, &row.extras) {
-                    (Some(id), Some(extras)) => Some(CredentialExtras {
-                        id: id.clone(),
-                        extras: parse_extras(extras)?,
-                    }),
-                    _ => None,
-                };
-                let grant = match &mut current {
-                    Some(g) => g,
-                    None => current.insert(self.cache_state(row)?),
-                };
-                grant.credentials.extend(credential);
+            .fetch_one(&mut *tx);
+            let mut next = std::pin::pin!(next);
+            // One poll hands the query to sqlx's thread, which reads the next
+            // page while this one is turned into grants below.
+            let polled = futures::poll!(next.as_mut());
+            if let Some(records) = page.take() {
+                self.each_grant(&records, &mut each)?;
             }
-            if let Some(done) = current {
-                each(done);
-            }
+            let row = match polled {
+                std::task::Poll::Ready(row) => row?,
+                std::task::Poll::Pending => next.await?,
+            };
+            let Some(last) = row.last else { break };
+            after = last;
+            page = Some(row.records);
         }
         tx.commit().await?;
         Ok(seq)
+    }
+
+    /// How many grants there are (to size what the load fills).
+    pub async fn count_grants(&self) -> Result<usize, StoreError> {
+        let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM grants"#)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n as usize)
     }
 
     /// Every grant at once: [`Store::load_each`] collected (tests, tools).
@@ -87,32 +113,74 @@ impl Store {
         Ok((seq, grants))
     }
 
-    fn cache_state(&self, row: CacheRow) -> Result<GrantState, StoreError> {
-        let access = match (row.access_token, row.expires_at) {
-            (Some(sealed), Some(expires_at)) => Some(AccessToken {
-                token: self
-                    .cipher()
-                    .open_secret(row.id, Field::AccessToken, &sealed)?,
-                token_type: row.token_type,
-                expires_at,
-                lifetime_secs: row.lifetime_secs.unwrap_or(0),
-            }),
+    /// Turns one page (a JSON array of records) into grants.
+    fn each_grant(
+        &self,
+        records: &str,
+        each: &mut impl FnMut(GrantState),
+    ) -> Result<(), StoreError> {
+        let mut records: Vec<Record<'_>> = serde_json::from_str(records)
+            .map_err(|e| StoreError::Corrupt(format!("loading grants: {e}")))?;
+        // SQLite aggregates in the join's order; should a plan ever differ,
+        // the order the cache is promised is restored here.
+        let order = |a: &Record<'_>, b: &Record<'_>| a.0.cmp(&b.0).then_with(|| a.14.cmp(&b.14));
+        if !records.is_sorted_by(|a, b| order(a, b).is_le()) {
+            records.sort_by(order);
+        }
+        let mut current: Option<GrantState> = None;
+        for mut r in records {
+            if let Some(done) = current.take_if(|g| g.id.0 != r.0) {
+                each(done);
+            }
+            let credential = match (r.14.take(), r.15.take()) {
+                (Some(id), Some(extras)) => Some(CredentialExtras {
+                    id: id.into_owned(),
+                    extras,
+                }),
+                _ => None,
+            };
+            let grant = match &mut current {
+                Some(g) => g,
+                None => current.insert(self.cache_state(r)?),
+            };
+            grant.credentials.extend(credential);
+        }
+        if let Some(done) = current {
+            each(done);
+        }
+        Ok(())
+    }
+
+    fn cache_state(&self, r: Record<'_>) -> Result<GrantState, StoreError> {
+        let access = match (r.3, r.6) {
+            (Some(sealed), Some(expires_at)) => {
+                let sealed = hex::decode(sealed.as_bytes())
+                    .map_err(|e| StoreError::Corrupt(format!("access token: {e}")))?;
+                Some(AccessToken {
+                    token: self
+                        .cipher()
+                        .open_secret(r.0, Field::AccessToken, &sealed)?,
+                    token_type: r.4.into_owned(),
+                    expires_at,
+                    lifetime_secs: r.7.unwrap_or(0),
+                })
+            }
             _ => None,
         };
-        let status = Status::parse(&row.status)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {:?}", row.status)))?;
+        let status = Status::parse(&r.2)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {:?}", r.2)))?;
         Ok(GrantState {
-            id: GrantId(row.id),
+            id: GrantId(r.0),
             status,
-            provider: row.provider,
+            provider: r.1.into_owned(),
             access,
-            scope: row.scope,
-            application_calendar_id: row.application_calendar_id,
-            generation: row.generation,
-            last_refresh_at: row.last_refresh_at,
-            next_refresh_at: row.next_refresh_at,
-            consecutive_failures: row.consecutive_failures,
-            last_error: row.last_error,
+            scope: r.5.map(Cow::into_owned),
+            application_calendar_id: r.8.map(Cow::into_owned),
+            generation: r.9,
+            last_refresh_at: r.10,
+            next_refresh_at: r.11,
+            consecutive_failures: r.12,
+            last_error: r.13.map(Cow::into_owned),
             credentials: Vec::with_capacity(1),
         })
     }
