@@ -1,6 +1,7 @@
 //! The token response rendered at publish time, up to `expires_in`.
 
 use secrecy::{ExposeSecret, SecretString};
+use zeroize::Zeroizing;
 
 use super::CachedAccess;
 use crate::clock::rfc3339;
@@ -40,16 +41,18 @@ pub(super) fn render(
         !needs_escape(credential_id) && credential_id.len() < usize::from(u16::MAX) - ID_START,
         "credential ids are plain (store::CredentialId)"
     );
-    let mut body = String::with_capacity(match access {
-        Some(a) => 160 + credential_id.len() + a.token.expose_secret().len(),
+    // Written here, then copied into a block of exactly its size: a shrink
+    // in place would keep the whole first guess allocated for every entry.
+    let mut body = Zeroizing::new(String::with_capacity(match access {
+        Some(a) => 256 + credential_id.len() + a.token.expose_secret().len(),
         None => ID_START + credential_id.len() + 1,
-    });
+    }));
     body.push_str("{\"credential_id\":");
     push_json_str(&mut body, credential_id);
     let id_end = (body.len() - 1) as u16;
     let Some(access) = access else {
         return Rendered {
-            text: SecretString::from(body),
+            text: exact(&body),
             id_end,
             access: None,
         };
@@ -77,7 +80,7 @@ pub(super) fn render(
         body.push_str(&serde_json::to_string(v).unwrap_or_else(|_| "null".into()));
     }
     Rendered {
-        text: SecretString::from(body),
+        text: exact(&body),
         id_end,
         access: Some(CachedAccess {
             expires_at: access.expires_at,
@@ -85,6 +88,10 @@ pub(super) fn render(
             token_at,
         }),
     }
+}
+
+fn exact(body: &str) -> SecretString {
+    SecretString::from(Box::<str>::from(body))
 }
 
 /// `s` as a JSON string, quotes included.
