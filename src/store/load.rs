@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
 use super::crypto::Field;
 use super::{Store, StoreError};
@@ -47,11 +48,50 @@ struct Record<'a>(
     Option<Extras>,
 );
 
+/// A page's records, read into a vector sized for a whole page up front
+/// (records are large; growing the vector was a tenth of the load's time).
+struct Page(usize);
+
+impl<'de> DeserializeSeed<'de> for Page {
+    type Value = Vec<Record<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Page {
+    type Value = Vec<Record<'de>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of grant records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // A page holds PAGE grants, a few more records with linked credentials.
+        let mut records = Vec::with_capacity(self.0 + self.0 / 8);
+        while let Some(r) = seq.next_element()? {
+            records.push(r);
+        }
+        Ok(records)
+    }
+}
+
 impl Store {
     /// Calls `each` with every grant (access token opened, refresh tokens
     /// left out, credentials in id order), in grant id order, streaming;
     /// returns the change number they reflect (read in the same transaction).
-    pub async fn load_each(&self, mut each: impl FnMut(GrantState)) -> Result<i64, StoreError> {
+    pub async fn load_each(&self, each: impl FnMut(GrantState)) -> Result<i64, StoreError> {
+        self.load_pages(PAGE, each).await
+    }
+
+    /// [`Store::load_each`], `page` grants to a query.
+    pub(super) async fn load_pages(
+        &self,
+        page_size: i64,
+        mut each: impl FnMut(GrantState),
+    ) -> Result<i64, StoreError> {
+        self.read_ahead();
         let mut tx = self.pool().begin().await?;
         let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
             .fetch_one(&mut *tx)
@@ -76,7 +116,7 @@ impl Store {
                          FROM grants WHERE id > ?1 ORDER BY id LIMIT ?2) g
                    LEFT JOIN credentials c ON c.grant_id = g.id"#,
                 cursor,
-                PAGE
+                page_size
             )
             .fetch_one(&mut *tx);
             let mut next = std::pin::pin!(next);
@@ -84,7 +124,7 @@ impl Store {
             // page while this one is turned into grants below.
             let polled = futures::poll!(next.as_mut());
             if let Some(records) = page.take() {
-                self.each_grant(&records, &mut each)?;
+                self.each_grant(&records, page_size as usize, &mut each)?;
             }
             let row = match polled {
                 std::task::Poll::Ready(row) => row?,
@@ -96,6 +136,26 @@ impl Store {
         }
         tx.commit().await?;
         Ok(seq)
+    }
+
+    /// Reads the whole database file once, in large sequential reads, on a
+    /// thread of its own, so that SQLite (which asks for one page at a time,
+    /// in index order) finds its pages in the kernel's page cache rather than
+    /// waiting on the disk for each: after a reboot this takes seconds off
+    /// the load of a large database. The page cache is the kernel's to give
+    /// back, not this process's memory. Best effort.
+    fn read_ahead(&self) {
+        let path = self.path().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let read = std::fs::File::open(&path).and_then(|mut f| {
+                let mut chunk = vec![0; 1 << 20];
+                while std::io::Read::read(&mut f, &mut chunk)? > 0 {}
+                Ok(())
+            });
+            if let Err(e) = read {
+                tracing::debug!(error = %e, "could not read the database ahead");
+            }
+        });
     }
 
     /// How many grants there are (to size what the load fills).
@@ -117,10 +177,13 @@ impl Store {
     fn each_grant(
         &self,
         records: &str,
+        page_size: usize,
         each: &mut impl FnMut(GrantState),
     ) -> Result<(), StoreError> {
-        let mut records: Vec<Record<'_>> = serde_json::from_str(records)
-            .map_err(|e| StoreError::Corrupt(format!("loading grants: {e}")))?;
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("loading grants: {e}"));
+        let mut json = serde_json::Deserializer::from_str(records);
+        let mut records = Page(page_size).deserialize(&mut json).map_err(corrupt)?;
+        json.end().map_err(corrupt)?;
         // SQLite aggregates in the join's order; should a plan ever differ,
         // the order the cache is promised is restored here.
         let order = |a: &Record<'_>, b: &Record<'_>| a.0.cmp(&b.0).then_with(|| a.14.cmp(&b.14));
@@ -154,8 +217,10 @@ impl Store {
     fn cache_state(&self, r: Record<'_>) -> Result<GrantState, StoreError> {
         let access = match (r.3, r.6) {
             (Some(sealed), Some(expires_at)) => {
-                let sealed = hex::decode(sealed.as_bytes())
+                let mut bytes = vec![0; sealed.len() / 2];
+                hex::decode_to_slice(sealed.as_bytes(), &mut bytes)
                     .map_err(|e| StoreError::Corrupt(format!("access token: {e}")))?;
+                let sealed = bytes;
                 Some(AccessToken {
                     token: self
                         .cipher()

@@ -256,4 +256,7 @@ mod tests;
 mod batch_tests;
 
 #[cfg(test)]
+mod load_tests;
+
+#[cfg(test)]
 mod lifecycle_tests;
