@@ -139,6 +139,7 @@ async fn start(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
+    crate::store::read_ahead_before_open(&config.database_path()).await;
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     let providers = provider::build_all(config, options.clock.clone())?;
     let refresher = Refresher::new(

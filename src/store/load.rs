@@ -77,6 +77,35 @@ impl<'de> Visitor<'de> for Page {
     }
 }
 
+/// Reads the database file at `path` once, in large sequential reads, so
+/// that SQLite, which asks for one page at a time in index order, finds its
+/// pages in the kernel's page cache instead of waiting on the disk for each:
+/// after a reboot this takes seconds off loading a large database. The page
+/// cache is the kernel's to give back, not this process's memory. Best
+/// effort; a missing file (first start) is nothing to read.
+///
+/// **Only before this process opens the database with SQLite.** Closing any
+/// descriptor of the file drops every POSIX lock the process holds on it,
+/// SQLite's included ("How To Corrupt An SQLite Database File", 2.2); with
+/// its locks gone, another process closing its connection believes itself
+/// the last, checkpoints, and deletes the WAL this process still writes to.
+pub async fn read_ahead_before_open(path: &std::path::Path) {
+    let path = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let mut chunk = vec![0; 1 << 20];
+        while std::io::Read::read(&mut file, &mut chunk)? > 0 {}
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+    match read {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "could not read the database ahead"),
+        Err(e) => tracing::debug!(error = %e, "could not read the database ahead"),
+    }
+}
+
 impl Store {
     /// Calls `each` with every grant (access token opened, refresh tokens
     /// left out, credentials in id order), in grant id order, streaming;
@@ -91,7 +120,6 @@ impl Store {
         page_size: i64,
         mut each: impl FnMut(GrantState),
     ) -> Result<i64, StoreError> {
-        self.read_ahead();
         let mut tx = self.pool().begin().await?;
         let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
             .fetch_one(&mut *tx)
@@ -136,26 +164,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(seq)
-    }
-
-    /// Reads the whole database file once, in large sequential reads, on a
-    /// thread of its own, so that SQLite (which asks for one page at a time,
-    /// in index order) finds its pages in the kernel's page cache rather than
-    /// waiting on the disk for each: after a reboot this takes seconds off
-    /// the load of a large database. The page cache is the kernel's to give
-    /// back, not this process's memory. Best effort.
-    fn read_ahead(&self) {
-        let path = self.path().to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            let read = std::fs::File::open(&path).and_then(|mut f| {
-                let mut chunk = vec![0; 1 << 20];
-                while std::io::Read::read(&mut f, &mut chunk)? > 0 {}
-                Ok(())
-            });
-            if let Err(e) = read {
-                tracing::debug!(error = %e, "could not read the database ahead");
-            }
-        });
     }
 
     /// How many grants there are (to size what the load fills).

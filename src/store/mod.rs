@@ -30,6 +30,7 @@ use sqlx::{SqlitePool, Transaction};
 
 use crate::clock::Clock;
 use crypto::{Cipher, CryptoError, MasterKey};
+pub use load::read_ahead_before_open;
 pub use model::*;
 use open::{connect, open_pool};
 

@@ -194,3 +194,55 @@ async fn strict_rotation_survives_kills_at_fixed_points() {
     daemon.wait_ready().await;
     all_refreshable(&daemon).await;
 }
+
+/// Another process (the CLI, `sqlite3`, a backup) opening and closing the
+/// database while the daemon runs must not take the daemon's WAL from under
+/// it. A daemon that dropped its own POSIX locks (by closing a descriptor of
+/// the database file after SQLite opened it) would let that process
+/// checkpoint and delete the WAL, and the daemon's later writes would land
+/// in a deleted file.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_process_closing_the_database_leaves_the_daemons_wal_alone() {
+    let fake = FakeProvider::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &fake, "");
+    let import = async |daemon: &Daemon, id: &str| {
+        let rt = format!("rt-{id}");
+        fake.add_refresh_token(&rt, json!({}));
+        let r = daemon
+            .request(Method::PUT, &format!("/v1/credentials/{id}"))
+            .json(&json!({"provider": "cronofy", "refresh_token": rt}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+    };
+    // A second start reads an existing database ahead of opening it.
+    let daemon = Daemon::start(&config, &[]);
+    daemon.wait_ready().await;
+    import(&daemon, "before").await;
+    let (exit, _) = tokio::task::spawn_blocking(move || daemon.sigterm())
+        .await
+        .unwrap();
+    assert!(exit.success());
+    let daemon = Daemon::start(&config, &[]);
+    daemon.wait_ready().await;
+
+    // This test process is the other process: it reads and closes.
+    assert_eq!(stored_tokens(dir.path()).await.len(), 1);
+    assert!(
+        dir.path().join("tokend.db-wal").exists(),
+        "the running daemon's WAL is still there"
+    );
+    import(&daemon, "after").await;
+    let ids: Vec<String> = stored_tokens(dir.path())
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(ids, ["after", "before"], "{}", daemon.logs());
+    let (exit, logs) = tokio::task::spawn_blocking(move || daemon.sigterm())
+        .await
+        .unwrap();
+    assert!(exit.success(), "{logs}");
+}
