@@ -1,4 +1,5 @@
-//! Cache tests: rendering, members moving between grants, health.
+//! Cache tests: rendering, lookup by the id inside the text, credentials
+//! moving between grants, per-grant counts, health.
 
 use super::*;
 use crate::store::{AccessToken, CredentialExtras};
