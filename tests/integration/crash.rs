@@ -47,17 +47,21 @@ async fn stored_tokens(dir: &Path) -> Vec<(String, String, Option<String>)> {
     out
 }
 
+/// Imports credential `id` with a refresh token the fake honours.
+async fn import(daemon: &Daemon, fake: &FakeProvider, id: &str, rt: &str) {
+    fake.add_refresh_token(rt, json!({}));
+    let r = daemon
+        .request(Method::PUT, &format!("/v1/credentials/{id}"))
+        .json(&json!({"provider": "cronofy", "refresh_token": rt}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
 async fn import_all(daemon: &Daemon, fake: &FakeProvider) {
     for i in 0..GRANTS {
-        let rt = format!("rt-start-{i}");
-        fake.add_refresh_token(&rt, json!({}));
-        let r = daemon
-            .request(Method::PUT, &format!("/v1/credentials/user-{i}"))
-            .json(&json!({"provider": "cronofy", "refresh_token": rt}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
+        import(daemon, fake, &format!("user-{i}"), &format!("rt-start-{i}")).await;
     }
 }
 
@@ -206,21 +210,10 @@ async fn another_process_closing_the_database_leaves_the_daemons_wal_alone() {
     let fake = FakeProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &fake, "");
-    let import = async |daemon: &Daemon, id: &str| {
-        let rt = format!("rt-{id}");
-        fake.add_refresh_token(&rt, json!({}));
-        let r = daemon
-            .request(Method::PUT, &format!("/v1/credentials/{id}"))
-            .json(&json!({"provider": "cronofy", "refresh_token": rt}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::CREATED);
-    };
     // A second start reads an existing database ahead of opening it.
     let daemon = Daemon::start(&config, &[]);
     daemon.wait_ready().await;
-    import(&daemon, "before").await;
+    import(&daemon, &fake, "before", "rt-before").await;
     let (exit, _) = tokio::task::spawn_blocking(move || daemon.sigterm())
         .await
         .unwrap();
@@ -234,7 +227,7 @@ async fn another_process_closing_the_database_leaves_the_daemons_wal_alone() {
         dir.path().join("tokend.db-wal").exists(),
         "the running daemon's WAL is still there"
     );
-    import(&daemon, "after").await;
+    import(&daemon, &fake, "after", "rt-after").await;
     let ids: Vec<String> = stored_tokens(dir.path())
         .await
         .into_iter()
