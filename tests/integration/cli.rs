@@ -103,8 +103,7 @@ async fn credentials_commands_work_beside_a_running_daemon() {
     let fake = FakeProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &fake, "");
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
 
     fake.add_refresh_token("rt-cli", json!({"account_id": "acc_cli"}));
     let (status, out, err) = cli(

@@ -103,16 +103,14 @@ async fn random_sigkills_lose_no_grant_with_a_reuse_grace() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &fake, FAST);
 
-    let mut daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let mut daemon = Daemon::start_ready(&config).await;
     import_all(&daemon, &fake).await;
     let mut rng = rand::thread_rng();
     for _ in 0..5 {
         // Grants refresh about every second: a kill lands anywhere in a refresh.
         tokio::time::sleep(Duration::from_millis(rng.gen_range(200..1_200))).await;
         daemon.kill9();
-        daemon = Daemon::start(&config, &[]);
-        daemon.wait_ready().await;
+        daemon = Daemon::start_ready(&config).await;
     }
     assert!(
         fake.refresh_calls() > GRANTS * 2,
@@ -128,12 +126,9 @@ async fn random_sigkills_lose_no_grant_with_a_reuse_grace() {
             fake.is_valid(current) || previous.as_ref().is_some_and(|p| fake.is_valid(p));
         assert!(honoured, "{id} holds no live refresh token");
     }
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
     all_refreshable(&daemon).await;
-    let (exit, logs) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, logs) = daemon.stop().await;
     assert!(exit.success(), "{logs}");
 }
 
@@ -143,21 +138,18 @@ async fn strict_rotation_survives_kills_at_fixed_points() {
     fake.set_rotation(Rotation::Strict);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &fake, FAST);
-    let mut daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let mut daemon = Daemon::start_ready(&config).await;
     import_all(&daemon, &fake).await;
 
     // (a) Killed before a provider call (idle): nothing is lost.
     daemon.kill9();
-    daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    daemon = Daemon::start_ready(&config).await;
     all_refreshable(&daemon).await;
 
     // (b) Killed right after a commit (the answer is sent only after it).
     assert_eq!(refresh(&daemon, "user-0").await, StatusCode::OK);
     daemon.kill9();
-    daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    daemon = Daemon::start_ready(&config).await;
     assert_eq!(refresh(&daemon, "user-0").await, StatusCode::OK);
 
     // (c) SIGTERM during a slow provider call: the call finishes, its rotated
@@ -179,9 +171,7 @@ async fn strict_rotation_survives_kills_at_fixed_points() {
         f.refresh_calls() > calls
     })
     .await;
-    let (exit, logs) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, logs) = daemon.stop().await;
     assert!(exit.success(), "{logs}");
     assert_eq!(
         pending.await.unwrap().unwrap(),
@@ -194,8 +184,7 @@ async fn strict_rotation_survives_kills_at_fixed_points() {
     for (id, current, _) in stored_tokens(dir.path()).await {
         assert!(fake.is_valid(&current), "{id} holds a dead refresh token");
     }
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
     all_refreshable(&daemon).await;
 }
 
@@ -211,15 +200,11 @@ async fn another_process_closing_the_database_leaves_the_daemons_wal_alone() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &fake, "");
     // A second start reads an existing database ahead of opening it.
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
     import(&daemon, &fake, "before", "rt-before").await;
-    let (exit, _) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, _) = daemon.stop().await;
     assert!(exit.success());
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
 
     // This test process is the other process: it reads and closes.
     assert_eq!(stored_tokens(dir.path()).await.len(), 1);
@@ -234,8 +219,6 @@ async fn another_process_closing_the_database_leaves_the_daemons_wal_alone() {
         .map(|(id, _, _)| id)
         .collect();
     assert_eq!(ids, ["after", "before"], "{}", daemon.logs());
-    let (exit, logs) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, logs) = daemon.stop().await;
     assert!(exit.success(), "{logs}");
 }

@@ -60,9 +60,7 @@ async fn systemd_hears_ready_status_watchdog_and_stopping() {
     );
     // Half of WATCHDOG_USEC: a ping every 200 ms while the scheduler answers.
     eventually("three WATCHDOG=1", async || count("WATCHDOG=1") >= 3).await;
-    let (exit, logs) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, logs) = daemon.stop().await;
     assert!(exit.success(), "{logs}");
     assert_eq!(count("STOPPING=1"), 1);
     let all = seen.lock().unwrap();
@@ -81,8 +79,7 @@ async fn sighup_changes_a_client_key_and_the_log_level_live() {
     let dir = tempfile::tempdir().unwrap();
     let before = client_table("app", "tkd_first_key");
     let config = write_config(dir.path(), &fake, &before);
-    let daemon = Daemon::start(&config, &[]);
-    daemon.wait_ready().await;
+    let daemon = Daemon::start_ready(&config).await;
     let call = async |key: &str| {
         reqwest::Client::new()
             .get(format!("{}/v1/credentials", daemon.url))
@@ -135,9 +132,7 @@ async fn sighup_changes_a_client_key_and_the_log_level_live() {
         logs.contains("refresh.max_concurrency") && logs.contains("only after a restart"),
         "{logs}"
     );
-    let (exit, _) = tokio::task::spawn_blocking(move || daemon.sigterm())
-        .await
-        .unwrap();
+    let (exit, _) = daemon.stop().await;
     assert!(exit.success());
 }
 

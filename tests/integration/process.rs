@@ -107,6 +107,20 @@ impl Daemon {
         }
     }
 
+    /// Starts `tokend serve` and waits until `/readyz` answers 200.
+    pub async fn start_ready(config: &Path) -> Daemon {
+        let daemon = Daemon::start(config, &[]);
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// [`Daemon::sigterm`] from an async test, waited for off the runtime.
+    pub async fn stop(self) -> (ExitStatus, String) {
+        tokio::task::spawn_blocking(move || self.sigterm())
+            .await
+            .unwrap()
+    }
+
     pub async fn wait_ready(&self) {
         let http = reqwest::Client::new();
         let started = Instant::now();
