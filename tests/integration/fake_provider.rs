@@ -17,6 +17,13 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{Value, json};
 
+// --- interop switches (issue 12): PKCE, `iss`, issue-time expiry, access
+// tokens revoked on refresh; see `fake_provider/interop.rs`.
+mod interop;
+#[allow(unused_imports)]
+pub use interop::{AccessLife, AuthorizationRedirect};
+// --- end interop
+
 /// How the fake treats a refresh token once it has issued a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
@@ -124,6 +131,8 @@ struct Inner {
     /// application calendar id → its current refresh token
     app_calendars: HashMap<String, String>,
     revoked: Vec<String>,
+    /// The interop switches and what they remember (`interop.rs`).
+    interop: interop::Interop,
 }
 
 #[derive(Clone, Debug)]
@@ -151,6 +160,7 @@ impl FakeProvider {
             codes: HashMap::new(),
             app_calendars: HashMap::new(),
             revoked: Vec::new(),
+            interop: Default::default(),
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -254,6 +264,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let received_at = interop::now(&inner);
     let recorded = Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -282,6 +293,9 @@ async fn handle(
     }
     tokio::time::sleep(delay).await;
     let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(answer) = interop::intercept(&mut g, &recorded, received_at) {
+        return answer;
+    }
     serve(&mut g, &recorded)
 }
 
@@ -445,6 +459,7 @@ fn issue(g: &mut Inner, refresh_token: Option<String>, extras: &Value) -> Respon
             body[k] = v.clone();
         }
     }
+    interop::issued(g, &body);
     reply(200, body)
 }
 

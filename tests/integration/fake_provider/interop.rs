@@ -1,0 +1,391 @@
+//! What real authorization servers do that the plain fake does not, each
+//! off until a test turns it on (issue 12, found against
+//! django-oauth-toolkit and node's oidc-provider):
+//!
+//! - [`FakeProvider::require_pkce`]: an authorization request without an
+//!   `S256` code challenge is refused ("Code challenge required."), and so is
+//!   an exchange without the matching verifier. A challenge that was sent is
+//!   always checked, as every PKCE server does.
+//! - [`FakeProvider::send_iss`]: RFC 9207 `iss` on authorization responses.
+//! - [`FakeProvider::use_clock`] and [`FakeProvider::round_issue_time_down`]:
+//!   an access token's expiry counts from when the request *arrived* (before
+//!   any [`FakeProvider::set_delay`]), optionally with the issue time
+//!   rounded down to the second (oidc-provider's `iat`).
+//! - [`FakeProvider::revoke_access_on_refresh`]: a refresh revokes the
+//!   grant's previous access token the moment it issues the new one.
+//!
+//! Every access token the fake issues is remembered, so
+//! [`FakeProvider::access_token_valid`] (and the bearer route
+//! [`FakeProvider::bearer_url`]) tell whether the server would accept it.
+//! The authorization endpoint (`GET /oauth/authorize`, `/oauth2/auth`)
+//! stands in for the browser step: [`FakeProvider::authorize`].
+
+use std::collections::HashMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokend::clock::Clock;
+
+use super::{FakeProvider, Inner, Recorded, client_ok, next_token, oauth_error, reply};
+
+const AUTHORIZE_PATHS: [&str; 2] = ["/oauth/authorize", "/oauth2/auth"];
+const TOKEN_PATHS: [&str; 2] = ["/oauth/token", "/oauth2/token"];
+const BEARER_PATH: &str = "/interop/bearer";
+
+/// The fake's memory of one access token it issued (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLife {
+    /// When the server considers it issued (rounded down when asked).
+    pub issued_at: i64,
+    /// `None` when the fake sent no `expires_in`.
+    pub expires_at: Option<i64>,
+    /// When a refresh replaced it (with `revoke_access_on_refresh`).
+    pub revoked_at: Option<i64>,
+}
+
+impl AccessLife {
+    pub fn valid_at(&self, at: i64) -> bool {
+        at >= self.issued_at
+            && self.expires_at.is_none_or(|e| at < e)
+            && self.revoked_at.is_none_or(|r| at < r)
+    }
+}
+
+/// Where the authorization endpoint sent the browser back to.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRedirect {
+    /// The whole `Location`.
+    pub location: String,
+    pub params: HashMap<String, String>,
+}
+
+impl AuthorizationRedirect {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+
+    /// The body of `POST /v1/callback` an app would send: `code`, `state`
+    /// and, when the server sent one, `iss`.
+    pub fn callback_body(&self) -> Value {
+        let mut body = json!({
+            "code": self.param("code").expect("the redirect carries a code"),
+            "state": self.param("state").expect("the redirect carries the state"),
+        });
+        if let Some(iss) = self.param("iss") {
+            body["iss"] = json!(iss);
+        }
+        body
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Interop {
+    require_pkce: bool,
+    issuer: Option<String>,
+    clock: Option<Clock>,
+    round_down: bool,
+    revoke_on_refresh: bool,
+    /// Extras the codes of the authorization endpoint exchange into.
+    authorize_extras: Option<Value>,
+    /// code → the S256 challenge its authorization request carried.
+    challenges: HashMap<String, String>,
+    access: HashMap<String, AccessLife>,
+    /// Refresh token → its grant; grant → its current access token.
+    grant_of: HashMap<String, u64>,
+    current: HashMap<u64, String>,
+    grants: u64,
+    /// The token request `serve` is answering: set in [`intercept`] and
+    /// taken in [`issued`] under the same lock hold, so never another's.
+    serving: Option<Serving>,
+}
+
+#[derive(Debug)]
+struct Serving {
+    received_at: i64,
+    /// The refresh token a refresh presented.
+    presented: Option<String>,
+}
+
+impl Interop {
+    fn now(&self) -> i64 {
+        match &self.clock {
+            Some(c) => c.now(),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64,
+        }
+    }
+}
+
+impl FakeProvider {
+    pub fn require_pkce(&self, on: bool) {
+        self.lock().interop.require_pkce = on;
+    }
+
+    /// Authorization responses carry `iss` = `issuer` (RFC 9207); `None`: no `iss`.
+    pub fn send_iss(&self, issuer: Option<&str>) {
+        self.lock().interop.issuer = issuer.map(str::to_owned);
+    }
+
+    /// Issue times (and the bearer route's "now") come from `clock`, e.g.
+    /// the manual clock the daemon runs on; the system clock otherwise.
+    pub fn use_clock(&self, clock: Clock) {
+        self.lock().interop.clock = Some(clock);
+    }
+
+    /// Issue times are rounded down to the second, so a token expires up to
+    /// a second before `arrival + expires_in`.
+    pub fn round_issue_time_down(&self, on: bool) {
+        self.lock().interop.round_down = on;
+    }
+
+    pub fn revoke_access_on_refresh(&self, on: bool) {
+        self.lock().interop.revoke_on_refresh = on;
+    }
+
+    /// Extras (e.g. `account_id`) of the grants the authorization endpoint makes.
+    pub fn set_authorize_extras(&self, extras: Value) {
+        self.lock().interop.authorize_extras = Some(extras);
+    }
+
+    /// Whether the server would accept `access_token` at `at` (Unix ms):
+    /// issued by the fake, not expired, not revoked by a refresh.
+    pub fn access_token_valid(&self, access_token: &str, at: i64) -> bool {
+        self.access_token_life(access_token)
+            .is_some_and(|l| l.valid_at(at))
+    }
+
+    pub fn access_token_life(&self, access_token: &str) -> Option<AccessLife> {
+        self.lock().interop.access.get(access_token).cloned()
+    }
+
+    /// An API route that answers 200 to a valid `Authorization: Bearer`
+    /// token (as of the fake's clock) and 401 `invalid_token` otherwise.
+    pub fn bearer_url(&self) -> String {
+        format!("{}{BEARER_PATH}", self.url)
+    }
+
+    /// Plays the browser: opens `url` (an authorization URL on this fake)
+    /// and returns where the server redirects it, without following it.
+    pub async fn authorize(&self, url: &str) -> AuthorizationRedirect {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::FOUND,
+            "the authorization endpoint redirects: {:?}",
+            response.text().await
+        );
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let params = url::Url::parse(&location)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        AuthorizationRedirect { location, params }
+    }
+}
+
+/// The clock reading for a request arriving now.
+pub(super) fn now(inner: &std::sync::Mutex<Inner>) -> i64 {
+    inner
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .interop
+        .now()
+}
+
+/// Runs before the plain fake's `serve`, under the same lock: answers the
+/// routes only this section has, refuses what PKCE refuses, and notes the
+/// token request being served for [`issued`].
+pub(super) fn intercept(g: &mut Inner, req: &Recorded, received_at: i64) -> Option<Response> {
+    let path = req.path.as_str();
+    if AUTHORIZE_PATHS.contains(&path) {
+        return Some(authorization_endpoint(g, req));
+    }
+    if path == BEARER_PATH {
+        return Some(bearer(g, req));
+    }
+    let fields = req.fields();
+    let token_path = TOKEN_PATHS.contains(&path);
+    let presented = (token_path
+        && fields.get("grant_type").map(String::as_str) == Some("refresh_token"))
+    .then(|| fields.get("refresh_token").cloned())
+    .flatten();
+    g.interop.serving = Some(Serving {
+        received_at,
+        presented,
+    });
+    if !token_path {
+        return None;
+    }
+    let exchange = fields.get("grant_type").map(String::as_str) == Some("authorization_code");
+    let code = fields.get("code").cloned().unwrap_or_default();
+    if !exchange || !g.codes.contains_key(&code) || !client_ok(g, req, &fields) {
+        return None;
+    }
+    let challenge = g.interop.challenges.get(&code);
+    let verifier = fields.get("code_verifier");
+    match (challenge, verifier) {
+        (Some(c), Some(v)) if *c == s256(v) => None,
+        (Some(_), Some(_)) => Some(oauth_error(
+            400,
+            "invalid_grant",
+            "PKCE verification failed",
+        )),
+        (Some(_), None) => Some(oauth_error(
+            400,
+            "invalid_request",
+            "Code verifier required.",
+        )),
+        (None, _) if g.interop.require_pkce => Some(oauth_error(
+            400,
+            "invalid_request",
+            "Code verifier required.",
+        )),
+        (None, _) => None,
+    }
+}
+
+/// Called by `issue` with the token response it is about to send.
+pub(super) fn issued(g: &mut Inner, body: &Value) {
+    let Some(at) = body["access_token"].as_str() else {
+        return;
+    };
+    let it = &mut g.interop;
+    let serving = it.serving.take();
+    let received_at = serving.as_ref().map_or_else(|| it.now(), |s| s.received_at);
+    let issued_at = if it.round_down {
+        received_at.div_euclid(1000) * 1000
+    } else {
+        received_at
+    };
+    let presented = serving.and_then(|s| s.presented);
+    let grant = match presented.as_ref().and_then(|rt| it.grant_of.get(rt)) {
+        Some(grant) => *grant,
+        None => {
+            it.grants += 1;
+            it.grants
+        }
+    };
+    if let Some(rt) = &presented {
+        it.grant_of.insert(rt.clone(), grant);
+    }
+    if let Some(rt) = body["refresh_token"].as_str() {
+        it.grant_of.insert(rt.to_owned(), grant);
+    }
+    if presented.is_some()
+        && it.revoke_on_refresh
+        && let Some(old) = it.current.get(&grant)
+        && let Some(life) = it.access.get_mut(old)
+    {
+        life.revoked_at.get_or_insert(received_at);
+    }
+    it.current.insert(grant, at.to_owned());
+    it.access.insert(
+        at.to_owned(),
+        AccessLife {
+            issued_at,
+            expires_at: body["expires_in"]
+                .as_i64()
+                .map(|secs| issued_at + secs * 1000),
+            revoked_at: None,
+        },
+    );
+}
+
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// RFC 6749 §4.1.1–4.1.2: checks the request, makes a code (bound to its
+/// PKCE challenge) and redirects back with `code`, `state` and maybe `iss`.
+fn authorization_endpoint(g: &mut Inner, req: &Recorded) -> Response {
+    let q: HashMap<String, String> = url::form_urlencoded::parse(req.query.as_bytes())
+        .into_owned()
+        .collect();
+    let Some(redirect_uri) = q.get("redirect_uri") else {
+        return oauth_error(400, "invalid_request", "redirect_uri missing");
+    };
+    // An unknown client is never redirected (§4.1.2.1): the URI is unverified.
+    if q.get("client_id") != Some(&g.client_id) {
+        return oauth_error(400, "invalid_client", "unknown client_id");
+    }
+    let mut back = url::Url::parse(redirect_uri).expect("an absolute redirect_uri");
+    {
+        let mut pairs = back.query_pairs_mut();
+        let refusal = if q.get("response_type").map(String::as_str) != Some("code") {
+            Some(("unsupported_response_type", "response_type must be code"))
+        } else if q.contains_key("code_challenge")
+            && q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        {
+            Some(("invalid_request", "transform algorithm not supported"))
+        } else if g.interop.require_pkce && !q.contains_key("code_challenge") {
+            Some(("invalid_request", "Code challenge required."))
+        } else {
+            None
+        };
+        match refusal {
+            Some((error, description)) => {
+                pairs
+                    .append_pair("error", error)
+                    .append_pair("error_description", description);
+            }
+            None => {
+                let code = next_token(g, "code");
+                let rt = next_token(g, "rt-authorized");
+                let extras = g.interop.authorize_extras.clone().unwrap_or(json!({}));
+                g.codes.insert(code.clone(), (rt, extras));
+                if let Some(challenge) = q.get("code_challenge") {
+                    g.interop.challenges.insert(code.clone(), challenge.clone());
+                }
+                pairs.append_pair("code", &code);
+            }
+        }
+        if let Some(state) = q.get("state") {
+            pairs.append_pair("state", state);
+        }
+        if let Some(iss) = &g.interop.issuer {
+            pairs.append_pair("iss", iss);
+        }
+    }
+    (StatusCode::FOUND, [("location", back.to_string())]).into_response()
+}
+
+/// A protected resource: is the bearer token valid now, on the fake's clock?
+fn bearer(g: &Inner, req: &Recorded) -> Response {
+    let token = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let now = g.interop.now();
+    match g.interop.access.get(token) {
+        Some(life) if life.valid_at(now) => reply(
+            200,
+            json!({"active": true, "issued_at": life.issued_at, "expires_at": life.expires_at}),
+        ),
+        _ => {
+            let mut resp = oauth_error(
+                401,
+                "invalid_token",
+                "the access token is unknown, expired or revoked",
+            );
+            resp.headers_mut().insert(
+                "www-authenticate",
+                "Bearer error=\"invalid_token\"".parse().unwrap(),
+            );
+            resp
+        }
+    }
+}
