@@ -5,6 +5,13 @@
 //! it (HMAC-SHA256 under a key derived from the encryption key, so it
 //! survives restarts) and gives it ten minutes; the callback trusts nothing
 //! else.
+//!
+//! PKCE (RFC 7636): the URL carries the `S256` challenge of a verifier that
+//! is derived, on both ends, from the state key and the state's nonce. So
+//! the verifier never travels through the browser, nothing is stored
+//! between the two calls, and a restart (or another cluster member, which
+//! holds the same key) can finish the exchange. The callback also checks
+//! RFC 9207's `iss` against the provider's configured `issuer`.
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +26,7 @@ use super::credentials::{check_provider, check_redirect_uri, may_manage, view_re
 use super::error::ApiError;
 use super::{AppState, Caller, Json, Query, check_id};
 use crate::clock::UnixMillis;
-use crate::provider::AuthorizationRequest;
+use crate::provider::{AuthorizationRequest, pkce};
 use crate::store::Store;
 
 /// How long a person has to come back from the provider.
@@ -43,6 +50,8 @@ pub struct UrlQuery {
 pub struct CallbackBody {
     code: SecretString,
     state: String,
+    /// RFC 9207: the issuer the authorization server named in its response.
+    iss: Option<String>,
 }
 
 /// What a `state` carries.
@@ -56,8 +65,12 @@ struct Claims {
     r: String,
     /// expiry, Unix ms
     e: UnixMillis,
-    /// makes every state unique
+    /// makes every state unique; the PKCE verifier is derived from it
     n: String,
+    /// PKCE: the URL carried the challenge, so the exchange sends the
+    /// verifier. Signed, so a config change in between cannot mismatch them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    k: bool,
 }
 
 pub async fn url(
@@ -70,14 +83,21 @@ pub async fn url(
     check_provider(&state, &q.provider, None)?;
     check_redirect_uri(&state, &q.provider, &q.redirect_uri)?;
     may_manage(&client, &q.credential_id)?;
+    let use_pkce = state
+        .config()
+        .providers
+        .get(&q.provider)
+        .is_some_and(|p| p.pkce);
     let claims = Claims {
         c: q.credential_id.clone(),
         p: q.provider.clone(),
         r: q.redirect_uri.clone(),
         e: refresher.clock().now() + STATE_TTL_MS,
         n: hex::encode(rand::random::<[u8; 12]>()),
+        k: use_pkce,
     };
     let signed = sign(refresher.store(), &claims);
+    let challenge = use_pkce.then(|| pkce::challenge(&pkce_verifier(refresher.store(), &claims.n)));
     let url = refresher.authorization_url(
         &q.provider,
         &AuthorizationRequest {
@@ -86,6 +106,7 @@ pub async fn url(
             state: &signed,
             avoid_linking: q.avoid_linking,
             provider_name: q.provider_name.as_deref(),
+            code_challenge: challenge.as_deref(),
         },
     )?;
     Ok(axum::Json(json!({"url": url.as_str()})).into_response())
@@ -99,11 +120,56 @@ pub async fn callback(
     let refresher = state.refresher()?;
     let claims = verify(refresher.store(), &body.state, refresher.clock().now())?;
     check_provider(&state, &claims.p, None)?;
+    check_issuer(&state, &claims.p, body.iss.as_deref())?;
     may_manage(&client, &claims.c)?;
+    let verifier = claims
+        .k
+        .then(|| pkce_verifier(refresher.store(), &claims.n));
     refresher
-        .exchange_code(&claims.c, &claims.p, &body.code, &claims.r)
+        .exchange_code(
+            &claims.c,
+            &claims.p,
+            &body.code,
+            &claims.r,
+            verifier.as_ref(),
+        )
         .await?;
     view_response(refresher, &claims.c, true).await
+}
+
+/// RFC 9207 mix-up defence. With `issuer` configured the callback must
+/// carry exactly that `iss` (§2.4: a server known to send it must not be
+/// trusted without it, or an attacker's server that sends none would pass).
+/// Without `issuer` there is nothing to compare, and `iss` is accepted.
+fn check_issuer(state: &AppState, provider: &str, iss: Option<&str>) -> Result<(), ApiError> {
+    let config = state.config();
+    let Some(expected) = config
+        .providers
+        .get(provider)
+        .and_then(|p| p.issuer.as_deref())
+    else {
+        return Ok(());
+    };
+    match iss {
+        Some(got) if got == expected => Ok(()),
+        Some(got) => Err(ApiError::InvalidRequest(format!(
+            "iss {:?} is not providers.{provider}.issuer {expected:?}: the code may come from another server (mix-up); start the authorization again",
+            got.chars().take(200).collect::<String>()
+        ))),
+        None => Err(ApiError::InvalidRequest(format!(
+            "iss is missing: providers.{provider}.issuer is set, so the callback must pass on the iss the provider sent with the code (or remove issuer if this provider sends none)"
+        ))),
+    }
+}
+
+/// The PKCE verifier of the state with nonce `nonce`: HMAC under the state
+/// key, so only this tokend (or a member with its key) can compute it. The
+/// label ends in a NUL byte, which no signed payload (base64url text) holds,
+/// so no state signature ever seen in a browser equals a verifier.
+fn pkce_verifier(store: &Store, nonce: &str) -> SecretString {
+    let mut data = b"tokend pkce v1\0".to_vec();
+    data.extend_from_slice(nonce.as_bytes());
+    pkce::verifier_from(&store.state_mac(&data))
 }
 
 fn sign(store: &Store, claims: &Claims) -> String {

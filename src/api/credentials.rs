@@ -32,6 +32,9 @@ pub struct CodeBody {
     provider: String,
     code: SecretString,
     redirect_uri: String,
+    /// PKCE (RFC 7636): for an app that built its own authorization URL
+    /// with a code challenge; sent to the provider as given.
+    code_verifier: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,9 +95,18 @@ pub async fn authorization_code(
     let refresher = state.refresher()?;
     check_provider(&state, &body.provider, None)?;
     check_redirect_uri(&state, &body.provider, &body.redirect_uri)?;
+    if let Some(verifier) = &body.code_verifier {
+        crate::provider::pkce::check_verifier(verifier).map_err(ApiError::InvalidRequest)?;
+    }
     may_manage(&client, &id)?;
     refresher
-        .exchange_code(&id, &body.provider, &body.code, &body.redirect_uri)
+        .exchange_code(
+            &id,
+            &body.provider,
+            &body.code,
+            &body.redirect_uri,
+            body.code_verifier.as_ref(),
+        )
         .await?;
     view_response(refresher, &id, true).await
 }

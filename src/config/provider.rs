@@ -128,6 +128,20 @@ pub struct ProviderConfig {
     pub burst: u32,
     #[serde(default = "default_provider_timeout")]
     pub request_timeout_secs: u64,
+    /// PKCE (RFC 7636, `S256`) on the authorization URLs tokend builds and
+    /// their code exchanges. Off only for a server that refuses it.
+    #[serde(default = "default_pkce")]
+    pub pkce: bool,
+    /// RFC 9207: the issuer identifier the server puts in `iss` on its
+    /// authorization responses. Set, a callback must carry exactly this
+    /// `iss` (mix-up defence). Compared as a string, so kept as one: a `Url`
+    /// would add a trailing `/` the server does not send.
+    #[serde(
+        default,
+        deserialize_with = "empty_as_none",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub issuer: Option<String>,
 }
 
 impl ProviderConfig {
@@ -166,10 +180,60 @@ fn default_burst() -> u32 {
 fn default_provider_timeout() -> u64 {
     20
 }
+fn default_pkce() -> bool {
+    true
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loads a file holding one Cronofy provider table plus `extra` keys.
+    fn load(extra: &str) -> Result<crate::config::Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        let text = format!(
+            "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = \"y\"\n{extra}"
+        );
+        std::fs::write(&path, text).unwrap();
+        let nowhere = std::path::Path::new("/nonexistent/tokend.toml");
+        crate::config::load_from(Some(&path), nowhere, vec![]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn pkce_is_on_unless_turned_off() {
+        assert!(load("").unwrap().providers["c"].pkce);
+        assert!(!load("pkce = false").unwrap().providers["c"].pkce);
+        let err = load("pkce = \"maybe\"").unwrap_err();
+        assert!(err.contains("pkce"), "{err}");
+    }
+
+    #[test]
+    fn issuer_is_kept_verbatim_and_checked() {
+        let c = load("issuer = \"https://id.example\"").unwrap();
+        assert_eq!(
+            c.providers["c"].issuer.as_deref(),
+            Some("https://id.example"),
+            "no trailing slash added: iss is compared as a string"
+        );
+        assert_eq!(load("issuer = \"\"").unwrap().providers["c"].issuer, None);
+        assert!(load("issuer = \"http://127.0.0.1:9/op\"").is_ok());
+        for (bad, says) in [
+            ("issuer = \"id.example\"", "not an absolute URL"),
+            ("issuer = \"http://id.example\"", "must use https"),
+            (
+                "issuer = \"https://id.example/?x=1\"",
+                "no query or fragment",
+            ),
+            ("issuer = \"https://id.example/#f\"", "no query or fragment"),
+        ] {
+            let err = load(bad).unwrap_err();
+            assert!(
+                err.contains("providers.c.issuer") && err.contains(says),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn data_centre_hosts() {

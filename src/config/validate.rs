@@ -236,6 +236,23 @@ fn provider_problems(name: &str, c: &ProviderConfig, p: &mut Vec<String>) {
             key("request_timeout_secs")
         ));
     }
+    if let Some(issuer) = &c.issuer {
+        issuer_problems(&key("issuer"), issuer, p);
+    }
+}
+
+/// RFC 8414 §2: an issuer identifier is an https URL (here also http to a
+/// loopback address, for tests) with no query and no fragment.
+fn issuer_problems(key: &str, issuer: &str, p: &mut Vec<String>) {
+    match Url::parse(issuer) {
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => p.push(format!(
+            "{key} {issuer:?} must have no query or fragment (an RFC 8414 issuer identifier)"
+        )),
+        Ok(url) => url_problems(key, &url, p),
+        Err(_) => p.push(format!(
+            "{key} {issuer:?} is not an absolute URL; use the issuer identifier from the server's metadata, e.g. \"https://accounts.example.com\""
+        )),
+    }
 }
 
 /// Provider endpoints carry client secrets and tokens: https, or plain http

@@ -13,6 +13,7 @@ use url::Url;
 
 use super::classify::{self, Endpoint};
 use super::http::endpoint;
+use super::pkce;
 use super::shared::Core;
 use super::{AuthorizationRequest, BuildError, Provider, ProviderError, TokenResponse};
 use crate::clock::{Clock, UnixMillis};
@@ -38,6 +39,9 @@ struct TokenRequest<'a> {
     redirect_uri: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    /// PKCE (RFC 7636 §4.5); only with `code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_verifier: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -111,13 +115,17 @@ impl Provider for Cronofy {
         &self,
         code: &SecretString,
         redirect_uri: &str,
+        code_verifier: Option<&SecretString>,
     ) -> Result<TokenResponse, ProviderError> {
         self.core.check_redirect_uri(redirect_uri)?;
         let client_id = self.core.client_id.as_str();
         let url = self.token_url();
+        // The verifier is a secret of the request too: scrubbed from provider text.
+        let mut secrets = vec![code];
+        secrets.extend(code_verifier);
         let answer = self
             .core
-            .call(Endpoint::Token, &[code], |client_secret| {
+            .call(Endpoint::Token, &secrets, |client_secret| {
                 self.json_post(
                     &url,
                     &TokenRequest {
@@ -127,6 +135,7 @@ impl Provider for Cronofy {
                         code: Some(code.expose_secret()),
                         redirect_uri: Some(redirect_uri),
                         refresh_token: None,
+                        code_verifier: code_verifier.map(|v| v.expose_secret()),
                     },
                 )
             })
@@ -149,6 +158,7 @@ impl Provider for Cronofy {
                         code: None,
                         redirect_uri: None,
                         refresh_token: Some(refresh_token.expose_secret()),
+                        code_verifier: None,
                     },
                 )
             })
@@ -197,6 +207,10 @@ impl Provider for Cronofy {
                 .append_pair("redirect_uri", req.redirect_uri)
                 .append_pair("scope", scope)
                 .append_pair("state", req.state);
+            if let Some(challenge) = req.code_challenge {
+                q.append_pair("code_challenge", challenge)
+                    .append_pair("code_challenge_method", pkce::METHOD);
+            }
             if let Some(avoid) = req.avoid_linking {
                 q.append_pair("avoid_linking", if avoid { "true" } else { "false" });
             }

@@ -14,12 +14,14 @@
 //! - `classify`: answer → [`TokenResponse`] or [`ProviderError`] (pure).
 //! - [`http`]: the shared `reqwest` client, transport errors, `Retry-After`.
 //! - `limit`: the per-provider rate limiter on the injected clock.
+//! - [`pkce`]: RFC 7636 `S256` challenges and the code-verifier rules.
 
 mod classify;
 mod cronofy;
 pub mod http;
 mod limit;
 mod oauth2;
+pub mod pkce;
 mod shared;
 
 use std::collections::HashMap;
@@ -103,6 +105,9 @@ pub struct AuthorizationRequest<'a> {
     pub avoid_linking: Option<bool>,
     /// Cronofy: preselect a calendar provider (`google`, `apple`, ...).
     pub provider_name: Option<&'a str>,
+    /// PKCE: the `S256` challenge of the verifier the code exchange will
+    /// send (see [`pkce`]); `None` leaves PKCE out (`pkce = false`).
+    pub code_challenge: Option<&'a str>,
 }
 
 #[async_trait]
@@ -114,10 +119,13 @@ pub trait Provider: Send + Sync + Debug {
 
     /// Exchanges an authorization code. A `redirect_uri` not in the
     /// provider's `redirect_uris` is refused locally, before any call.
+    /// `code_verifier` (PKCE) is sent when given: the authorization request
+    /// carried its challenge.
     async fn exchange_code(
         &self,
         code: &SecretString,
         redirect_uri: &str,
+        code_verifier: Option<&SecretString>,
     ) -> Result<TokenResponse, ProviderError>;
 
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenResponse, ProviderError>;

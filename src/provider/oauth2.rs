@@ -13,6 +13,7 @@ use url::Url;
 use url::form_urlencoded::byte_serialize;
 
 use super::classify::{self, Endpoint};
+use super::pkce;
 use super::shared::Core;
 use super::{AuthorizationRequest, BuildError, Provider, ProviderError, TokenResponse};
 use crate::clock::{Clock, UnixMillis};
@@ -73,14 +74,15 @@ impl OAuth2 {
         request.form(&fields)
     }
 
+    /// `request_secrets` (code, verifier, refresh token) are scrubbed from provider text.
     async fn token(
         &self,
         fields: &[(&str, &str)],
-        request_secret: &SecretString,
+        request_secrets: &[&SecretString],
     ) -> Result<TokenResponse, ProviderError> {
         let answer = self
             .core
-            .call(Endpoint::Token, &[request_secret], |secret| {
+            .call(Endpoint::Token, request_secrets, |secret| {
                 self.form_post(&self.token_url, fields, secret)
             })
             .await?;
@@ -115,14 +117,20 @@ impl Provider for OAuth2 {
         &self,
         code: &SecretString,
         redirect_uri: &str,
+        code_verifier: Option<&SecretString>,
     ) -> Result<TokenResponse, ProviderError> {
         self.core.check_redirect_uri(redirect_uri)?;
-        let fields = [
+        let mut fields = vec![
             ("grant_type", "authorization_code"),
             ("code", code.expose_secret()),
             ("redirect_uri", redirect_uri),
         ];
-        self.token(&fields, code).await
+        let mut secrets = vec![code];
+        if let Some(verifier) = code_verifier {
+            fields.push(("code_verifier", verifier.expose_secret()));
+            secrets.push(verifier);
+        }
+        self.token(&fields, &secrets).await
     }
 
     async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenResponse, ProviderError> {
@@ -131,7 +139,7 @@ impl Provider for OAuth2 {
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh_token.expose_secret()),
         ];
-        self.token(&fields, refresh_token).await
+        self.token(&fields, &[refresh_token]).await
     }
 
     async fn revoke(&self, refresh_token: &SecretString) -> Result<(), ProviderError> {
@@ -180,6 +188,10 @@ impl Provider for OAuth2 {
                 q.append_pair("scope", scope);
             }
             q.append_pair("state", req.state);
+            if let Some(challenge) = req.code_challenge {
+                q.append_pair("code_challenge", challenge)
+                    .append_pair("code_challenge_method", pkce::METHOD);
+            }
         }
         Ok(url)
     }

@@ -184,16 +184,20 @@ impl Refresher {
         }
     }
 
-    /// Exchanges an authorization code into credential `id`.
+    /// Exchanges an authorization code (with its PKCE verifier, if the
+    /// authorization request carried a challenge) into credential `id`.
     pub async fn exchange_code(
         &self,
         id: &str,
         provider_name: &str,
         code: &SecretString,
         redirect_uri: &str,
+        code_verifier: Option<&SecretString>,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
-        let response = provider.exchange_code(code, redirect_uri).await?;
+        let response = provider
+            .exchange_code(code, redirect_uri, code_verifier)
+            .await?;
         let rt = required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,

@@ -37,7 +37,10 @@ async fn code_exchange_sends_exact_json_and_keeps_extras() {
     assert_eq!(p.kind(), ProviderKind::Cronofy);
     assert_eq!(p.name(), "cronofy");
 
-    let t = p.exchange_code(&secret("code-1"), REDIRECT).await.unwrap();
+    let t = p
+        .exchange_code(&secret("code-1"), REDIRECT, None)
+        .await
+        .unwrap();
 
     let reqs = fake.requests();
     assert_eq!(reqs.len(), 1);
@@ -150,6 +153,7 @@ async fn authorization_url_on_the_app_host() {
         state: "signed.state",
         avoid_linking: Some(true),
         provider_name: Some("google"),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
     };
     let url = p.authorization_url(&req).unwrap();
     assert_eq!(
@@ -157,12 +161,14 @@ async fn authorization_url_on_the_app_host() {
         format!(
             "{}/app/oauth/authorize?response_type=code&client_id={CLIENT_ID}\
              &redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&scope=read_events+create_event\
-             &state=signed.state&avoid_linking=true&provider_name=google",
+             &state=signed.state&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM\
+             &code_challenge_method=S256&avoid_linking=true&provider_name=google",
             fake.url
         )
     );
     req.avoid_linking = Some(false);
     req.provider_name = None;
+    req.code_challenge = None;
     let url = p.authorization_url(&req).unwrap();
     assert!(
         url.as_str()

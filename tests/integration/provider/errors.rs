@@ -14,7 +14,7 @@ async fn unknown_or_used_code_is_invalid_grant_with_the_description() {
     let (p, _) = cronofy(&fake, "");
     // The fake answers an unknown code as Cronofy does: 400 invalid_grant.
     let err = p
-        .exchange_code(&secret("code-x"), REDIRECT)
+        .exchange_code(&secret("code-x"), REDIRECT, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -29,7 +29,7 @@ async fn unknown_or_used_code_is_invalid_grant_with_the_description() {
         json!({"errors": {"code": [{"key": "errors.unknown_or_used", "description": "unknown or used"}]}}),
     ));
     let err = p
-        .exchange_code(&secret("code-y"), REDIRECT)
+        .exchange_code(&secret("code-y"), REDIRECT, None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -226,7 +226,10 @@ async fn foreign_redirect_uri_is_refused_before_any_call() {
             "https://app.example/callback?x=1",
             "",
         ] {
-            let err = p.exchange_code(&secret("code-1"), uri).await.unwrap_err();
+            let err = p
+                .exchange_code(&secret("code-1"), uri, None)
+                .await
+                .unwrap_err();
             assert!(
                 matches!(err, ProviderError::Refused(ref m) if m.contains("redirect_uris")),
                 "{err:?}"
@@ -237,7 +240,7 @@ async fn foreign_redirect_uri_is_refused_before_any_call() {
     // With no redirect_uris configured at all, every exchange is refused.
     let (p, _) = cronofy(&fake, "redirect_uris = []");
     assert!(matches!(
-        p.exchange_code(&secret("code-1"), REDIRECT).await,
+        p.exchange_code(&secret("code-1"), REDIRECT, None).await,
         Err(ProviderError::Refused(_))
     ));
     assert!(fake.requests().is_empty());

@@ -1,12 +1,17 @@
 //! The provider layer against the fake provider over real loopback HTTP:
 //! exact request bodies, every error class, the rate limiter and the 429
-//! pause on a manual clock, and secrets kept out of errors and logs.
+//! pause on a manual clock, and secrets kept out of errors and logs; PKCE
+//! and RFC 9207 `iss` end to end against stricter servers, and the fake's
+//! switches that play them.
 
 mod cronofy;
 mod errors;
+mod fake_interop;
 mod limits;
 mod oauth2;
+mod pkce;
 mod secrets;
+mod signin;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

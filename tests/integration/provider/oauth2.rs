@@ -44,7 +44,10 @@ async fn code_exchange_with_client_secret_post() {
     let (p, _) = oauth2(&fake, "");
     assert_eq!(p.kind(), ProviderKind::Oauth2);
 
-    let t = p.exchange_code(&secret("code-1"), REDIRECT).await.unwrap();
+    let t = p
+        .exchange_code(&secret("code-1"), REDIRECT, None)
+        .await
+        .unwrap();
 
     assert_form_post(
         &fake.requests()[0],
@@ -64,7 +67,9 @@ async fn code_exchange_and_refresh_with_client_secret_basic() {
     fake.add_code("code-1", "rt-1", json!({}));
     let (p, _) = oauth2(&fake, r#"auth_method = "client_secret_basic""#);
 
-    p.exchange_code(&secret("code-1"), REDIRECT).await.unwrap();
+    p.exchange_code(&secret("code-1"), REDIRECT, None)
+        .await
+        .unwrap();
     p.refresh(&secret("rt-1")).await.unwrap();
 
     let reqs = fake.requests();
@@ -192,6 +197,7 @@ async fn authorization_url_keeps_the_configured_query() {
         state: "st",
         avoid_linking: Some(true),
         provider_name: Some("ignored"),
+        code_challenge: None,
     };
     assert_eq!(
         p.authorization_url(&req).unwrap().as_str(),

@@ -116,7 +116,11 @@ async fn no_secret_in_any_error_debug_output_or_log_line() {
         Canned::new(200, format!("not json {REFRESH}")),
     ] {
         fake.push(canned);
-        errors.push(p.exchange_code(&secret(CODE), REDIRECT).await.unwrap_err());
+        errors.push(
+            p.exchange_code(&secret(CODE), REDIRECT, None)
+                .await
+                .unwrap_err(),
+        );
     }
     for canned in [
         echo(400, "invalid_grant", REFRESH),
@@ -128,7 +132,7 @@ async fn no_secret_in_any_error_debug_output_or_log_line() {
     fake.push(echo(403, "forbidden", REFRESH));
     errors.push(p.revoke(&secret(REFRESH)).await.unwrap_err());
     errors.push(
-        p.exchange_code(&secret(CODE), "https://evil.example/")
+        p.exchange_code(&secret(CODE), "https://evil.example/", None)
             .await
             .unwrap_err(),
     );
