@@ -321,6 +321,20 @@ impl TestApp {
         panic!("timed out waiting for the token of {id}");
     }
 
+    /// Waits until the credential's view satisfies `f`, and returns it. What
+    /// a refresh changes is written *after* the fake has answered, so a test
+    /// that saw the call reads the view through this, never at once.
+    pub async fn wait_view(&self, id: &str, f: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..300 {
+            let (status, view) = send(self.get(&format!("/v1/credentials/{id}"))).await;
+            if status == StatusCode::OK && f(&view) {
+                return view;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for the view of {id}");
+    }
+
     /// Waits until the fake has seen `n` refresh calls in all.
     pub async fn wait_refresh_calls(&self, n: usize) {
         let fake = self.fake.clone();

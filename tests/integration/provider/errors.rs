@@ -160,11 +160,12 @@ async fn timeout_is_transient() {
 
 #[tokio::test]
 async fn connection_refused_is_transient() {
-    // A port that was free a moment ago and has no listener now.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port bound but never listened on: connecting is refused. Holding it
+    // (rather than closing a listener) keeps any other server, such as the
+    // fake started next, from getting the same port and answering.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
     let fake = FakeProvider::start().await;
     let (p, _) = cronofy(
         &fake,
@@ -175,6 +176,8 @@ async fn connection_refused_is_transient() {
         matches!(&err, ProviderError::Transient { reason } if reason.starts_with("connection failed")),
         "{err:?}"
     );
+    assert!(fake.requests().is_empty());
+    drop(socket);
 }
 
 #[tokio::test]

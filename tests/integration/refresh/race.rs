@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::fake_provider::Rotation;
-use crate::helpers::{AppOptions, T0, send, spawn_app, spawn_app_with};
+use crate::helpers::{AppOptions, T0, eventually, send, spawn_app, spawn_app_with};
 use tokend::clock::Clock;
 
 #[tokio::test]
@@ -26,11 +26,19 @@ async fn a_lost_race_adopts_the_winners_token() {
 
     // A refreshes slowly; B, whose clock says A's lease has run out, refreshes
     // with the refresh token A is replacing (strict rotation: now dead).
-    a.fake.set_delay(Duration::from_millis(400));
+    // B starts only once A's call is at the provider (a fixed sleep raced
+    // with A taking the lease on a loaded machine), and a while before A's
+    // answer, so A has committed by the time B hears its token is dead.
+    a.fake.set_delay(Duration::from_millis(800));
     a.clock.advance(Duration::from_secs(11));
     b.clock.advance(Duration::from_secs(120));
     let a_call = tokio::spawn(send(a.post("/v1/tokens/alice/refresh")));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fake = a.fake.clone();
+    eventually("A's call at the provider", async || {
+        fake.refresh_calls() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let (b_status, b_token) = send(b.post("/v1/tokens/alice/refresh")).await;
     let (a_status, a_token) = a_call.await.unwrap();
 
