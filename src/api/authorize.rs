@@ -97,7 +97,8 @@ pub async fn url(
         k: use_pkce,
     };
     let signed = sign(refresher.store(), &claims);
-    let challenge = use_pkce.then(|| pkce::challenge(&pkce_verifier(refresher.store(), &claims.n)));
+    let verifier = use_pkce.then(|| pkce_verifier(refresher.store(), &claims.n));
+    let challenge = verifier.as_ref().map(pkce::challenge);
     let url = refresher.authorization_url(
         &q.provider,
         &AuthorizationRequest {
