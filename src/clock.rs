@@ -93,12 +93,22 @@ pub fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// RFC 3339 in UTC with second precision, as the API shows times.
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z: RFC 3339 has four digits
+/// for the year, so these are the first and last seconds it can write.
+const RFC3339_FIRST_SECOND: i64 = -62_167_219_200;
+const RFC3339_LAST_SECOND: i64 = 253_402_300_799;
+
+/// RFC 3339 in UTC with second precision, as the API shows times. A time
+/// outside what RFC 3339 can write is shown as the nearest one it can: a
+/// far-future expiry must never read as 1970 (a token that looks expired).
 pub fn rfc3339(at: UnixMillis) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(at.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let secs = at
+        .div_euclid(1000)
+        .clamp(RFC3339_FIRST_SECOND, RFC3339_LAST_SECOND);
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .expect("clamped into the range every build of `time` supports")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("years 0000-9999 format as RFC 3339")
 }
 
 #[cfg(test)]
@@ -125,5 +135,21 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000_999), "2023-11-14T22:13:20Z");
+    }
+
+    #[test]
+    fn never_renders_an_impossible_date() {
+        // Past year 9999 RFC 3339 has no digits left: the last second it can write.
+        let last = "9999-12-31T23:59:59Z";
+        assert_eq!(rfc3339(253_402_300_799_000), last);
+        for far in [253_402_300_800_000, i64::MAX / 2, i64::MAX] {
+            assert_eq!(rfc3339(far), last, "{far}");
+        }
+        // Before year 0000 likewise: never a negative year, never 1970 by accident.
+        let first = "0000-01-01T00:00:00Z";
+        for early in [-62_167_219_200_001, i64::MIN / 2, i64::MIN] {
+            assert_eq!(rfc3339(early), first, "{early}");
+        }
+        assert_eq!(rfc3339(-1_000), "1969-12-31T23:59:59Z");
     }
 }

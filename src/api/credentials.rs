@@ -72,6 +72,12 @@ pub async fn import(
             "access_token and expires_in go together: send both or neither".into(),
         ));
     }
+    let max_lifetime = state.config().refresh.max_lifetime_secs;
+    if body.expires_in.is_some_and(|e| e > max_lifetime) {
+        return Err(ApiError::InvalidRequest(format!(
+            "expires_in must be at most {max_lifetime} seconds (refresh.max_lifetime_secs)"
+        )));
+    }
     may_manage(&client, &id)?;
     let out = refresher
         .import(Import {

@@ -147,6 +147,10 @@ fn invalid_values_name_the_key_and_the_rule() {
             "refresh.lead_fraction must be in (0, 0.5], got 0.7",
         ),
         (
+            "[refresh]\nmax_lifetime_secs = 31622401\n",
+            "refresh.max_lifetime_secs must be 60 to 31622400",
+        ),
+        (
             "[refresh]\nmax_concurrency = 0\n",
             "refresh.max_concurrency must be at least 1",
         ),

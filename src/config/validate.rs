@@ -5,6 +5,10 @@ use url::Url;
 
 use super::{Config, ProviderConfig, ProviderKind};
 
+/// The longest lifetime tokend believes (366 days): tokens are refreshed
+/// at least this often, and expiry arithmetic stays far from overflow.
+const MAX_LIFETIME_SECS: u64 = 366 * 86_400;
+
 impl Config {
     /// Every rule the configuration breaks; empty when it is valid.
     pub(super) fn problems(&self) -> Vec<String> {
@@ -73,9 +77,9 @@ impl Config {
                 r.jitter_fraction
             ));
         }
-        if r.max_lifetime_secs < 60 {
+        if !(60..=MAX_LIFETIME_SECS).contains(&r.max_lifetime_secs) {
             p.push(format!(
-                "refresh.max_lifetime_secs must be at least 60, got {}",
+                "refresh.max_lifetime_secs must be 60 to {MAX_LIFETIME_SECS} (a year), got {}",
                 r.max_lifetime_secs
             ));
         }

@@ -248,10 +248,11 @@ impl Refresher {
         let now = self.clock().now();
         let cfg = self.config();
         let access = a.response.map(|r| {
+            // As in `commit`: max_lifetime_secs at most.
             let lifetime = r
                 .expires_in
-                .unwrap_or(cfg.max_lifetime_secs)
-                .clamp(1, i64::MAX as u64 / 1000) as i64;
+                .map_or(cfg.max_lifetime_secs, |e| e.min(cfg.max_lifetime_secs))
+                .max(1) as i64;
             AccessToken {
                 token: r.access_token.clone(),
                 token_type: r.token_type.clone(),

@@ -29,10 +29,12 @@ impl Refresher {
     ) -> Result<Outcome, RefreshError> {
         let cfg = self.config();
         let now = self.clock().now();
+        // A provider's lifetime counts as max_lifetime_secs at most: a
+        // bogus one must neither overflow nor put the refresh off for ever.
         let lifetime = response
             .expires_in
-            .unwrap_or(cfg.max_lifetime_secs)
-            .clamp(1, i64::MAX as u64 / 1000) as i64;
+            .map_or(cfg.max_lifetime_secs, |e| e.min(cfg.max_lifetime_secs))
+            .max(1) as i64;
         let access = AccessToken {
             token: response.access_token.clone(),
             token_type: response.token_type.clone(),

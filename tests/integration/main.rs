@@ -6,6 +6,7 @@ mod cli;
 mod crash;
 mod fake_provider;
 mod handout;
+mod hardening;
 mod helpers;
 mod ops;
 mod process;

@@ -1,0 +1,6 @@
+//! Faults and attacks (issue 11): absurd numbers, the exact Host rule,
+//! secrets in every encoding, a provider answering megabytes of headers,
+//! connection floods and half-sent requests, and `rotate-key` beside a
+//! running daemon.
+
+mod numbers;
