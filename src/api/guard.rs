@@ -4,7 +4,7 @@
 //! DNS rebinding or a server-side request forgery relayed by a proxy.
 
 use axum::extract::connect_info::Connected;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, Method, Uri, header};
 use axum::serve::IncomingStream;
 
 use super::error::ApiError;
@@ -36,9 +36,11 @@ impl Connected<IncomingStream<'_, tokio::net::UnixListener>> for Peer {
 /// request relayed by a proxy.
 const PROXY_HEADERS: &[&str] = &["x-forwarded-for", "forwarded", "via"];
 
-/// Refuses browser and proxy requests and foreign `Host`s.
+/// Refuses browser and proxy requests and foreign `Host`s (in the header
+/// or in an absolute-form target).
 pub fn check(
     method: &Method,
+    target: &Uri,
     headers: &HeaderMap,
     peer: Peer,
     allowed_hosts: &[String],
@@ -65,7 +67,7 @@ pub fn check(
         }
     }
     if let Peer::Tcp { local_port } = peer {
-        check_host(headers, local_port, allowed_hosts)?;
+        check_host(target, headers, local_port, allowed_hosts)?;
     }
     Ok(())
 }
@@ -76,15 +78,33 @@ fn refuse(message: &str) -> ApiError {
 
 /// DNS rebinding: a page on evil.example that resolves to 127.0.0.1 still
 /// sends `Host: evil.example`. Unix sockets are out of a browser's reach.
+///
+/// Exactly one Host header, and an absolute-form target (`GET http://h/...`)
+/// must name this server too: RFC 9112 §3.2.2 lets the target's authority
+/// override Host, so whichever a component behind us believes is ours.
 fn check_host(
+    target: &Uri,
     headers: &HeaderMap,
     local_port: u16,
     allowed_hosts: &[String],
 ) -> Result<(), ApiError> {
-    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
-        return Err(refuse("a Host header is required"));
+    let mut values = headers.get_all(header::HOST).iter();
+    let (Some(host), None) = (values.next(), values.next()) else {
+        return Err(refuse("exactly one Host header is required"));
     };
-    let (name, port) = split_host(host).ok_or_else(|| refuse("malformed Host header"))?;
+    let host = host.to_str().map_err(|_| refuse("malformed Host header"))?;
+    check_authority(host, local_port, allowed_hosts)?;
+    if let Some(authority) = target.authority() {
+        check_authority(authority.as_str(), local_port, allowed_hosts)?;
+    }
+    Ok(())
+}
+
+/// One `name[:port]`: a name tokend serves and, if given, the listening port.
+fn check_authority(host: &str, local_port: u16, allowed_hosts: &[String]) -> Result<(), ApiError> {
+    let (name, port) = split_host(host).ok_or_else(|| {
+        refuse("malformed Host: use localhost, 127.0.0.1 or [::1] (or a server.allowed_hosts name), optionally with :port")
+    })?;
     let known = matches!(
         name.to_ascii_lowercase().as_str(),
         "localhost" | "127.0.0.1" | "[::1]"
@@ -102,12 +122,17 @@ fn check_host(
     Ok(())
 }
 
-/// `name[:port]`, with `[v6]` literals kept bracketed.
+/// `name[:port]`, with `[v6]` literals kept bracketed; the port is 1 to 5
+/// digits. Anything else after `]` makes it malformed, not ignored.
 fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
     let (name, port) = if host.starts_with('[') {
         let end = host.find(']')?;
         let (name, rest) = host.split_at(end + 1);
-        (name, rest.strip_prefix(':'))
+        let port = match rest {
+            "" => None,
+            rest => Some(rest.strip_prefix(':')?),
+        };
+        (name, port)
     } else {
         match host.rsplit_once(':') {
             Some((n, p)) => (n, Some(p)),
@@ -118,7 +143,10 @@ fn split_host(host: &str) -> Option<(&str, Option<u16>)> {
         return None;
     }
     let port = match port {
-        Some(p) => Some(p.parse().ok()?),
+        Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse().ok()?)
+        }
+        Some(_) => return None,
         None => None,
     };
     Some((name, port))
@@ -144,6 +172,7 @@ mod tests {
         let ok = |host: &str| {
             check(
                 &Method::GET,
+                &Uri::from_static("/v1/credentials"),
                 &headers(&[("host", host)]),
                 TCP,
                 &["tokend.internal".into()],
@@ -160,11 +189,22 @@ mod tests {
         assert!(!ok("127.0.0.1:8080"));
         assert!(!ok("[::1]:x"));
         assert!(!ok(":7780"));
-        assert!(check(&Method::GET, &HeaderMap::new(), TCP, &[]).is_err());
+        assert!(!ok("[::1]evil.example"));
+        assert!(!ok("[::1]x:7780"));
+        assert!(!ok("[::1]:7780x"));
+        assert!(!ok("localhost:+7780"));
+        assert!(!ok("localhost:"));
+        assert!(!ok("localhost:007780"));
+        let target = Uri::from_static("/");
+        assert!(check(&Method::GET, &target, &HeaderMap::new(), TCP, &[]).is_err());
+        let mut two = headers(&[("host", "localhost")]);
+        two.append("host", HeaderValue::from_static("localhost"));
+        assert!(check(&Method::GET, &target, &two, TCP, &[]).is_err());
         // Unix sockets: no Host check.
         assert!(
             check(
                 &Method::GET,
+                &target,
                 &HeaderMap::new(),
                 Peer::Unix { uid: Some(0) },
                 &[]
@@ -184,9 +224,21 @@ mod tests {
             ("via", "1.1 proxy"),
         ] {
             let h = headers(&[("host", "localhost"), (k, v)]);
-            assert!(check(&Method::GET, &h, TCP, &[]).is_err(), "{k}");
+            let target = Uri::from_static("/");
+            assert!(check(&Method::GET, &target, &h, TCP, &[]).is_err(), "{k}");
         }
         let h = headers(&[("host", "localhost")]);
-        assert!(check(&Method::OPTIONS, &h, TCP, &[]).is_err());
+        assert!(check(&Method::OPTIONS, &Uri::from_static("/"), &h, TCP, &[]).is_err());
+    }
+
+    #[test]
+    fn an_absolute_form_target_must_name_this_server() {
+        let h = headers(&[("host", "localhost:7780")]);
+        let at = |uri: &'static str| check(&Method::GET, &Uri::from_static(uri), &h, TCP, &[]);
+        assert!(at("http://localhost:7780/v1/credentials").is_ok());
+        assert!(at("http://127.0.0.1/v1/credentials").is_ok());
+        assert!(at("http://evil.example/v1/credentials").is_err());
+        assert!(at("http://localhost:8080/v1/credentials").is_err());
+        assert!(at("http://user@localhost/v1/credentials").is_err());
     }
 }

@@ -265,6 +265,7 @@ fn admit<B>(
     let config = state.config();
     guard::check(
         request.method(),
+        request.uri(),
         request.headers(),
         peer,
         &config.server.allowed_hosts,

@@ -3,4 +3,5 @@
 //! connection floods and half-sent requests, and `rotate-key` beside a
 //! running daemon.
 
+mod host;
 mod numbers;
