@@ -90,7 +90,16 @@ pub(crate) async fn send(
 
 /// A reason that names the failure without the URL (config may put
 /// credentials in it) and without anything the request carried.
+///
+/// An answer that is not readable HTTP (a head past hyper's limits, a
+/// malformed status line or header) did come from the provider: like an
+/// unreadable body, it is a protocol error, not a network hiccup to retry.
 fn transport_error(e: &reqwest::Error, timeout: Duration) -> ProviderError {
+    if let Some(parse) = unreadable_http(e) {
+        return ProviderError::Protocol {
+            reason: format!("the answer is not readable HTTP: {parse}"),
+        };
+    }
     let reason = if e.is_timeout() {
         format!("no answer within {}s", timeout.as_secs())
     } else if e.is_connect() {
@@ -101,6 +110,21 @@ fn transport_error(e: &reqwest::Error, timeout: Duration) -> ProviderError {
         format!("request failed: {}", root_cause(e))
     };
     ProviderError::Transient { reason }
+}
+
+/// hyper's parse error somewhere in `e`'s causes, if the answer's head
+/// could not be read (e.g. `message head is too large`).
+fn unreadable_http<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a hyper::Error> {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(h) = c.downcast_ref::<hyper::Error>()
+            && h.is_parse()
+        {
+            return Some(h);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 /// The innermost error message (e.g. `Connection refused (os error 111)`).

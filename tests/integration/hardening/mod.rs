@@ -5,3 +5,4 @@
 
 mod host;
 mod numbers;
+mod provider_headers;
