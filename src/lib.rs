@@ -16,6 +16,7 @@
 //! - [`telemetry`]: logging (journald-aware), Prometheus metrics, systemd notify.
 //! - [`webhook`]: signed POSTs on grant status transitions.
 //! - [`clock`]: the injectable clock all timing goes through.
+//! - [`redact`]: URLs without credentials, serde messages without values.
 
 pub mod api;
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod provider;
+pub mod redact;
 pub mod refresh;
 pub mod store;
 pub mod telemetry;

@@ -165,9 +165,7 @@ pub async fn list(
         .as_deref()
         .map(|s| {
             Status::parse(s).ok_or_else(|| {
-                ApiError::InvalidRequest(format!(
-                    "unknown status {s:?}: use active or needs_reauth"
-                ))
+                ApiError::InvalidRequest("unknown status: use active or needs_reauth".into())
             })
         })
         .transpose()?;
@@ -243,7 +241,13 @@ pub(super) fn check_provider(
     let config = state.config();
     match config.providers.get(name) {
         None => Err(ApiError::InvalidRequest(format!(
-            "unknown provider {name:?}"
+            "unknown provider: use one of those configured ({})",
+            config
+                .providers
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
         Some(p) if kind.is_some_and(|k| k != p.kind) => Err(ApiError::InvalidRequest(format!(
             "provider {name:?} is not a Cronofy provider; application calendars are Cronofy's"
@@ -267,7 +271,7 @@ pub(super) fn check_redirect_uri(
         Ok(())
     } else {
         Err(ApiError::InvalidRequest(format!(
-            "redirect_uri {uri:?} is not one of providers.{provider}.redirect_uris"
+            "redirect_uri is not one of providers.{provider}.redirect_uris"
         )))
     }
 }

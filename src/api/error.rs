@@ -165,9 +165,9 @@ impl From<ProviderError> for ApiError {
 impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> Self {
         match e {
-            IntakeError::UnknownProvider(p) => {
-                ApiError::InvalidRequest(format!("unknown provider {p:?}"))
-            }
+            IntakeError::UnknownProvider(_) => ApiError::InvalidRequest(
+                "unknown provider: use one of those in tokend's configuration".into(),
+            ),
             IntakeError::InvalidGrant(m) => ApiError::InvalidGrant(m),
             IntakeError::Refused(m) => ApiError::InvalidRequest(m),
             IntakeError::Provider(p) => p.into(),

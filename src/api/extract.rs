@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use super::auth;
 use super::error::ApiError;
+use crate::redact;
 use crate::store::valid_credential_id;
 
 /// The authenticated client of a request (inserted by `gate`).
@@ -102,10 +103,24 @@ async fn read_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes,
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        // serde's message names the field and the expected type; the
-        // position helps too. It never contains more than the caller sent.
-        ApiError::InvalidRequest(format!("invalid JSON body: {e}"))
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let parsed = serde_path_to_error::deserialize(&mut json)
+        .map_err(|e| (e.path().to_string(), e.into_inner()))
+        .and_then(|value| json.end().map(|()| value).map_err(|e| (String::new(), e)));
+    parsed.map_err(|(path, e)| {
+        // The field and what it takes, never the value sent: it may be a
+        // token in the wrong place (and answers end up in callers' logs).
+        let message = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        let message = message.strip_suffix(&position).unwrap_or(&message);
+        let field = match path.as_str() {
+            "." | "" => String::new(),
+            path => format!("{path}: "),
+        };
+        ApiError::InvalidRequest(format!(
+            "invalid JSON body: {field}{}{position}",
+            redact::serde_message(message)
+        ))
     })
 }
 
@@ -119,6 +134,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::InvalidRequest(format!("invalid query: {}", e.body_text())))
+            .map_err(|e| {
+                let text = e.body_text();
+                // axum's "Failed to deserialize query string: FIELD: MESSAGE".
+                let text = text.split_once(": ").map_or(text.as_str(), |(_, t)| t);
+                let (field, message) = text.split_once(": ").unwrap_or(("", text));
+                let field = if field.is_empty() {
+                    String::new()
+                } else {
+                    format!("{field}: ")
+                };
+                ApiError::InvalidRequest(format!(
+                    "invalid query: {field}{}",
+                    redact::serde_message(message)
+                ))
+            })
     }
 }

@@ -1,5 +1,6 @@
 //! How single fields read and print: `""` as "not set", octal file modes,
-//! and secrets printed as `[REDACTED]` by `tokend check-config`.
+//! and secrets (and credentials in URLs) printed as `[REDACTED]` by
+//! `tokend check-config`.
 
 use secrecy::SecretString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -18,6 +19,20 @@ pub(super) fn redact_option<S: Serializer>(
 
 pub(super) fn redact_list<S: Serializer>(value: &[SecretString], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(value.iter().map(|_| REDACTED))
+}
+
+/// Every string in `value` that is a URL, shown without its credentials.
+pub(super) fn redact_urls(value: &mut toml::Value) {
+    match value {
+        toml::Value::String(s) => {
+            if let Some(shown) = crate::redact::url_in(s) {
+                *s = shown;
+            }
+        }
+        toml::Value::Array(items) => items.iter_mut().for_each(redact_urls),
+        toml::Value::Table(table) => table.iter_mut().for_each(|(_, v)| redact_urls(v)),
+        _ => {}
+    }
 }
 
 /// `""` in a file means "not set" (SPEC §3 writes unset keys that way).
@@ -50,9 +65,9 @@ pub(super) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Erro
     let digits = raw.trim().trim_start_matches("0o");
     match u32::from_str_radix(digits, 8) {
         Ok(mode) if mode <= 0o777 && !digits.is_empty() => Ok(mode),
-        _ => Err(serde::de::Error::custom(format!(
-            "expected an octal file mode such as \"0660\", got {raw:?}"
-        ))),
+        _ => Err(serde::de::Error::custom(
+            "expected an octal file mode such as \"0660\" (0 to 0777)",
+        )),
     }
 }
 

@@ -6,6 +6,7 @@ use config::{Config as Layers, File, FileFormat, ValueKind};
 use secrecy::SecretString;
 
 use super::Config;
+use crate::redact;
 
 /// Compiled in, so `tokend serve` runs with no file at all.
 pub const DEFAULTS: &str = include_str!("../../config/default.toml");
@@ -75,20 +76,26 @@ pub fn load_from(
         };
         let key = rest.to_lowercase().replace("__", ".");
         let value = env_value(&key, value);
-        builder = builder
-            .set_override(key.as_str(), value)
-            .map_err(|e| ConfigError::Parse(format!("environment variable {name}: {e}")))?;
+        builder = builder.set_override(key.as_str(), value).map_err(|e| {
+            let e = redact::serde_message(&e.to_string());
+            ConfigError::Parse(format!("environment variable {name}: {e}"))
+        })?;
     }
 
-    let layers = builder
-        .build()
-        .map_err(|e| ConfigError::Parse(e.to_string()))?;
+    let layers = builder.build().map_err(|e| match e {
+        config::ConfigError::FileParse { cause, .. } => ConfigError::Parse(format!(
+            "{}: {}",
+            file.map_or("the embedded defaults".into(), |p| p.display().to_string()),
+            without_source_lines(&cause.to_string())
+        )),
+        other => ConfigError::Parse(redact::serde_message(&other.to_string())),
+    })?;
     let mut config: Config = serde_path_to_error::deserialize(layers).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // The `config` crate appends " for key `...`", which the path already says.
         let inner = inner.split(" for key `").next().unwrap_or(&inner);
-        ConfigError::Parse(format!("{path}: {inner}"))
+        ConfigError::Parse(format!("{path}: {}", redact::serde_message(inner)))
     })?;
 
     let problems = config.problems();
@@ -97,6 +104,23 @@ pub fn load_from(
     }
     config.read_secret_files()?;
     Ok(config)
+}
+
+/// A TOML syntax error as its position and reason. The `toml` crate's
+/// message quotes the source line under a caret, and that line may be
+/// `client_secret = "..."`: every start-up error, SIGHUP log line and
+/// `check-config` would print the secret.
+fn without_source_lines(message: &str) -> String {
+    let snippet = |line: &str| {
+        let (gutter, _) = line.split_once('|').unwrap_or((line, ""));
+        line.contains('|') && gutter.trim().bytes().all(|b| b.is_ascii_digit())
+    };
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !snippet(line))
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Plain strings, never guessed into numbers: `config` converts a string to the

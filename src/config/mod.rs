@@ -130,9 +130,14 @@ pub struct NotifyConfig {
 }
 
 impl Config {
-    /// The effective configuration as TOML, every secret replaced by `[REDACTED]`.
+    /// The effective configuration as TOML, every secret replaced by
+    /// `[REDACTED]`: secret keys, and in every value that is a URL (whatever
+    /// its key, `storage.database = "postgres://..."` included) the
+    /// userinfo and secret-looking query parameters.
     pub fn to_redacted_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("configuration serializes to TOML")
+        let mut value = toml::Value::try_from(self).expect("configuration serializes to TOML");
+        fields::redact_urls(&mut value);
+        toml::to_string_pretty(&value).expect("configuration serializes to TOML")
     }
 
     /// The database path: relative paths live under `$STATE_DIRECTORY` when

@@ -4,6 +4,7 @@
 use url::Url;
 
 use super::{Config, ProviderConfig, ProviderKind};
+use crate::redact;
 
 /// The longest lifetime tokend believes (366 days): tokens are refreshed
 /// at least this often, and expiry arithmetic stays far from overflow.
@@ -143,7 +144,8 @@ impl Config {
             url_problems("notify.webhook_url", url, p);
             if !is_loopback_host(url) && !n.webhook_allow_remote {
                 p.push(format!(
-                    "notify.webhook_url {url} is not a loopback address; set notify.webhook_allow_remote = true to allow it"
+                    "notify.webhook_url {} is not a loopback address; set notify.webhook_allow_remote = true to allow it",
+                    redact::url(url)
                 ));
             }
         }
@@ -217,10 +219,10 @@ fn provider_problems(name: &str, c: &ProviderConfig, p: &mut Vec<String>) {
         )),
         _ => {}
     }
-    for uri in &c.redirect_uris {
+    for (i, uri) in c.redirect_uris.iter().enumerate() {
         if Url::parse(uri).is_err() {
             p.push(format!(
-                "{} entry {uri:?} is not an absolute URL",
+                "{}[{i}] is not an absolute URL",
                 key("redirect_uris")
             ));
         }
@@ -266,7 +268,8 @@ fn url_problems(key: &str, url: &Url, p: &mut Vec<String>) {
         "https" => {}
         "http" if is_loopback_host(url) => {}
         "http" => p.push(format!(
-            "{key} must use https unless it points at a loopback address, got {url}"
+            "{key} must use https unless it points at a loopback address, got {}",
+            redact::url(url)
         )),
         other => p.push(format!(
             "{key} must be an http(s) URL, got scheme {other:?}"

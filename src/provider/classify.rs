@@ -178,12 +178,11 @@ fn protocol(reason: &str) -> ProviderError {
 }
 
 /// Shortens provider text, drops control characters (log injection) and
-/// replaces every secret of the request with `[REDACTED]`.
+/// replaces every secret of the request, in every encoding it may have been
+/// echoed in ([`scrub`]), with `[REDACTED]`.
 pub(crate) fn sanitize(text: &str, secrets: &[&str]) -> String {
-    let mut text = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        text = text.replace(secret, "[REDACTED]");
-    }
+    let secrets: Vec<&str> = secrets.iter().copied().filter(|s| s.len() >= 4).collect();
+    let text = scrub::scrub(text, &secrets);
     let mut out: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -194,6 +193,9 @@ pub(crate) fn sanitize(text: &str, secrets: &[&str]) -> String {
     }
     out
 }
+
+#[path = "scrub.rs"]
+mod scrub;
 
 #[cfg(test)]
 #[path = "classify_tests.rs"]

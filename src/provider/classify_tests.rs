@@ -201,3 +201,76 @@ fn unusable_2xx_is_protocol() {
         assert!(matches!(e, ProviderError::Protocol { .. }), "{body}: {e:?}");
     }
 }
+
+/// Every form a server may echo a secret in: raw, JSON-escaped (`\/`, `\"`,
+/// `\u` in either hex case), percent-encoded (`+` or `%20`, either hex case)
+/// and base64 (alone, at any offset in a larger blob, or as in Basic
+/// authentication), scrubbed wherever it appears in provider text.
+#[test]
+fn sanitize_scrubs_every_encoding_of_a_secret() {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+
+    let secret = "1//0g SECRET+rt/x=\"é\\";
+    let form = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let lower_hex = |s: &str| {
+        let mut out = String::new();
+        let mut hex = 0u8;
+        for c in s.chars() {
+            out.push(if hex > 0 { c.to_ascii_lowercase() } else { c });
+            hex = if c == '%' { 2 } else { hex.saturating_sub(1) };
+        }
+        out
+    };
+    let escape_all = |upper: bool| -> String {
+        secret
+            .chars()
+            .map(|c| match (c.is_ascii_alphanumeric(), upper) {
+                (true, _) => c.to_string(),
+                (false, true) => format!("\\u{:04X}", c as u32),
+                (false, false) => format!("\\u{:04x}", c as u32),
+            })
+            .collect()
+    };
+    // base64 of `prefix` + `encoded secret`, and the part of it that only
+    // the secret determines (two characters of margin at each end).
+    let embedded = |prefix: &str, inner: &str| {
+        let all = STANDARD.encode(format!("{prefix}{inner}z"));
+        let from = (prefix.len() * 8).div_ceil(6) + 2;
+        let to = ((prefix.len() + inner.len()) * 8) / 6 - 2;
+        let part = all[from..to].to_owned();
+        (all, part)
+    };
+    let json = serde_json::to_string(secret).unwrap();
+    let json = json.trim_matches('"').to_owned();
+    let mut encodings: Vec<(String, String)> = [
+        secret.to_owned(),
+        json.clone(),
+        json.replace('/', "\\/"),
+        escape_all(false),
+        escape_all(true),
+        form(secret),
+        form(secret).replace('+', "%20"),
+        lower_hex(&form(secret)),
+        lower_hex(&form(secret).replace('+', "%20")),
+        STANDARD.encode(secret),
+        URL_SAFE_NO_PAD.encode(secret),
+    ]
+    .into_iter()
+    .map(|e| (e.clone(), e))
+    .collect();
+    encodings.push(embedded("x", secret));
+    encodings.push(embedded("xy", secret));
+    encodings.push(embedded("client id:", secret));
+    encodings.push(embedded("client+id:", &form(secret)));
+    for (encoded, part) in encodings {
+        let out = sanitize(&format!("echo [{encoded}] end"), &[secret]);
+        assert!(out.contains("[REDACTED]"), "{encoded} kept: {out}");
+        let chars: Vec<char> = part.chars().collect();
+        for window in chars.windows(6) {
+            let window: String = window.iter().collect();
+            assert!(!out.contains(&window), "{window:?} of {encoded} in {out}");
+        }
+        assert!(out.starts_with("echo [") && out.ends_with("] end"), "{out}");
+    }
+}

@@ -6,3 +6,4 @@
 mod host;
 mod numbers;
 mod provider_headers;
+mod secrets;
