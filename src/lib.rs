@@ -17,6 +17,7 @@
 //! - [`webhook`]: signed POSTs on grant status transitions.
 //! - [`clock`]: the injectable clock all timing goes through.
 //! - [`redact`]: URLs without credentials, serde messages without values.
+//! - [`lockfile`]: the database's lock file (daemons shared, rotate-key exclusive).
 
 pub mod api;
 pub mod cache;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod lockfile;
 pub mod provider;
 pub mod redact;
 pub mod refresh;

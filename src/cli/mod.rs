@@ -14,6 +14,7 @@ use crate::api::auth::new_client_key;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::daemon::{self, Listeners, ServeOptions};
+use crate::lockfile::DatabaseLock;
 use crate::store::key::{open_store, read_key};
 use crate::store::{Store, valid_credential_id};
 use crate::telemetry::LogHandle;
@@ -57,7 +58,11 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         min_ttl: u64,
     },
-    /// Re-encrypt every stored token with the key in NEW_KEY_FILE (32 bytes, raw or base64)
+    /// Re-encrypt every stored token with the key in NEW_KEY_FILE; stop the daemon first
+    ///
+    /// NEW_KEY_FILE holds 32 bytes, raw or base64. Stop the daemon first (systemctl stop
+    /// tokend): rotate-key refuses while a tokend process has the database open, and names
+    /// its pid. A daemon still using the old key would fail every write.
     RotateKey {
         /// The new key; afterwards point storage.encryption_key_file at it
         new_key_file: PathBuf,
@@ -181,6 +186,13 @@ pub(super) fn check_id(id: &str) -> anyhow::Result<()> {
 
 async fn rotate_key(config: &Config, new_key_file: &std::path::Path) -> anyhow::Result<()> {
     let new_key = read_key(new_key_file)?;
+    // Taken before the database is opened and held until the rotation is
+    // committed: a daemon using the old key meanwhile would fail every write.
+    let database = config.database_path();
+    let _exclusive = match database.exists() {
+        true => Some(DatabaseLock::exclusive(&database)?),
+        false => None,
+    };
     let store = existing_store(config).await?;
     let old_id = store.key_id();
     let count = store.rotate_key(&new_key).await?;

@@ -28,6 +28,7 @@ use crate::api::{self, AppState, Readiness};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::lockfile::DatabaseLock;
 use crate::provider;
 use crate::refresh::Refresher;
 use crate::store::Store;
@@ -66,6 +67,8 @@ impl Default for ServeOptions {
 struct Running {
     store: Store,
     refresher: Refresher,
+    /// Keeps `tokend rotate-key` out while the database is open.
+    _lock: DatabaseLock,
 }
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests
@@ -139,6 +142,7 @@ async fn start(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
+    let lock = DatabaseLock::shared(&config.database_path())?;
     crate::store::read_ahead_before_open(&config.database_path()).await;
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     let providers = provider::build_all(config, options.clock.clone())?;
@@ -162,7 +166,11 @@ async fn start(
     refresher.start(stop).await?;
     state.set_refresher(refresher.clone());
     state.readiness().set(true);
-    Ok(Running { store, refresher })
+    Ok(Running {
+        store,
+        refresher,
+        _lock: lock,
+    })
 }
 
 fn spawn_servers(

@@ -6,4 +6,5 @@
 mod host;
 mod numbers;
 mod provider_headers;
+mod rotate;
 mod secrets;
