@@ -43,6 +43,16 @@ impl MakeConnection {
     pub fn new(state: AppState, router: Router) -> Self {
         MakeConnection { state, router }
     }
+
+    /// The service for one connection from `peer`, for a serve loop of our
+    /// own (axum's `IncomingStream` cannot be made outside axum).
+    pub fn connection(&self, peer: Peer) -> Connection {
+        Connection {
+            peer,
+            state: self.state.clone(),
+            router: self.router.clone(),
+        }
+    }
 }
 
 impl<'a, L> Service<IncomingStream<'a, L>> for MakeConnection

@@ -51,6 +51,13 @@ pub struct ServerConfig {
     pub metrics_public: bool,
     pub max_body_bytes: usize,
     pub request_timeout_secs: u64,
+    /// A request head must be complete this long after its first byte.
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request under way is closed after this long.
+    pub idle_timeout_secs: u64,
+    /// Open connections at most, all listeners together (lowered at start
+    /// to fit under the open-file limit).
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -59,8 +59,15 @@ impl Config {
         if s.max_body_bytes == 0 {
             p.push("server.max_body_bytes must be at least 1".into());
         }
-        if s.request_timeout_secs == 0 {
-            p.push("server.request_timeout_secs must be at least 1".into());
+        for (key, value) in [
+            ("request_timeout_secs", s.request_timeout_secs),
+            ("header_read_timeout_secs", s.header_read_timeout_secs),
+            ("idle_timeout_secs", s.idle_timeout_secs),
+            ("max_connections", s.max_connections as u64),
+        ] {
+            if value == 0 {
+                p.push(format!("server.{key} must be at least 1"));
+            }
         }
     }
 

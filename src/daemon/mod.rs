@@ -7,9 +7,14 @@
 //! finish (bounded), close the database. SIGHUP reloads what can be reloaded.
 //!
 //! - `listen`: TCP and unix listeners, systemd socket activation.
+//! - `connections`, `connection`: serving them (HTTP/1.1, the connection
+//!   bound, header-read and idle deadlines); `fdlimit`: the open-file budget.
 //! - `reload`: SIGHUP.
 //! - `supervise`: systemd STATUS and WATCHDOG.
 
+mod connection;
+mod connections;
+mod fdlimit;
 mod listen;
 mod reload;
 mod supervise;
@@ -27,7 +32,7 @@ use crate::api::auth::Clients;
 use crate::api::{self, AppState, Readiness};
 use crate::cache::Cache;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::lockfile::DatabaseLock;
 use crate::provider;
 use crate::refresh::Refresher;
@@ -37,6 +42,8 @@ use crate::telemetry::LogHandle;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::systemd;
 use crate::webhook::Webhook;
+use connection::Deadlines;
+use connections::Shared;
 pub use listen::Listeners;
 
 /// Options a test sets differently from production.
@@ -94,7 +101,15 @@ pub async fn serve(
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let unix_path = listeners.unix.as_ref().and_then(|(_, p)| p.clone());
-    let servers = spawn_servers(listeners, api::service(state.clone()), &stop_rx)?;
+    let servers = spawn_servers(
+        listeners,
+        api::service(state.clone()),
+        &stop_rx,
+        &config.server,
+        // Requests under way get half the stop budget to be answered: the
+        // refreshes they wait on run meanwhile, and get the drain after.
+        (config.refresh.max_concurrency, options.drain_timeout / 2),
+    )?;
 
     let started = start(&config, &options, &state, metrics, stop_rx.clone()).await;
     if let Ok(running) = &started {
@@ -173,22 +188,34 @@ async fn start(
     })
 }
 
+/// Serves every listener until `stop` (see [`connections`]): one bound on
+/// open connections for all of them, fitted under the open-file limit.
 fn spawn_servers(
     listeners: Listeners,
     app: api::MakeConnection,
     stop: &watch::Receiver<bool>,
+    server: &ServerConfig,
+    limits: (usize, Duration),
 ) -> anyhow::Result<JoinSet<std::io::Result<()>>> {
+    let (max_concurrency, grace) = limits;
+    let max = fdlimit::max_connections(server.max_connections, max_concurrency);
+    let deadlines = Deadlines {
+        header_read: Duration::from_secs(server.header_read_timeout_secs),
+        idle: Duration::from_secs(server.idle_timeout_secs),
+    };
+    let shared = Arc::new(Shared::new(max, deadlines, grace));
     let mut servers = JoinSet::new();
     for listener in listeners.tcp {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "listening");
-        let service = app.clone();
-        let stop = stopped(stop.clone());
-        servers.spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stop)
-                .await
-        });
+        let app = app.clone();
+        let make = move |peer| app.connection(peer);
+        servers.spawn(connections::serve(
+            listener,
+            make,
+            Arc::clone(&shared),
+            stop.clone(),
+        ));
     }
     if let Some((listener, path)) = listeners.unix {
         let listener = tokio::net::UnixListener::from_std(listener)?;
@@ -196,19 +223,10 @@ fn spawn_servers(
             Some(p) => tracing::info!(socket = %p.display(), "listening"),
             None => tracing::info!("listening on the socket systemd passed"),
         }
-        let service = app;
-        let stop = stopped(stop.clone());
-        servers.spawn(async move {
-            axum::serve(listener, service)
-                .with_graceful_shutdown(stop)
-                .await
-        });
+        let make = move |peer| app.connection(peer);
+        servers.spawn(connections::serve(listener, make, shared, stop.clone()));
     }
     Ok(servers)
-}
-
-async fn stopped(mut rx: watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
 }
 
 /// Completes on SIGTERM or SIGINT.

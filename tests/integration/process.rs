@@ -58,7 +58,21 @@ pub fn cli(config: &Path, args: &[&str], stdin: &str) -> (ExitStatus, String, St
 impl Daemon {
     /// Starts `tokend serve` and waits until it listens (not yet ready).
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Daemon {
-        let mut child = Command::new(BIN)
+        Daemon::spawn(Command::new(BIN), config, env)
+    }
+
+    /// [`Daemon::start`] with the open-file limit (soft and hard) at `nofile`.
+    pub fn start_with_open_files(config: &Path, nofile: u32) -> Daemon {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(BIN);
+        Daemon::spawn(command, config, &[])
+    }
+
+    fn spawn(mut command: Command, config: &Path, env: &[(&str, &str)]) -> Daemon {
+        let mut child = command
             .arg("--config")
             .arg(config)
             .arg("serve")

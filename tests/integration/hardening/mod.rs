@@ -3,6 +3,7 @@
 //! connection floods and half-sent requests, and `rotate-key` beside a
 //! running daemon.
 
+mod connections;
 mod host;
 mod numbers;
 mod provider_headers;

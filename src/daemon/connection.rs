@@ -1,0 +1,273 @@
+//! One client connection: HTTP/1.1 through hyper, the API's per-connection
+//! service, and the deadlines no client can escape.
+//!
+//! What a connection is doing is tracked in [`Activity`]: *idle* (no request
+//! under way: just opened, or between keep-alive requests), *head* (bytes of
+//! a request head have arrived, the head is not complete) or *busy* (the
+//! service is answering). The deadlines live in the socket wrapper
+//! [`Watched`], because that is what hyper polls whenever it waits for the
+//! client: an idle connection is closed `idle_timeout` after its last
+//! activity, a head must be complete `header_read_timeout` after its first
+//! byte (trickling bytes buys nothing), and a busy one has no deadline of
+//! ours (`server.request_timeout_secs` bounds the answer).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant as StdInstant};
+
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+const IDLE: u8 = 0;
+const HEAD: u8 = 1;
+const BUSY: u8 = 2;
+
+/// The two client deadlines (`server.header_read_timeout_secs`,
+/// `server.idle_timeout_secs`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Deadlines {
+    pub header_read: Duration,
+    pub idle: Duration,
+}
+
+/// What one connection is doing, shared by its socket wrapper, its service
+/// wrapper, its task and the eviction scan of [`super::connections`].
+#[derive(Debug)]
+pub(super) struct Activity {
+    phase: AtomicU8,
+    /// Milliseconds since `epoch`: when the head began, or the connection
+    /// last went idle or wrote to an idle client.
+    since: AtomicU64,
+    epoch: StdInstant,
+    /// Closes the connection if it is still idle (to make room).
+    pub evict: Notify,
+}
+
+impl Activity {
+    pub fn new() -> Self {
+        Activity {
+            phase: AtomicU8::new(IDLE),
+            since: AtomicU64::new(0),
+            epoch: StdInstant::now(),
+            evict: Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == IDLE
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == BUSY
+    }
+
+    /// How long it has been idle, `None` when it is not.
+    pub fn idle_for(&self) -> Option<u64> {
+        self.is_idle().then(|| {
+            self.now()
+                .saturating_sub(self.since.load(Ordering::Acquire))
+        })
+    }
+
+    /// Bytes arrived: the first ones after an idle spell start a head.
+    fn read(&self) {
+        if self.is_idle() {
+            self.since.store(self.now(), Ordering::Release);
+            self.phase.store(HEAD, Ordering::Release);
+        }
+    }
+
+    /// Bytes left: a client still reading its answer is not idle.
+    fn wrote(&self) {
+        if self.is_idle() {
+            self.since.store(self.now(), Ordering::Release);
+        }
+    }
+
+    fn busy(&self) {
+        self.phase.store(BUSY, Ordering::Release);
+    }
+
+    fn answered(&self) {
+        self.since.store(self.now(), Ordering::Release);
+        self.phase.store(IDLE, Ordering::Release);
+    }
+
+    /// When the client must have done something by; `None` while busy.
+    fn deadline(&self, limits: &Deadlines) -> Option<Instant> {
+        let limit = match self.phase.load(Ordering::Acquire) {
+            IDLE => limits.idle,
+            HEAD => limits.header_read,
+            _ => return None,
+        };
+        let since = Duration::from_millis(self.since.load(Ordering::Acquire));
+        Some(Instant::from_std(self.epoch + since + limit))
+    }
+}
+
+/// The client's socket, failing the wait hyper is in once the phase's
+/// deadline has passed (hyper then closes the connection).
+#[derive(Debug)]
+pub(super) struct Watched<S> {
+    io: S,
+    activity: Arc<Activity>,
+    limits: Deadlines,
+    timer: Pin<Box<Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl<S> Watched<S> {
+    pub fn new(io: S, activity: Arc<Activity>, limits: Deadlines) -> Self {
+        Watched {
+            io,
+            activity,
+            limits,
+            timer: Box::pin(tokio::time::sleep(Duration::from_secs(86_400))),
+            armed: None,
+        }
+    }
+
+    /// Called when the socket has nothing for hyper: `Ready` with an error
+    /// once the client has had its time.
+    fn overdue(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let Some(deadline) = self.activity.deadline(&self.limits) else {
+            return Poll::Pending;
+        };
+        if self.armed != Some(deadline) {
+            self.timer.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        let what = if self.activity.is_idle() {
+            "idle connection closed (server.idle_timeout_secs)"
+        } else {
+            "request head not complete in time (server.header_read_timeout_secs)"
+        };
+        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, what))
+    }
+}
+
+impl<S> Watched<S> {
+    fn after_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                self.activity.wrote();
+                // Without a header-read timeout hyper does not read again
+                // once an answer is out until the client sends something:
+                // the idle deadline must be armed (on this task) from here.
+                let _ = self.overdue(cx);
+                Poll::Ready(Ok(n))
+            }
+            // A client that stops reading its answer is held to the idle deadline.
+            Poll::Pending => self.overdue(cx).map(Err),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.activity.read();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => this.overdue(cx).map(Err),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.after_write(cx, written)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.after_write(cx, written)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// Marks the connection busy from the service call until its answer is
+/// ready (or the request is dropped).
+#[derive(Debug)]
+pub(super) struct Busy(Arc<Activity>);
+
+impl Busy {
+    pub fn start(activity: &Arc<Activity>) -> Self {
+        activity.busy();
+        Busy(Arc::clone(activity))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
+}
+
+pin_project! {
+    /// The service's answer future, holding the connection busy.
+    #[derive(Debug)]
+    pub(super) struct Answer<F> {
+        #[pin]
+        pub inner: F,
+        pub busy: Option<Busy>,
+    }
+}
+
+impl<F: Future> Future for Answer<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let out = ready!(this.inner.poll(cx));
+        this.busy.take();
+        Poll::Ready(out)
+    }
+}
