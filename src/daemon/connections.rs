@@ -34,8 +34,12 @@ use crate::api::guard::Peer;
 #[derive(Debug)]
 pub(super) struct Shared {
     permits: Arc<Semaphore>,
+    max: usize,
     open: Mutex<HashMap<u64, Arc<Activity>>>,
     next_id: AtomicU64,
+    started: std::time::Instant,
+    /// Seconds after `started` (plus 60) of the last WARN about the bound.
+    warned_at: AtomicU64,
     pub deadlines: Deadlines,
     /// How long requests under way may take to be answered after a stop.
     pub grace: Duration,
@@ -45,8 +49,11 @@ impl Shared {
     pub fn new(max_connections: usize, deadlines: Deadlines, grace: Duration) -> Self {
         Shared {
             permits: Arc::new(Semaphore::new(max_connections)),
+            max: max_connections,
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+            warned_at: AtomicU64::new(0),
             deadlines,
             grace,
         }
@@ -58,7 +65,7 @@ impl Shared {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return permit;
         }
-        tracing::debug!("server.max_connections reached: closing the longest idle connection");
+        self.warn_at_bound();
         loop {
             self.evict_longest_idle();
             let acquire = Arc::clone(&self.permits).acquire_owned();
@@ -66,6 +73,24 @@ impl Shared {
             {
                 return permit;
             }
+        }
+    }
+
+    /// One WARN a minute at most: a flood must not flood the log too.
+    fn warn_at_bound(&self) {
+        let now = self.started.elapsed().as_secs() + 60;
+        let last = self.warned_at.load(Ordering::Relaxed);
+        if now >= last + 60
+            && self
+                .warned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                max_connections = self.max,
+                "server.max_connections reached: closing the longest idle connections, \
+                 newcomers wait while every connection is busy"
+            );
         }
     }
 
