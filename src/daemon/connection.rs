@@ -138,15 +138,31 @@ impl<S> Watched<S> {
 
     /// Called when the socket has nothing for hyper: `Ready` with an error
     /// once the client has had its time.
+    ///
+    /// Activity only ever moves a deadline later, so the timer is not reset
+    /// per request (a reset takes the timer driver's lock): it stays armed
+    /// at an earlier deadline and is moved on when it fires too soon. Only a
+    /// deadline that came *earlier* (a head began) re-arms it at once.
     fn overdue(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let Some(deadline) = self.activity.deadline(&self.limits) else {
-            return Poll::Pending;
-        };
-        if self.armed != Some(deadline) {
-            self.timer.as_mut().reset(deadline);
-            self.armed = Some(deadline);
+        loop {
+            let Some(deadline) = self.activity.deadline(&self.limits) else {
+                return Poll::Pending;
+            };
+            match self.armed {
+                Some(armed) if armed <= deadline => {}
+                _ => {
+                    self.timer.as_mut().reset(deadline);
+                    self.armed = Some(deadline);
+                }
+            }
+            ready!(self.timer.as_mut().poll(cx));
+            // The timer works in whole milliseconds: a millisecond's slack
+            // so a deadline it just reached cannot look a tick away.
+            if Instant::now() + Duration::from_millis(1) >= deadline {
+                break;
+            }
+            self.armed = None;
         }
-        ready!(self.timer.as_mut().poll(cx));
         let what = if self.activity.is_idle() {
             "idle connection closed (server.idle_timeout_secs)"
         } else {
