@@ -91,6 +91,18 @@ fn secret_name(name: &str) -> bool {
     SECRET_PARAMS.iter().any(|s| name.contains(s))
 }
 
+/// A field path serde reported (`expires_in`, `scope`, `items[0].id`) if it
+/// looks like one; keys are the caller's too, and an unknown one may be
+/// anything (a token pasted as a key). `?` (no position) is none either.
+pub fn field_path(path: &str) -> Option<&str> {
+    let plausible = (1..=64).contains(&path.len())
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'[' | b']'))
+        && path != ".";
+    plausible.then_some(path)
+}
+
 /// serde's error `message` without any value it quotes: what was wrong and
 /// what is allowed. Field names are kept when they look like field names.
 pub fn serde_message(message: &str) -> String {
@@ -120,14 +132,9 @@ pub fn serde_message(message: &str) -> String {
             .or_else(|| rest.rfind("`, there are no fields"))
             .unwrap_or(rest.len());
         let (field, tail) = (&rest[..end], rest.get(end + 1..).unwrap_or(""));
-        let plausible = (1..=64).contains(&field.len())
-            && field
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        let field = if plausible {
-            format!("unknown field `{field}`")
-        } else {
-            "an unknown field".to_owned()
+        let field = match field_path(field) {
+            Some(field) => format!("unknown field `{field}`"),
+            None => "an unknown field".to_owned(),
         };
         return format!("{field}{tail}");
     }
@@ -192,6 +199,11 @@ mod tests {
             ("missing field `provider`", "missing field `provider`"),
         ] {
             assert_eq!(serde_message(message), expected);
+        }
+        assert_eq!(field_path("expires_in"), Some("expires_in"));
+        assert_eq!(field_path("items[0].id"), Some("items[0].id"));
+        for odd in ["", ".", "?", "s3cret token!", "a\"b", &"x".repeat(65)] {
+            assert_eq!(field_path(odd), None, "{odd}");
         }
     }
 }

@@ -113,10 +113,7 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = e.to_string();
         let position = format!(" at line {} column {}", e.line(), e.column());
         let message = message.strip_suffix(&position).unwrap_or(&message);
-        let field = match path.as_str() {
-            "." | "" => String::new(),
-            path => format!("{path}: "),
-        };
+        let field = redact::field_path(&path).map_or(String::new(), |p| format!("{p}: "));
         ApiError::InvalidRequest(format!(
             "invalid JSON body: {field}{}{position}",
             redact::serde_message(message)
@@ -139,11 +136,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
                 // axum's "Failed to deserialize query string: FIELD: MESSAGE".
                 let text = text.split_once(": ").map_or(text.as_str(), |(_, t)| t);
                 let (field, message) = text.split_once(": ").unwrap_or(("", text));
-                let field = if field.is_empty() {
-                    String::new()
-                } else {
-                    format!("{field}: ")
-                };
+                let field = redact::field_path(field).map_or(String::new(), |f| format!("{f}: "));
                 ApiError::InvalidRequest(format!(
                     "invalid query: {field}{}",
                     redact::serde_message(message)

@@ -202,6 +202,7 @@ async fn bad_input_is_described_never_echoed() {
         json!({"provider": "cronofy", "refresh_token": "rt", "access_token": "at", "expires_in": value}),
         json!({"provider": "cronofy", "refresh_token": ["rt", value]}),
         json!({"provider": "cronofy", "refresh_token": "rt", "scope": {"x": value}}),
+        json!({"provider": "cronofy", "refresh_token": "rt", format!("{value} !"): "x"}),
     ];
     for body in &bodies {
         let got = send(app.put("/v1/credentials/alice").json(body)).await;
@@ -226,6 +227,7 @@ async fn bad_input_is_described_never_echoed() {
         format!("/v1/credentials?limit={value}"),
         format!("/v1/tokens/alice?min_ttl={value}"),
         format!("/v1/credentials/alice?revoke={value}"),
+        format!("/v1/credentials?{value}%20!=1"),
     ] {
         let method = if path.contains("revoke") {
             reqwest::Method::DELETE
