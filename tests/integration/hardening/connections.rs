@@ -272,7 +272,8 @@ async fn a_connection_flood_past_the_open_file_limit_starves_nothing() {
     let flood: Vec<TcpStream> = join_all((0..400).map(|_| {
         let addr = addr.clone();
         async move {
-            tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr))
+            // Past the listen backlog a SYN is retried after 1 s, then 3 s.
+            tokio::time::timeout(Duration::from_secs(3), TcpStream::connect(addr))
                 .await
                 .ok()?
                 .ok()
@@ -282,7 +283,8 @@ async fn a_connection_flood_past_the_open_file_limit_starves_nothing() {
     .into_iter()
     .flatten()
     .collect();
-    assert!(flood.len() > 200, "only {} flood connections", flood.len());
+    // More than the daemon could ever hold open at once.
+    assert!(flood.len() > 256, "only {} flood connections", flood.len());
 
     let within = Duration::from_secs(5);
     let health = tokio::time::timeout(within, daemon.request(Method::GET, "/healthz").send())
