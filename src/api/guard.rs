@@ -4,7 +4,7 @@
 //! DNS rebinding or a server-side request forgery relayed by a proxy.
 
 use axum::extract::connect_info::Connected;
-use axum::http::{HeaderMap, Method, Uri, header};
+use axum::http::{HeaderMap, Method, Request, Uri, header};
 use axum::serve::IncomingStream;
 
 use super::error::ApiError;
@@ -38,13 +38,12 @@ const PROXY_HEADERS: &[&str] = &["x-forwarded-for", "forwarded", "via"];
 
 /// Refuses browser and proxy requests and foreign `Host`s (in the header
 /// or in an absolute-form target).
-pub fn check(
-    method: &Method,
-    target: &Uri,
-    headers: &HeaderMap,
+pub fn check<B>(
+    request: &Request<B>,
     peer: Peer,
     allowed_hosts: &[String],
 ) -> Result<(), ApiError> {
+    let (method, target, headers) = (request.method(), request.uri(), request.headers());
     if method == Method::OPTIONS {
         return Err(refuse(
             "OPTIONS is not served: tokend answers no CORS preflight",
@@ -166,6 +165,23 @@ mod tests {
     }
 
     const TCP: Peer = Peer::Tcp { local_port: 7780 };
+
+    /// [`super::check`] on a request made of these parts.
+    fn check(
+        method: &Method,
+        target: &Uri,
+        headers: &HeaderMap,
+        peer: Peer,
+        allowed_hosts: &[String],
+    ) -> Result<(), ApiError> {
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(target.clone())
+            .body(())
+            .unwrap();
+        *request.headers_mut() = headers.clone();
+        super::check(&request, peer, allowed_hosts)
+    }
 
     #[test]
     fn host_rules() {

@@ -263,13 +263,7 @@ fn admit<B>(
     peer: Peer,
 ) -> Result<Option<Arc<auth::Client>>, ApiError> {
     let config = state.config();
-    guard::check(
-        request.method(),
-        request.uri(),
-        request.headers(),
-        peer,
-        &config.server.allowed_hosts,
-    )?;
+    guard::check(request, peer, &config.server.allowed_hosts)?;
     let path = request.uri().path();
     let open = matches!(path, "/healthz" | "/readyz")
         || (path == "/metrics" && config.server.metrics_public);

@@ -171,3 +171,39 @@ fn read_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
         text.trim_end_matches(['\r', '\n']).to_owned(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_quote_a_source_line_or_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        for (text, says) in [
+            (
+                "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = \"s3cret-in-line\n",
+                "line 4, column",
+            ),
+            (
+                "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = s3cret-in-line\n",
+                "line 4, column 17",
+            ),
+            (
+                "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = \"y\"\nprevious_client_secrets = \"s3cret-in-line\"\n",
+                "providers.c.previous_client_secrets: wrong type, expected a sequence",
+            ),
+            (
+                "[providers.c]\nkind = \"cronofy\"\nclient_id = \"x\"\nclient_secret = \"y\"\nauth_method = \"s3cret-in-line\"\n",
+                "providers.c.auth_method: unknown value",
+            ),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = load_from(Some(&path), Path::new("/nonexistent"), Vec::new())
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("s3cret"), "{err}");
+            assert!(err.contains(says), "{says:?} in {err}");
+        }
+    }
+}

@@ -8,6 +8,7 @@
 mod fields;
 mod load;
 mod provider;
+mod server_rules;
 mod validate;
 
 use std::collections::BTreeMap;

@@ -30,47 +30,6 @@ impl Config {
         p
     }
 
-    fn server_problems(&self, p: &mut Vec<String>) {
-        let s = &self.server;
-        if s.listen.is_empty() && s.unix_socket.is_none() {
-            p.push("server.listen must name an address when server.unix_socket is empty".into());
-        }
-        for addr in &s.listen {
-            if !addr.ip().is_loopback() && !s.allow_remote {
-                p.push(format!(
-                    "server.listen address {addr} is not loopback; set server.allow_remote = true to allow it"
-                ));
-            }
-        }
-        if let Some(path) = &s.unix_socket
-            && !path.is_absolute()
-        {
-            p.push(format!(
-                "server.unix_socket must be an absolute path, got {path:?}"
-            ));
-        }
-        for host in &s.allowed_hosts {
-            if host.is_empty() || host.contains(['/', ' ', '@']) {
-                p.push(format!(
-                    "server.allowed_hosts entry {host:?} is not a host name"
-                ));
-            }
-        }
-        if s.max_body_bytes == 0 {
-            p.push("server.max_body_bytes must be at least 1".into());
-        }
-        for (key, value) in [
-            ("request_timeout_secs", s.request_timeout_secs),
-            ("header_read_timeout_secs", s.header_read_timeout_secs),
-            ("idle_timeout_secs", s.idle_timeout_secs),
-            ("max_connections", s.max_connections as u64),
-        ] {
-            if value == 0 {
-                p.push(format!("server.{key} must be at least 1"));
-            }
-        }
-    }
-
     fn refresh_problems(&self, p: &mut Vec<String>) {
         let r = &self.refresh;
         if !(r.lead_fraction > 0.0 && r.lead_fraction <= 0.5) {

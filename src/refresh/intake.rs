@@ -248,7 +248,6 @@ impl Refresher {
         let now = self.clock().now();
         let cfg = self.config();
         let access = a.response.map(|r| {
-            // As in `commit`: max_lifetime_secs at most.
             let lifetime = r
                 .expires_in
                 .map_or(cfg.max_lifetime_secs, |e| e.min(cfg.max_lifetime_secs))

@@ -4,6 +4,7 @@
 //! running daemon.
 
 mod connections;
+mod flood;
 mod host;
 mod numbers;
 mod provider_headers;
