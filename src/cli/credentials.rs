@@ -93,7 +93,7 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
             let access_token = access_token_file
                 .map(|p| read_secret_file(&p))
                 .transpose()?;
-            let refresher = refresher(config, &store)?;
+            let refresher = refresher(config, &store, Some(&provider))?;
             let out = refresher
                 .import(Import {
                     id: id.clone(),
@@ -117,7 +117,14 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
         }
         CredentialsCommand::Delete { id, revoke } => {
             check_id(&id)?;
-            refresher(config, &store)?.delete(&id, revoke).await?;
+            // Only a revocation calls the provider (and needs its secret).
+            let provider = match revoke {
+                true => store.get_credential(&id).await?.map(|v| v.provider),
+                false => None,
+            };
+            refresher(config, &store, provider.as_deref())?
+                .delete(&id, revoke)
+                .await?;
             eprintln!("deleted credential {id}");
             Ok(())
         }
@@ -127,8 +134,19 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
 }
 
 /// A refresher for one command: no scheduler, the same single-flight and
-/// lease as the daemon's, so the two never refresh one grant at once.
-fn refresher(config: &Config, store: &Store) -> anyhow::Result<Refresher> {
+/// lease as the daemon's, so the two never refresh one grant at once. It
+/// knows only `provider` (if any), and reads only that provider's secret: a
+/// root shell may not see the others' (under systemd they live in the
+/// service's `$CREDENTIALS_DIRECTORY`).
+fn refresher(config: &Config, store: &Store, provider: Option<&str>) -> anyhow::Result<Refresher> {
+    let mut config = config.clone();
+    config
+        .providers
+        .retain(|name, _| Some(name.as_str()) == provider);
+    // No webhook is sent from the CLI: its secret is not needed either.
+    config.notify.webhook_secret_file = None;
+    config.read_secrets()?;
+    let config = &config;
     let providers = provider::build_all(config, store.clock().clone())?;
     Ok(Refresher::new(
         store.clone(),
@@ -166,7 +184,7 @@ pub(super) async fn token(config: &Config, id: &str, min_ttl: u64) -> anyhow::Re
         );
     }
     if !usable(&grant) {
-        refresher(config, &store)?
+        refresher(config, &store, Some(&grant.state.provider))?
             .refresh_grant(grant_id, Trigger::MinTtl(min_ttl_ms))
             .await?;
         grant = store

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::auth::new_client_key;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, SecretSearch};
 use crate::daemon::{self, Listeners, ServeOptions};
 use crate::lockfile::DatabaseLock;
 use crate::store::key::{open_store, read_key};
@@ -47,6 +47,9 @@ pub enum Command {
         /// The client's name, its [clients.NAME] table
         #[arg(default_value = "app")]
         name: String,
+        /// The client may create, change and delete credentials and run the sign-in flow
+        #[arg(long)]
+        manage: bool,
     },
     /// List, show, import or delete credentials in the database
     #[command(subcommand)]
@@ -133,6 +136,11 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
         }
         Command::CheckConfig => {
             print!("{}", config.to_redacted_toml());
+            // Secret files are not part of the configuration's validity: the
+            // service may see files this shell does not. Say what is seen.
+            for line in config.secret_file_report(&SecretSearch::from_env()) {
+                eprintln!("{line}");
+            }
             eprintln!("configuration is valid");
             Ok(())
         }
@@ -142,8 +150,8 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
             eprintln!("database {} is up to date", path.display());
             Ok(())
         }
-        Command::ClientKey { name } => {
-            client_key(&name);
+        Command::ClientKey { name, manage } => {
+            client_key(&name, manage)?;
             Ok(())
         }
         Command::Credentials(cmd) => credentials::run(cmd, &config).await,
@@ -164,7 +172,10 @@ pub(super) async fn existing_store(config: &Config) -> anyhow::Result<Store> {
     Ok(open_store(config, Clock::system()).await?.0)
 }
 
-fn client_key(name: &str) {
+fn client_key(name: &str, manage: bool) -> anyhow::Result<()> {
+    if !crate::config::valid_table_name(name) {
+        bail!("invalid client name {name:?}: use a-z 0-9 _ - (starting with a letter or digit)");
+    }
     let key = new_client_key();
     let hash = hex::encode(Sha256::digest(key.as_bytes()));
     println!("# The client's bearer key. Shown once: tokend keeps only its hash.");
@@ -174,7 +185,8 @@ fn client_key(name: &str) {
     println!("[clients.{name}]");
     println!("key_sha256 = \"{hash}\"");
     println!("credentials = [\"*\"]");
-    println!("manage = false");
+    println!("manage = {manage}");
+    Ok(())
 }
 
 pub(super) fn check_id(id: &str) -> anyhow::Result<()> {

@@ -74,3 +74,38 @@ pub(super) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Erro
 pub(super) fn octal_mode_out<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{mode:04o}"))
 }
+
+/// `server.listen`: IP addresses with ports. A host name gets an error that
+/// says why and what to write instead: resolving one could bind a public
+/// address, or a different one after a DNS change.
+pub(super) fn socket_addrs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<std::net::SocketAddr>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| parse_listen(s.trim()).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        let host = if s.contains(':') {
+            format!("[{s}]")
+        } else {
+            s.to_owned()
+        };
+        return Err(format!("{s:?} has no port; write e.g. \"{host}:7780\""));
+    }
+    let port = s
+        .rsplit_once(':')
+        .map(|(_, p)| p)
+        .filter(|p| p.parse::<u16>().is_ok())
+        .unwrap_or("7780");
+    Err(format!(
+        "{s:?} is not an IP address and port: host names are not resolved here \
+         (one could resolve to a public address); write \"127.0.0.1:{port}\" or \"[::1]:{port}\""
+    ))
+}

@@ -3,7 +3,6 @@
 use std::path::{Path, PathBuf};
 
 use config::{Config as Layers, File, FileFormat, ValueKind};
-use secrecy::SecretString;
 
 use super::Config;
 use crate::redact;
@@ -35,12 +34,8 @@ pub enum ConfigError {
     Parse(String),
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Invalid(Vec<String>),
-    #[error("cannot read {key} from {path}: {source}")]
-    SecretFile {
-        key: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Secret(#[from] super::secrets::SecretError),
 }
 
 /// Loads the configuration the daemon and the CLI use: `--config PATH`, else
@@ -62,12 +57,14 @@ pub fn load_from(
         None if default_path.exists() => Some(default_path),
         None => None,
     };
+    let mut file_text = None;
     if let Some(path) = file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+        file_text = Some(text);
     }
 
     for (name, value) in env {
@@ -90,7 +87,7 @@ pub fn load_from(
         )),
         other => ConfigError::Parse(redact::serde_message(&other.to_string())),
     })?;
-    let mut config: Config = serde_path_to_error::deserialize(layers).map_err(|e| {
+    let config: Config = serde_path_to_error::deserialize(layers).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
         // The `config` crate appends " for key `...`", which the path already says.
@@ -98,11 +95,13 @@ pub fn load_from(
         ConfigError::Parse(format!("{path}: {}", redact::serde_message(inner)))
     })?;
 
-    let problems = config.problems();
+    let mut problems = config.problems();
+    if let Some(text) = &file_text {
+        problems.extend(super::strict::quoted_scalars(text, &config));
+    }
     if !problems.is_empty() {
         return Err(ConfigError::Invalid(problems));
     }
-    config.read_secret_files()?;
     Ok(config)
 }
 
@@ -138,40 +137,6 @@ fn env_value(key: &str, value: String) -> ValueKind {
     }
     ValueKind::String(value)
 }
-
-impl Config {
-    /// Replaces each `*_secret_file` by the secret it holds.
-    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
-        for (name, provider) in &mut self.providers {
-            if let Some(path) = &provider.client_secret_file {
-                let key = format!("providers.{name}.client_secret_file");
-                provider.client_secret = Some(read_secret(&key, path)?);
-            }
-        }
-        if let Some(path) = &self.notify.webhook_secret_file {
-            self.notify.webhook_secret = Some(read_secret("notify.webhook_secret_file", path)?);
-        }
-        Ok(())
-    }
-}
-
-/// Relative secret paths are looked up in `$CREDENTIALS_DIRECTORY` (systemd's
-/// `LoadCredential=`) when it is set. A trailing newline is not part of the secret.
-fn read_secret(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
-    let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
-        Some(dir) if path.is_relative() => PathBuf::from(dir).join(path),
-        _ => path.to_path_buf(),
-    };
-    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
-        key: key.to_owned(),
-        path: path.clone(),
-        source,
-    })?;
-    Ok(SecretString::from(
-        text.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,10 @@ mod fields;
 mod load;
 mod provider;
 mod server_rules;
+mod secrets;
+mod strict;
 mod validate;
+mod variants;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,9 +22,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out};
+use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out, socket_addrs};
 pub use load::{ConfigError, DEFAULT_CONFIG_PATH, load, load_from};
 pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind};
+pub use secrets::{CREDSTORE_DIRS, SecretError, SecretSearch};
+pub(crate) use validate::valid_table_name;
 
 /// The whole effective configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -41,6 +46,7 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
+    #[serde(deserialize_with = "socket_addrs")]
     pub listen: Vec<SocketAddr>,
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub unix_socket: Option<PathBuf>,
@@ -83,7 +89,7 @@ pub struct RefreshConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum LogFormat {
     Auto,
     Json,
@@ -131,7 +137,7 @@ pub struct NotifyConfig {
     /// Webhook targets other than loopback addresses are refused unless this is set.
     #[serde(default)]
     pub webhook_allow_remote: bool,
-    /// Filled from `webhook_secret_file` at load time; not a key of its own.
+    /// Filled from `webhook_secret_file` by [`Config::read_secrets`]; not a key of its own.
     #[serde(skip)]
     pub webhook_secret: Option<SecretString>,
     pub failing_after: u32,

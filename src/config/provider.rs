@@ -10,7 +10,7 @@ use url::Url;
 use super::fields::{empty_as_none, redact_list, redact_option};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum ProviderKind {
     Cronofy,
     Oauth2,
@@ -18,7 +18,7 @@ pub enum ProviderKind {
 
 /// Cronofy's data centres; each has its own `api` and `app` host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum DataCenter {
     #[default]
     Us,
@@ -54,7 +54,7 @@ impl DataCenter {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum AuthMethod {
     #[default]
     ClientSecretPost,
@@ -108,7 +108,7 @@ pub struct ProviderConfig {
     pub auth_method: AuthMethod,
     #[serde(default)]
     pub client_id: String,
-    /// Filled from `client_secret_file` at load time when that is set.
+    /// Filled from `client_secret_file` by `Config::read_secrets` when a command needs it.
     #[serde(default, serialize_with = "redact_option")]
     pub client_secret: Option<SecretString>,
     #[serde(

@@ -80,6 +80,12 @@ impl Config {
                         "clients.{name}.key_sha256 must be 64 hex digits (run `tokend client-key {name}`)"
                     ));
                 }
+                // The example configuration's placeholder: left in, it would
+                // replace the generated default client with one nobody holds a key to.
+                Some(hash) if hash.bytes().all(|b| b == b'0') => p.push(format!(
+                    "clients.{name}.key_sha256 is all zeros, a placeholder: run `tokend client-key {name}` \
+                     and paste the key_sha256 line it prints"
+                )),
                 None if client.unix_uids.is_empty() => p.push(format!(
                     "clients.{name} needs key_sha256 or unix_uids (run `tokend client-key {name}`)"
                 )),
@@ -261,7 +267,7 @@ fn kind_name(kind: ProviderKind) -> &'static str {
 
 /// Table names double as environment-variable segments (`TOKEND__PROVIDERS__NAME__KEY`),
 /// which are lower-cased: so names are lower case and never contain `__`.
-fn valid_table_name(name: &str) -> bool {
+pub(crate) fn valid_table_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
         && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-'))

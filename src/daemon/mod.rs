@@ -15,6 +15,7 @@
 mod connection;
 mod connections;
 mod fdlimit;
+mod advice;
 mod listen;
 mod reload;
 mod supervise;
@@ -86,6 +87,9 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let mut config = config;
+    config.read_secrets()?;
+    advice::warn_at_start(&config);
     let database = config.database_path();
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;

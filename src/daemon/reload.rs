@@ -65,7 +65,10 @@ impl Reloader {
     }
 
     fn reload(&mut self) {
-        let new = match config::load(self.source.as_deref()) {
+        let new = match config::load(self.source.as_deref()).and_then(|mut c| {
+            c.read_secrets()?;
+            Ok(c)
+        }) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "reload failed; the running configuration stays");

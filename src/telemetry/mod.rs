@@ -3,17 +3,21 @@
 //! Logging: tracing-subscriber set up from `[log]`, reloadable on SIGHUP.
 //! Logs go to stderr (stdout is for CLI output such as `tokend token ID`).
 //! `log.format = "auto"` picks text without timestamps under journald
-//! (`JOURNAL_STREAM` set: journald stamps lines itself), JSON when stderr is
-//! not a terminal, and coloured text on a terminal.
+//! (`JOURNAL_STREAM` names stderr: journald stamps lines itself), JSON when
+//! stderr is not a terminal, and coloured text on a terminal. Under journald
+//! each line starts with its syslog priority ([`journald`]).
 
+pub mod journald;
 pub mod metrics;
 pub mod systemd;
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Layered, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
+use tracing_subscriber::{EnvFilter, Layer, Registry, fmt, reload};
+
+use journald::Priority;
 
 use crate::config::{LogConfig, LogFormat};
 
@@ -56,38 +60,51 @@ pub fn filter(level: &str) -> EnvFilter {
 
 /// Installs the global subscriber. Call once, early.
 pub fn init(config: &LogConfig) -> LogHandle {
-    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let journald = journald::stderr_is_journal();
     let terminal = std::io::stderr().is_terminal();
     let format = resolve_format(config.format, journald, terminal);
     let (filter_layer, handle) = reload::Layer::new(filter(&config.level));
-    let registry = tracing_subscriber::registry().with(filter_layer);
+    tracing_subscriber::registry()
+        .with(filter_layer)
+        .with(output_layer(format, journald, terminal))
+        .init();
+    LogHandle { filter: handle }
+}
+
+type Filtered = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+
+/// The formatting layer. Under journald every line starts with its syslog
+/// priority (`<4>` for WARN), in either format.
+fn output_layer(
+    format: LogFormat,
+    journald: bool,
+    terminal: bool,
+) -> Box<dyn Layer<Filtered> + Send + Sync> {
     match format {
-        LogFormat::Json => registry
-            .with(
-                fmt::layer()
+        LogFormat::Json => fmt::layer()
+            .fmt_fields(fmt::format::JsonFields::new())
+            .event_format(Priority::new(
+                journald,
+                fmt::format()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(false)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-        _ if journald => registry
-            .with(
-                fmt::layer()
-                    .without_time()
-                    .with_ansi(false)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
-        _ => registry
-            .with(
-                fmt::layer()
-                    .with_ansi(terminal)
-                    .with_writer(std::io::stderr),
-            )
-            .init(),
+                    .with_current_span(false),
+            ))
+            .with_writer(std::io::stderr)
+            .boxed(),
+        _ if journald => fmt::layer()
+            .with_ansi(false)
+            .event_format(Priority::new(
+                true,
+                fmt::format().without_time().with_ansi(false),
+            ))
+            .with_writer(std::io::stderr)
+            .boxed(),
+        _ => fmt::layer()
+            .with_ansi(terminal)
+            .with_writer(std::io::stderr)
+            .boxed(),
     }
-    LogHandle { filter: handle }
 }
 
 impl LogHandle {

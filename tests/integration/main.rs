@@ -8,6 +8,7 @@ mod fake_provider;
 mod handout;
 mod hardening;
 mod helpers;
+mod operator;
 mod ops;
 mod process;
 mod provider;
