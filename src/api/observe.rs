@@ -4,16 +4,21 @@
 use std::sync::OnceLock;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{AppState, routes};
 use crate::refresh::Refresher;
+use crate::telemetry::exposition;
 
-/// `GET /metrics`: Prometheus text format.
-pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics when the
+/// scraper asks for it (`Accept`).
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let refresher = state.refresher()?;
     let body = state.inner.metrics.render(
         refresher.cache(),
@@ -21,7 +26,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response, A
         refresher.failing_after(),
         refresher.clock().now(),
     );
-    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(exposition::wants_openmetrics);
+    let (content_type, body) = match openmetrics {
+        true => (exposition::OPENMETRICS, body),
+        false => (exposition::TEXT_0_0_4, exposition::to_text_format(&body)),
+    };
+    let content_type = HeaderValue::from_static(content_type);
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }
 

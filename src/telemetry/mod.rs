@@ -7,6 +7,7 @@
 //! stderr is not a terminal, and coloured text on a terminal. Under journald
 //! each line starts with its syslog priority ([`journald`]).
 
+pub mod exposition;
 pub mod journald;
 pub mod metrics;
 pub mod systemd;

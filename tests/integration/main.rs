@@ -8,6 +8,7 @@ mod fake_provider;
 mod handout;
 mod hardening;
 mod helpers;
+mod observability;
 mod operator;
 mod ops;
 mod process;
