@@ -10,6 +10,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use super::explain::explain_invalid_grant;
 use super::{ProviderError, TokenResponse};
 
 /// Longest provider description we keep, in characters.
@@ -62,13 +63,16 @@ pub(crate) fn failure(
     let code = field("error");
     let description =
         || field("error_description").unwrap_or_else(|| code.clone().unwrap_or_default());
+    // At the token endpoint a dead grant needs a person: say what to do.
+    let dead = |description: String| ProviderError::InvalidGrant {
+        description: match endpoint {
+            Endpoint::Revoke => description,
+            _ => explain_invalid_grant(description),
+        },
+    };
     if (400..500).contains(&status) {
         match code.as_deref() {
-            Some("invalid_grant") => {
-                return ProviderError::InvalidGrant {
-                    description: description(),
-                };
-            }
+            Some("invalid_grant") => return dead(description()),
             // RFC 7009 §2.2.1 answers an unknown token with 200, but some
             // servers (Google) say 400 invalid_token: the token is gone either way.
             Some("invalid_token") if endpoint == Endpoint::Revoke => {
@@ -94,7 +98,7 @@ pub(crate) fn failure(
             .as_ref()
             .and_then(|m| cronofy_unknown_or_used(m, secrets))
         {
-            return ProviderError::InvalidGrant { description };
+            return dead(description);
         }
     }
     let reason = match (code, field("error_description")) {

@@ -4,6 +4,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::*;
+use crate::provider::explain::explain_invalid_grant;
 
 const WAIT: Duration = Duration::from_secs(42);
 
@@ -26,7 +27,7 @@ fn invalid_grant_keeps_the_description() {
     assert_eq!(
         e,
         ProviderError::InvalidGrant {
-            description: "code already used".into()
+            description: explain_invalid_grant("code already used".into())
         }
     );
     // Without a description the code itself stands in.
@@ -34,7 +35,7 @@ fn invalid_grant_keeps_the_description() {
     assert_eq!(
         e,
         ProviderError::InvalidGrant {
-            description: "invalid_grant".into()
+            description: explain_invalid_grant("invalid_grant".into())
         }
     );
 }
@@ -45,7 +46,9 @@ fn cronofy_unknown_or_used_is_invalid_grant() {
     assert_eq!(
         classify(422, body),
         ProviderError::InvalidGrant {
-            description: "code: errors.unknown_or_used: unknown or already used".into()
+            description: explain_invalid_grant(
+                "code: errors.unknown_or_used: unknown or already used".into()
+            )
         }
     );
     // Other validation errors are not a dead grant.
@@ -140,7 +143,9 @@ fn descriptions_are_scrubbed_and_shortened() {
     };
     assert_eq!(
         description,
-        "refresh token [REDACTED] unknown for [REDACTED]  X-Injected: 1"
+        explain_invalid_grant(
+            "refresh token [REDACTED] unknown for [REDACTED]  X-Injected: 1".into()
+        )
     );
 
     let long = "x".repeat(1000);
@@ -148,8 +153,11 @@ fn descriptions_are_scrubbed_and_shortened() {
     let ProviderError::InvalidGrant { description } = classify(400, &body) else {
         panic!()
     };
-    assert_eq!(description.chars().count(), MAX_DESCRIPTION_CHARS + 1);
-    assert!(description.ends_with('…'));
+    // The provider's text is cut; the hint that follows is ours.
+    let (text, hint) = description.split_once(" (").unwrap();
+    assert_eq!(text.chars().count(), MAX_DESCRIPTION_CHARS + 1);
+    assert!(text.ends_with('…'));
+    assert!(hint.contains("sign in again"), "{hint}");
 }
 
 #[test]

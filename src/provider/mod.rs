@@ -18,6 +18,7 @@
 
 mod classify;
 mod cronofy;
+pub mod explain;
 pub mod http;
 mod limit;
 mod oauth2;

@@ -31,7 +31,8 @@ async fn busy_app() -> TestApp {
     app.token("alice").await;
     app.token("nobody").await;
     // Last: the 429 pauses the provider.
-    app.fake.push(Canned::error(429, "slow_down").header("Retry-After", "1"));
+    app.fake
+        .push(Canned::error(429, "slow_down").header("Retry-After", "1"));
     app.import("bob", "rt-bob").await;
     app
 }

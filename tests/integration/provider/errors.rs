@@ -20,7 +20,9 @@ async fn unknown_or_used_code_is_invalid_grant_with_the_description() {
     assert_eq!(
         err,
         ProviderError::InvalidGrant {
-            description: "errors.unknown_or_used: the code is unknown or was used".into()
+            description: tokend::provider::explain::explain_invalid_grant(
+                "errors.unknown_or_used: the code is unknown or was used".into()
+            )
         }
     );
     // ...and in Cronofy's validation-error shape.
@@ -35,7 +37,9 @@ async fn unknown_or_used_code_is_invalid_grant_with_the_description() {
     assert_eq!(
         err,
         ProviderError::InvalidGrant {
-            description: "code: errors.unknown_or_used: unknown or used".into()
+            description: tokend::provider::explain::explain_invalid_grant(
+                "code: errors.unknown_or_used: unknown or used".into()
+            )
         }
     );
 }

@@ -159,7 +159,9 @@ async fn no_secret_in_any_error_debug_output_or_log_line() {
     assert_eq!(
         errors[0],
         ProviderError::InvalidGrant {
-            description: "bad [REDACTED] for [REDACTED] and [REDACTED]".into()
+            description: tokend::provider::explain::explain_invalid_grant(
+                "bad [REDACTED] for [REDACTED] and [REDACTED]".into()
+            )
         }
     );
 
