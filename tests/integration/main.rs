@@ -4,6 +4,7 @@
 mod api;
 mod cli;
 mod crash;
+mod examples;
 mod fake_provider;
 mod handout;
 mod hardening;
