@@ -2,6 +2,7 @@
 //! that touch credentials work on the database directly, which is safe beside
 //! a running daemon (writes are transactions; refreshes take the grant's lease).
 
+mod assets;
 mod credentials;
 
 use std::path::PathBuf;
@@ -70,6 +71,9 @@ pub enum Command {
         /// The new key; afterwards point storage.encryption_key_file at it
         new_key_file: PathBuf,
     },
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -157,6 +161,7 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
         Command::Credentials(cmd) => credentials::run(cmd, &config).await,
         Command::Token { id, min_ttl } => credentials::token(&config, &id, min_ttl).await,
         Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
+        Command::GenerateAssets { dir } => assets::generate(&dir),
     }
 }
 
