@@ -1,15 +1,18 @@
 //! What to do about an `invalid_grant`. Providers say little ("Bad
 //! Request", "invalid_grant"), and the same code covers a used or expired
 //! authorization code, a `redirect_uri` that differs from the authorization
-//! URL's, and a refresh token the person revoked. The hint is picked from
-//! the provider's own words where they say which, and names every cause
-//! where they do not.
+//! URL's, a PKCE verifier that does not match, and a refresh token the
+//! person revoked. The hint is picked from the provider's own words where
+//! they say which, and names every cause where they do not.
 
 /// A short sentence saying what to do, for a provider `description`.
 pub fn invalid_grant_hint(description: &str) -> &'static str {
     let d = description.to_ascii_lowercase();
     let has = |words: &[&str]| words.iter().any(|w| d.contains(w));
-    if has(&["redirect"]) {
+    if has(&["verifier", "code_challenge", "pkce"]) {
+        "the PKCE code_verifier does not match the authorization URL's challenge: start the sign-in \
+         again with a fresh URL (or set pkce = false for a server that mishandles PKCE)"
+    } else if has(&["redirect"]) {
         "the redirect_uri must be exactly the one the authorization URL carried: start the sign-in again"
     } else if has(&["unknown_or_used", "used", "redeemed", "already"]) {
         "an authorization code works once and only for minutes: start the sign-in again and exchange the new code at once"
@@ -55,7 +58,7 @@ mod tests {
             ),
             (
                 "AADSTS50148: The code_verifier does not match the code_challenge",
-                "unknown, used, expired or revoked",
+                "PKCE code_verifier does not match",
             ),
             (
                 "redirect_uri mismatch",

@@ -149,7 +149,9 @@ async fn the_verifier_never_shows_in_an_error_or_a_log_line() {
         assert_eq!(
             *e,
             ProviderError::InvalidGrant {
-                description: "verifier [REDACTED] does not match".into()
+                description: tokend::provider::explain::explain_invalid_grant(
+                    "verifier [REDACTED] does not match".into()
+                )
             }
         );
         assert!(!format!("{e:?}").contains(VERIFIER));
