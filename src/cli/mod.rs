@@ -169,8 +169,21 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
 pub(super) async fn existing_store(config: &Config) -> anyhow::Result<Store> {
     let path = config.database_path();
     if !path.exists() {
+        // A root shell on an installed system lacks the service's
+        // $STATE_DIRECTORY, so a relative path lands in the working directory.
+        let hint = match config.storage.database.is_relative()
+            && std::env::var_os("STATE_DIRECTORY").is_none()
+        {
+            true => {
+                "; a relative storage.database is under $STATE_DIRECTORY, which systemd sets for the \
+                 service: run this command as the service does (`systemd-run --pipe --wait -p DynamicUser=yes \
+                 -p User=tokend -p StateDirectory=tokend -p LoadCredential=tokend.key tokend ...`), or with \
+                 STATE_DIRECTORY=/var/lib/tokend CREDENTIALS_DIRECTORY=/etc/credstore while the daemon is stopped"
+            }
+            false => "",
+        };
         bail!(
-            "no database at {} (storage.database); has `tokend serve` run with this configuration?",
+            "no database at {} (storage.database); has `tokend serve` run with this configuration?{hint}",
             path.display()
         );
     }

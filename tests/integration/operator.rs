@@ -139,6 +139,31 @@ async fn commands_that_call_no_provider_run_without_its_secret() {
     assert!(err.contains("is empty; write the secret into it"), "{err}");
 }
 
+#[test]
+fn a_root_shell_without_the_service_environment_is_told_how_to_reach_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(&config, "[storage]\ndatabase = \"tokend.db\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["credentials", "list"])
+        .current_dir(dir.path())
+        .env_remove("STATE_DIRECTORY")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no database at tokend.db")
+            && err.contains("$STATE_DIRECTORY")
+            && err.contains("STATE_DIRECTORY=/var/lib/tokend"),
+        "{err}"
+    );
+    assert!(!dir.path().join("tokend.db").exists(), "nothing created");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_configuration_starts_as_shipped_with_a_managing_client() {
     let state = tempfile::tempdir().unwrap();
