@@ -80,11 +80,9 @@ impl Config {
                         "clients.{name}.key_sha256 must be 64 hex digits (run `tokend client-key {name}`)"
                     ));
                 }
-                // The example configuration's placeholder: left in, it would
-                // replace the generated default client with one nobody holds a key to.
+                // The old example's placeholder: a client nobody holds a key to.
                 Some(hash) if hash.bytes().all(|b| b == b'0') => p.push(format!(
-                    "clients.{name}.key_sha256 is all zeros, a placeholder: run `tokend client-key {name}` \
-                     and paste the key_sha256 line it prints"
+                    "clients.{name}.key_sha256 is all zeros, a placeholder: run `tokend client-key {name}`"
                 )),
                 None if client.unix_uids.is_empty() => p.push(format!(
                     "clients.{name} needs key_sha256 or unix_uids (run `tokend client-key {name}`)"

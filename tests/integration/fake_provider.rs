@@ -23,6 +23,10 @@ mod interop;
 #[allow(unused_imports)]
 pub use interop::{AccessLife, AuthorizationRedirect};
 // --- end interop
+// --- the provider's calendar API for the client examples (examples/); see `fake_provider/api.rs`.
+mod api;
+use api::{API_CALENDARS_PATH, ApiState, api_calendars};
+// --- end api
 
 /// How the fake treats a refresh token once it has issued a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -523,66 +527,4 @@ pub fn parse_fields(headers: &HeaderMap, body: &str) -> HashMap<String, String> 
             .into_owned()
             .collect()
     }
-}
-
-// ---------------------------------------------------------------------------
-// The provider's API, for the client examples (examples/): `GET /v1/calendars`
-// as Cronofy answers it, checking the bearer token. It accepts the access
-// tokens this fake issued ("at-N") except those a test has rejected, which get
-// 401 as a provider answers a revoked or expired token.
-// ---------------------------------------------------------------------------
-
-/// The API path the fake serves.
-pub const API_CALENDARS_PATH: &str = "/v1/calendars";
-
-#[derive(Debug, Default)]
-struct ApiState {
-    /// Access tokens numbered below this are refused with 401.
-    first_accepted: u64,
-}
-
-impl FakeProvider {
-    /// From now on the API answers 401 to every access token issued so far.
-    pub fn api_reject_issued_tokens(&self) {
-        let mut g = self.lock();
-        g.api.first_accepted = g.counter + 1;
-    }
-
-    /// The bearer tokens of the API calls received so far, in order.
-    pub fn api_calls(&self) -> Vec<String> {
-        self.requests()
-            .iter()
-            .filter(|r| r.path == API_CALENDARS_PATH)
-            .map(|r| {
-                r.headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
-                    .unwrap_or_default()
-                    .to_owned()
-            })
-            .collect()
-    }
-}
-
-fn api_calendars(g: &Inner, req: &Recorded) -> Response {
-    let token = req
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let issued = token
-        .and_then(|t| t.strip_prefix("at-"))
-        .and_then(|n| n.parse::<u64>().ok())
-        .filter(|n| *n <= g.counter && *n >= g.api.first_accepted);
-    if issued.is_none() {
-        return reply(401, json!({"error": "invalid_token"}));
-    }
-    reply(
-        200,
-        json!({"calendars": [
-            {"provider_name": "google", "calendar_id": "cal_fake_1", "calendar_name": "Team meetings"},
-            {"provider_name": "google", "calendar_id": "cal_fake_2", "calendar_name": "On call"}
-        ]}),
-    )
 }
