@@ -91,21 +91,21 @@ fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(addr) = s.parse() {
         return Ok(addr);
     }
-    if s.parse::<std::net::IpAddr>().is_ok() {
-        let host = if s.contains(':') {
-            format!("[{s}]")
-        } else {
-            s.to_owned()
+    // The entry itself is not repeated (a value may be a secret in the wrong
+    // key); an IP address or a port number found in it is safe to show.
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        let host = match ip {
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
         };
-        return Err(format!("{s:?} has no port; write e.g. \"{host}:7780\""));
+        return Err(format!("an entry has no port; write e.g. \"{host}:7780\""));
     }
     let port = s
         .rsplit_once(':')
-        .map(|(_, p)| p)
-        .filter(|p| p.parse::<u16>().is_ok())
-        .unwrap_or("7780");
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(7780);
     Err(format!(
-        "{s:?} is not an IP address and port: host names are not resolved here \
+        "an entry is not an IP address and port: host names are not resolved here \
          (one could resolve to a public address); write \"127.0.0.1:{port}\" or \"[::1]:{port}\""
     ))
 }

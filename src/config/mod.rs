@@ -8,8 +8,8 @@
 mod fields;
 mod load;
 mod provider;
-mod server_rules;
 mod secrets;
+mod server_rules;
 mod strict;
 mod validate;
 mod variants;

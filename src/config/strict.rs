@@ -41,11 +41,12 @@ fn walk(file: &Value, effective: Option<&Value>, key: &str, problems: &mut Vec<S
                 walk(v, e.get(i), &format!("{key}[{i}]"), problems);
             }
         }
-        (Value::String(s), Some(Value::Boolean(_))) => problems.push(format!(
-            "{key} must be true or false without quotes, got the string {s:?}"
+        // The quoted text is not repeated: it may be a secret in the wrong key.
+        (Value::String(_), Some(Value::Boolean(_))) => problems.push(format!(
+            "{key} must be true or false without quotes, got a quoted string"
         )),
-        (Value::String(s), Some(Value::Integer(_) | Value::Float(_))) => problems.push(format!(
-            "{key} must be a number without quotes, got the string {s:?}"
+        (Value::String(_), Some(Value::Integer(_) | Value::Float(_))) => problems.push(format!(
+            "{key} must be a number without quotes, got a quoted string"
         )),
         _ => {}
     }
@@ -70,7 +71,7 @@ mod tests {
         for (text, expected) in [
             (
                 "[server]\nallow_remote = \"true\"\n",
-                "server.allow_remote must be true or false without quotes, got the string \"true\"",
+                "server.allow_remote must be true or false without quotes, got a quoted string",
             ),
             (
                 "[server]\nmetrics_public = \"yes\"\n",

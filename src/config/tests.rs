@@ -164,11 +164,11 @@ fn invalid_values_name_the_key_and_the_rule() {
         ),
         (
             "[server]\nlisten = [\"localhost:80\"]\n",
-            "server.listen: \"localhost:80\" is not an IP address and port: host names are not resolved here",
+            "server.listen: an entry is not an IP address and port: host names are not resolved here (one could resolve to a public address); write \"127.0.0.1:80\"",
         ),
         (
             "[server]\nlisten = [\"127.0.0.1\"]\n",
-            "\"127.0.0.1\" has no port; write e.g. \"127.0.0.1:7780\"",
+            "server.listen: an entry has no port; write e.g. \"127.0.0.1:7780\"",
         ),
         (
             "[clients.app]\nkey_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n",

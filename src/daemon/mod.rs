@@ -12,10 +12,10 @@
 //! - `reload`: SIGHUP.
 //! - `supervise`: systemd STATUS and WATCHDOG.
 
+mod advice;
 mod connection;
 mod connections;
 mod fdlimit;
-mod advice;
 mod listen;
 mod reload;
 mod supervise;
