@@ -26,6 +26,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod lockfile;
+pub mod model;
 pub mod provider;
 pub mod redact;
 pub mod refresh;

@@ -10,9 +10,9 @@ use divan::{Bencher, black_box};
 use secrecy::SecretString;
 use tokend::cache::Cache;
 use tokend::config::RefreshConfig;
+use tokend::model::{AccessToken, CredentialExtras, GrantId, GrantState, Status};
 use tokend::refresh::schedule::due_at;
 use tokend::store::crypto::{Cipher, Field, MasterKey};
-use tokend::store::{AccessToken, CredentialExtras, GrantId, GrantState, Status};
 
 const CREDENTIALS: u64 = 100_000;
 

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, header};
-use base64::Engine;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::guard::Peer;
 use crate::config::Config;
+use crate::model::new_client_key;
 
 pub const DEFAULT_CLIENT_KEY_FILE: &str = "client.key";
 
@@ -156,16 +156,6 @@ fn default_client_key_hash(path: &Path) -> std::io::Result<[u8; 32]> {
     };
     tracing::info!(key_file = %path.display(), "client \"default\" (no [clients] configured) uses the key in this file");
     Ok(Sha256::digest(key.as_bytes()).into())
-}
-
-/// A new random client key: `tkd_` and 43 base64url characters (256 bits).
-pub fn new_client_key() -> zeroize::Zeroizing<String> {
-    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, raw.as_mut_slice());
-    zeroize::Zeroizing::new(format!(
-        "tkd_{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_slice())
-    ))
 }
 
 /// Shell-style patterns over credential ids: `*` any run, `?` one character.

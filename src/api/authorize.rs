@@ -26,7 +26,7 @@ use super::credentials::{check_provider, check_redirect_uri, may_manage, view_re
 use super::error::ApiError;
 use super::{AppState, Caller, Json, Query, check_id};
 use crate::clock::UnixMillis;
-use crate::provider::{AuthorizationRequest, pkce};
+use crate::refresh::{AuthorizationRequest, pkce};
 use crate::store::Store;
 
 /// How long a person has to come back from the provider.
@@ -78,7 +78,7 @@ pub async fn url(
     Caller(client): Caller,
     Query(q): Query<UrlQuery>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     check_id(&q.credential_id)?;
     check_provider(&state, &q.provider, None)?;
     check_redirect_uri(&state, &q.provider, &q.redirect_uri)?;
@@ -92,14 +92,14 @@ pub async fn url(
         c: q.credential_id.clone(),
         p: q.provider.clone(),
         r: q.redirect_uri.clone(),
-        e: refresher.clock().now() + STATE_TTL_MS,
+        e: state.now() + STATE_TTL_MS,
         n: hex::encode(rand::random::<[u8; 12]>()),
         k: use_pkce,
     };
-    let signed = sign(refresher.store(), &claims);
-    let verifier = use_pkce.then(|| pkce_verifier(refresher.store(), &claims.n));
+    let signed = sign(&services.store, &claims);
+    let verifier = use_pkce.then(|| pkce_verifier(&services.store, &claims.n));
     let challenge = verifier.as_ref().map(pkce::challenge);
-    let url = refresher.authorization_url(
+    let url = services.refresher.authorization_url(
         &q.provider,
         &AuthorizationRequest {
             redirect_uri: &q.redirect_uri,
@@ -118,15 +118,14 @@ pub async fn callback(
     Caller(client): Caller,
     Json(body): Json<CallbackBody>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
-    let claims = verify(refresher.store(), &body.state, refresher.clock().now())?;
+    let services = state.services()?;
+    let claims = verify(&services.store, &body.state, state.now())?;
     check_provider(&state, &claims.p, None)?;
     check_issuer(&state, &claims.p, body.iss.as_deref())?;
     may_manage(&client, &claims.c)?;
-    let verifier = claims
-        .k
-        .then(|| pkce_verifier(refresher.store(), &claims.n));
-    refresher
+    let verifier = claims.k.then(|| pkce_verifier(&services.store, &claims.n));
+    services
+        .refresher
         .exchange_code(
             &claims.c,
             &claims.p,
@@ -135,7 +134,7 @@ pub async fn callback(
             verifier.as_ref(),
         )
         .await?;
-    view_response(refresher, &claims.c, true).await
+    view_response(&services.store, &claims.c, true).await
 }
 
 /// RFC 9207 mix-up defence. With `issuer` configured the callback must

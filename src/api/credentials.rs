@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::auth::Client;
 use super::error::ApiError;
-use super::views::credential_json;
 use super::{AppState, Caller, CredentialId, Json, Query};
 use crate::config::ProviderKind;
-use crate::refresh::{Import, Refresher};
-use crate::store::{ListFilter, Status};
+use crate::model::Status;
+use crate::refresh::Import;
+use crate::store::{ListFilter, Store};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,7 +65,7 @@ pub async fn import(
     CredentialId(id): CredentialId,
     Json(body): Json<ImportBody>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     check_provider(&state, &body.provider, None)?;
     if body.access_token.is_some() != body.expires_in.is_some() {
         return Err(ApiError::InvalidRequest(
@@ -79,7 +79,8 @@ pub async fn import(
         )));
     }
     may_manage(&client, &id)?;
-    let out = refresher
+    let out = services
+        .refresher
         .import(Import {
             id: id.clone(),
             provider: body.provider,
@@ -89,7 +90,7 @@ pub async fn import(
             scope: body.scope,
         })
         .await?;
-    view_response(refresher, &id, out.created).await
+    view_response(&services.store, &id, out.created).await
 }
 
 pub async fn authorization_code(
@@ -98,14 +99,15 @@ pub async fn authorization_code(
     CredentialId(id): CredentialId,
     Json(body): Json<CodeBody>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     check_provider(&state, &body.provider, None)?;
     check_redirect_uri(&state, &body.provider, &body.redirect_uri)?;
     if let Some(verifier) = &body.code_verifier {
-        crate::provider::pkce::check_verifier(verifier).map_err(ApiError::InvalidRequest)?;
+        crate::refresh::pkce::check_verifier(verifier).map_err(ApiError::InvalidRequest)?;
     }
     may_manage(&client, &id)?;
-    refresher
+    services
+        .refresher
         .exchange_code(
             &id,
             &body.provider,
@@ -114,7 +116,7 @@ pub async fn authorization_code(
             body.code_verifier.as_ref(),
         )
         .await?;
-    view_response(refresher, &id, true).await
+    view_response(&services.store, &id, true).await
 }
 
 pub async fn application_calendar(
@@ -123,7 +125,7 @@ pub async fn application_calendar(
     CredentialId(id): CredentialId,
     Json(body): Json<CalendarBody>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     check_provider(&state, &body.provider, Some(ProviderKind::Cronofy))?;
     let cal = &body.application_calendar_id;
     if cal.is_empty() || cal.len() > 256 || cal.chars().any(char::is_control) {
@@ -132,10 +134,11 @@ pub async fn application_calendar(
         ));
     }
     may_manage(&client, &id)?;
-    refresher
+    services
+        .refresher
         .application_calendar(&id, &body.provider, cal)
         .await?;
-    view_response(refresher, &id, true).await
+    view_response(&services.store, &id, true).await
 }
 
 pub async fn show(
@@ -143,15 +146,14 @@ pub async fn show(
     Caller(client): Caller,
     CredentialId(id): CredentialId,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     may_read(&client, &id)?;
-    let view = refresher
-        .store()
+    let view = services
+        .store
         .get_credential(&id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(axum::Json(credential_json(&view)).into_response())
+    Ok(axum::Json(view.to_json()).into_response())
 }
 
 pub async fn list(
@@ -159,7 +161,7 @@ pub async fn list(
     Caller(client): Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     let status = q
         .status
         .as_deref()
@@ -185,15 +187,14 @@ pub async fn list(
         after: q.after,
         limit,
     };
-    let views = refresher
-        .store()
+    let views = services
+        .store
         .list_credentials(&filter, client.patterns())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .await?;
     let next_after = (views.len() == limit as usize)
         .then(|| views.last().map(|v| v.id.clone()))
         .flatten();
-    let credentials: Vec<_> = views.iter().map(credential_json).collect();
+    let credentials: Vec<_> = views.iter().map(|v| v.to_json()).collect();
     Ok(axum::Json(json!({"credentials": credentials, "next_after": next_after})).into_response())
 }
 
@@ -203,9 +204,12 @@ pub async fn delete(
     CredentialId(id): CredentialId,
     Query(q): Query<DeleteQuery>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     may_manage(&client, &id)?;
-    refresher.delete(&id, q.revoke.unwrap_or(false)).await?;
+    services
+        .refresher
+        .delete(&id, q.revoke.unwrap_or(false))
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -276,23 +280,17 @@ pub(super) fn check_redirect_uri(
     }
 }
 
-/// 201 with the view for a new credential, 200 for a replaced one.
 /// The credential's view: 201 when it was `created`, else 200.
 pub(super) async fn view_response(
-    refresher: &Refresher,
+    store: &Store,
     id: &str,
     created: bool,
 ) -> Result<Response, ApiError> {
-    let view = refresher
-        .store()
-        .get_credential(id)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .ok_or(ApiError::NotFound)?;
+    let view = store.get_credential(id).await?.ok_or(ApiError::NotFound)?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, axum::Json(credential_json(&view))).into_response())
+    Ok((status, axum::Json(view.to_json())).into_response())
 }

@@ -5,8 +5,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::provider::ProviderError;
-use crate::refresh::{DeleteError, IntakeError, RefreshError};
+use crate::refresh::{DeleteError, IntakeError, ProviderFailure, RefreshError};
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -32,8 +32,9 @@ pub enum ApiError {
     },
     /// Not in SPEC's table: the daemon is still loading its cache.
     NotReady,
-    /// Not in SPEC's table: the database failed us; detail goes to the log.
-    Internal(String),
+    /// Not in SPEC's table: the database failed us (or the refresh task
+    /// did); the cause goes to the log, never to the caller.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
     MethodNotAllowed,
     /// Not in SPEC's table: the request took longer than
     /// `server.request_timeout_secs` (a refresh it started goes on).
@@ -119,8 +120,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Internal(detail) = &self {
-            tracing::error!(error = %detail, "request failed");
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
         }
         let (status, code, message) = self.parts();
         let mut response = (
@@ -142,24 +143,28 @@ pub fn retry_after_secs(at: i64, now: i64) -> u64 {
     ((at - now).max(0) as u64).div_ceil(1000).max(1)
 }
 
-impl From<ProviderError> for ApiError {
-    fn from(e: ProviderError) -> Self {
-        match e {
-            ProviderError::InvalidGrant { description } => ApiError::InvalidGrant(description),
-            ProviderError::Refused(m) => ApiError::InvalidRequest(m),
-            ProviderError::RateLimited { retry_after } => ApiError::ProviderUnavailable {
-                retry_after: retry_after.as_secs(),
-                message: "the provider is rate limiting tokend".into(),
-            },
-            ProviderError::Transient { reason } => ApiError::ProviderUnavailable {
-                retry_after: 5,
-                message: format!("the provider is unavailable: {reason}"),
-            },
-            e @ (ProviderError::Protocol { .. } | ProviderError::InvalidClient { .. }) => {
-                ApiError::ProviderError(e.to_string())
-            }
-        }
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(Box::new(e))
     }
+}
+
+/// A provider failure: 503 with `Retry-After` while waiting may help, else
+/// 502. `retry_after` is used when the failure does not say when.
+fn provider_failure(f: ProviderFailure, retry_after: u64, message: String) -> ApiError {
+    if f.is_transient() {
+        ApiError::ProviderUnavailable {
+            retry_after,
+            message,
+        }
+    } else {
+        ApiError::ProviderError(message)
+    }
+}
+
+/// Seconds until a failure says to try again, 5 when it does not say.
+fn retry_after_of(f: &ProviderFailure) -> u64 {
+    f.retry_after().map_or(5, |wait| wait.as_secs())
 }
 
 impl From<IntakeError> for ApiError {
@@ -170,8 +175,11 @@ impl From<IntakeError> for ApiError {
             ),
             IntakeError::InvalidGrant(m) => ApiError::InvalidGrant(m),
             IntakeError::Refused(m) => ApiError::InvalidRequest(m),
-            IntakeError::Provider(p) => p.into(),
-            IntakeError::Store(m) => ApiError::Internal(m),
+            IntakeError::Provider(f) => {
+                let message = f.to_string();
+                provider_failure(f.clone(), retry_after_of(&f), message)
+            }
+            IntakeError::Store(e) => e.into(),
         }
     }
 }
@@ -182,23 +190,12 @@ impl From<DeleteError> for ApiError {
             DeleteError::NotFound => ApiError::NotFound,
             DeleteError::GrantShared => ApiError::GrantShared,
             DeleteError::Refused(m) => ApiError::InvalidRequest(m),
-            DeleteError::Provider(p)
-                if p.is_retryable() && !matches!(p, ProviderError::InvalidClient { .. }) =>
-            {
-                ApiError::ProviderUnavailable {
-                    retry_after: match &p {
-                        ProviderError::RateLimited { retry_after } => retry_after.as_secs(),
-                        _ => 5,
-                    },
-                    message: format!(
-                        "could not revoke at the provider; the credential is kept: {p}"
-                    ),
-                }
+            DeleteError::Provider(f) => {
+                let message =
+                    format!("could not revoke at the provider; the credential is kept: {f}");
+                provider_failure(f.clone(), retry_after_of(&f), message)
             }
-            DeleteError::Provider(p) => ApiError::ProviderError(format!(
-                "could not revoke at the provider; the credential is kept: {p}"
-            )),
-            DeleteError::Store(m) => ApiError::Internal(m),
+            DeleteError::Store(e) => e.into(),
         }
     }
 }
@@ -208,14 +205,16 @@ impl From<RefreshError> for ApiError {
         match e {
             RefreshError::Gone => ApiError::NotFound,
             RefreshError::NeedsReauth(m) => ApiError::NeedsReauth(m),
-            RefreshError::Provider(ProviderError::InvalidGrant { description }) => {
-                ApiError::NeedsReauth(description)
+            RefreshError::Provider(f) => {
+                let message = f.to_string();
+                provider_failure(f.clone(), retry_after_of(&f), message)
             }
-            RefreshError::Provider(p) => p.into(),
             RefreshError::UnknownProvider(p) => {
                 ApiError::ProviderError(format!("provider {p} is not configured"))
             }
-            RefreshError::Store(m) => ApiError::Internal(m),
+            e @ (RefreshError::Store(_) | RefreshError::Interrupted(_)) => {
+                ApiError::Internal(Box::new(e))
+            }
         }
     }
 }

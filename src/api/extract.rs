@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 
 use super::auth;
 use super::error::ApiError;
+use crate::model::valid_credential_id;
 use crate::redact;
-use crate::store::valid_credential_id;
 
 /// The authenticated client of a request (inserted by `gate`).
 #[derive(Debug)]

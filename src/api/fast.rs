@@ -27,7 +27,7 @@ use tower::Service;
 
 use super::guard::Peer;
 use super::{AppState, add_common_headers, admit, tokens};
-use crate::store::valid_credential_id;
+use crate::model::valid_credential_id;
 use crate::telemetry::metrics::HAND_OUT_ROUTE;
 
 const TOKENS: &str = "/v1/tokens/";
@@ -122,9 +122,9 @@ fn hand_out(state: &AppState, request: &Request, peer: Peer) -> Option<Response>
         return None;
     }
     let client = admit(state, request, peer).ok()??;
-    let refresher = state.refresher().ok()?;
-    let entry = tokens::readable_entry(refresher, &client, id).ok()?;
-    let mut response = tokens::respond(&entry, refresher.clock().now(), 0)?;
+    let services = state.services().ok()?;
+    let entry = tokens::readable_entry(&services.cache, &client, id).ok()?;
+    let mut response = tokens::respond(&entry, state.now(), 0)?;
     add_common_headers(&mut response);
     match response.status().as_u16() {
         200 => state.metrics().handed_out(),

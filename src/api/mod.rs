@@ -11,7 +11,8 @@
 //! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
 //!   from the cache without the router, everything else through it.
 //!
-//! Handlers read the cache and ask the refresher; they never call a provider.
+//! Handlers read the cache (tokens) and the store (views), and ask the
+//! refresher for anything that needs a provider; they never call one.
 //! Every response carries `Cache-Control: no-store` and
 //! `X-Content-Type-Options: nosniff`.
 
@@ -24,7 +25,6 @@ mod fast;
 pub mod guard;
 mod observe;
 mod tokens;
-pub mod views;
 
 pub use extract::{Caller, CredentialId, Json, OptionalJson, Query, check_id};
 pub use fast::MakeConnection;
@@ -44,8 +44,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::BodyExt;
 
+use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::refresh::Refresher;
+use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use auth::Clients;
 use error::ApiError;
@@ -66,7 +69,7 @@ impl Readiness {
     }
 }
 
-/// What every handler can reach. The refresher arrives once the store is
+/// What every handler can reach. The services arrive once the store is
 /// open and the cache loaded; until then `/v1` answers 503 `not_ready`.
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -76,28 +79,50 @@ pub struct AppState {
 #[derive(Debug)]
 struct StateInner {
     readiness: Readiness,
-    refresher: OnceLock<Refresher>,
+    services: OnceLock<Services>,
     clients: ArcSwap<Clients>,
     config: ArcSwap<Config>,
     metrics: Metrics,
+    clock: Clock,
+    /// `notify.failing_after` as started with (a restart-only setting).
+    failing_after: i64,
+}
+
+/// The store, the cache and the refresher side by side: handlers read
+/// tokens from the cache and views from the store, and ask the refresher
+/// for refreshes and for anything else that needs a provider.
+#[derive(Clone, Debug)]
+pub struct Services {
+    pub store: Store,
+    pub cache: Arc<Cache>,
+    pub refresher: Refresher,
 }
 
 impl AppState {
-    pub fn new(config: Config, clients: Clients, readiness: Readiness, metrics: Metrics) -> Self {
+    pub fn new(
+        config: Config,
+        clients: Clients,
+        readiness: Readiness,
+        metrics: Metrics,
+        clock: Clock,
+    ) -> Self {
         AppState {
             inner: Arc::new(StateInner {
+                failing_after: i64::from(config.notify.failing_after),
                 readiness,
-                refresher: OnceLock::new(),
+                services: OnceLock::new(),
                 clients: ArcSwap::from_pointee(clients),
                 config: ArcSwap::from_pointee(config),
                 metrics,
+                clock,
             }),
         }
     }
 
-    /// Hands the loaded refresher to the handlers.
-    pub fn set_refresher(&self, refresher: Refresher) {
-        let _ = self.inner.refresher.set(refresher);
+    /// Hands the open store, the loaded cache and the started refresher to
+    /// the handlers.
+    pub fn set_services(&self, services: Services) {
+        let _ = self.inner.services.set(services);
     }
 
     /// SIGHUP: new clients and configuration for the checks made here.
@@ -110,8 +135,12 @@ impl AppState {
         &self.inner.readiness
     }
 
-    fn refresher(&self) -> Result<&Refresher, ApiError> {
-        self.inner.refresher.get().ok_or(ApiError::NotReady)
+    fn services(&self) -> Result<&Services, ApiError> {
+        self.inner.services.get().ok_or(ApiError::NotReady)
+    }
+
+    fn now(&self) -> crate::clock::UnixMillis {
+        self.inner.clock.now()
     }
 
     fn metrics(&self) -> &Metrics {

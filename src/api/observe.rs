@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 use super::{AppState, routes};
-use crate::refresh::Refresher;
 use crate::telemetry::exposition;
+use crate::telemetry::metrics::Snapshot;
 
 /// `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics when the
 /// scraper asks for it (`Accept`).
@@ -19,13 +19,19 @@ pub(super) async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
-    let body = state.inner.metrics.render(
-        refresher.cache(),
-        &refresher.providers(),
-        refresher.failing_after(),
-        refresher.clock().now(),
-    );
+    let services = state.services()?;
+    let cache = &services.cache;
+    let counts = cache.grant_counts(state.inner.failing_after);
+    let now = state.now();
+    let snapshot = Snapshot {
+        grants_active: counts.active,
+        grants_failing: counts.failing,
+        grants_needs_reauth: counts.needs_reauth,
+        credentials: cache.len(),
+        earliest_expiry_secs: cache.earliest_expiry().map(|at| (at - now) as f64 / 1000.0),
+        rate_limit_pauses: services.refresher.rate_limit_pauses(),
+    };
+    let body = state.inner.metrics.render(&snapshot);
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -83,9 +89,9 @@ pub(super) async fn healthz() -> StatusCode {
 pub(super) async fn readyz(State(state): State<AppState>) -> StatusCode {
     let durable = state
         .inner
-        .refresher
+        .services
         .get()
-        .is_some_and(Refresher::is_durable);
+        .is_some_and(|s| s.refresher.is_durable());
     if state.readiness().is_ready() && durable {
         StatusCode::OK
     } else {

@@ -14,10 +14,10 @@ use serde::Deserialize;
 
 use super::error::{ApiError, retry_after_secs};
 use super::{AppState, Caller, CredentialId, OptionalJson, Query};
-use crate::cache::TokenEntry;
+use crate::cache::{Cache, TokenEntry};
 use crate::clock::UnixMillis;
-use crate::refresh::{RefreshError, Refresher, Trigger};
-use crate::store::Status;
+use crate::model::Status;
+use crate::refresh::{Outcome, RefreshError, Trigger};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,14 +39,14 @@ pub async fn get_token(
     CredentialId(id): CredentialId,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
+    let services = state.services()?;
     let min_ttl_ms = query
         .min_ttl
         .unwrap_or(0)
         .saturating_mul(1000)
         .min(i64::MAX as u64) as i64;
-    let entry = readable_entry(refresher, &client, &id)?;
-    let now = refresher.clock().now();
+    let entry = readable_entry(&services.cache, &client, &id)?;
+    let now = state.now();
     if let Some(response) = respond(&entry, now, min_ttl_ms) {
         return Ok(response);
     }
@@ -65,10 +65,11 @@ pub async fn get_token(
     {
         return Err(unavailable(&entry, next, now));
     }
-    let result = refresher
+    let result = services
+        .refresher
         .refresh_grant(entry.grant_id, Trigger::MinTtl(min_ttl_ms))
         .await;
-    after_refresh(refresher, &id, result, min_ttl_ms)
+    after_refresh(&state, &services.cache, &id, result, min_ttl_ms)
 }
 
 pub async fn force_refresh(
@@ -77,9 +78,10 @@ pub async fn force_refresh(
     CredentialId(id): CredentialId,
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
-    let refresher = state.refresher()?;
-    let entry = readable_entry(refresher, &client, &id)?;
-    let now = refresher.clock().now();
+    let services = state.services()?;
+    let refresher = &services.refresher;
+    let entry = readable_entry(&services.cache, &client, &id)?;
+    let now = state.now();
     if entry.status == Status::NeedsReauth {
         return Err(ApiError::NeedsReauth(
             entry.last_error().unwrap_or_default().to_owned(),
@@ -113,12 +115,12 @@ pub async fn force_refresh(
         seen_generation: entry.generation,
     };
     let result = refresher.refresh_grant(entry.grant_id, trigger).await;
-    after_refresh(refresher, &id, result, 0)
+    after_refresh(&state, &services.cache, &id, result, 0)
 }
 
 /// The cache entry of a credential this client may read: 403 before 404.
 pub(super) fn readable_entry(
-    refresher: &Refresher,
+    cache: &Cache,
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
@@ -128,40 +130,28 @@ pub(super) fn readable_entry(
             client.name
         )));
     }
-    refresher.cache().get(id).ok_or(ApiError::NotFound)
+    cache.get(id).ok_or(ApiError::NotFound)
 }
 
+/// The answer once a refresh the request asked for has ended, read from
+/// the cache the refresh published to.
 fn after_refresh(
-    refresher: &Refresher,
+    state: &AppState,
+    cache: &Cache,
     id: &str,
-    result: Result<crate::refresh::Outcome, RefreshError>,
+    result: Result<Outcome, RefreshError>,
     min_ttl_ms: i64,
 ) -> Result<Response, ApiError> {
-    let now = refresher.clock().now();
-    let entry = refresher.cache().get(id).ok_or(ApiError::NotFound)?;
+    let now = state.now();
+    let entry = cache.get(id).ok_or(ApiError::NotFound)?;
     match result {
         Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
             let next = entry.next_refresh_at().unwrap_or(now + 5_000);
             unavailable(&entry, next, now)
         }),
         // A transient failure: 503 with when the refresher tries next.
-        Err(RefreshError::Provider(e))
-            if e.is_retryable()
-                && !matches!(
-                    e,
-                    crate::provider::ProviderError::InvalidClient { .. }
-                        | crate::provider::ProviderError::Protocol { .. }
-                ) =>
-        {
-            let paused = refresher
-                .provider(&refresher.cache().provider_of(&entry))
-                .and_then(|p| p.paused_until());
-            let next = entry
-                .next_refresh_at()
-                .into_iter()
-                .chain(paused)
-                .max()
-                .unwrap_or(now + 5_000);
+        Err(e) if e.is_transient() => {
+            let next = e.retry_at().unwrap_or(now + 5_000);
             Err(unavailable(&entry, next, now))
         }
         Err(e) => Err(e.into()),

@@ -32,7 +32,7 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::clock::UnixMillis;
-use crate::store::{GrantId, GrantState, Status};
+use crate::model::{GrantId, GrantState, Status};
 use render::{ID_START, Rendered, json_str, render};
 
 /// A credential as the API sees it. Never mutated: replaced whole.

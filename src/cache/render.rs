@@ -5,7 +5,7 @@ use zeroize::Zeroizing;
 
 use super::CachedAccess;
 use crate::clock::rfc3339;
-use crate::store::{AccessToken, Extras};
+use crate::model::{AccessToken, Extras};
 
 /// Fields of the token response that provider extras may not overwrite.
 const TOKEN_FIELDS: &[&str] = &[
@@ -39,7 +39,7 @@ pub(super) fn render(
 ) -> Rendered {
     debug_assert!(
         !needs_escape(credential_id) && credential_id.len() < usize::from(u16::MAX) - ID_START,
-        "credential ids are plain (store::CredentialId)"
+        "credential ids are plain (model::valid_credential_id)"
     );
     // Written here, then copied into a block of exactly its size: a shrink
     // in place would keep the whole first guess allocated for every entry.

@@ -2,7 +2,7 @@
 //! moving between grants, per-grant counts, health.
 
 use super::*;
-use crate::store::{AccessToken, CredentialExtras};
+use crate::model::{AccessToken, CredentialExtras};
 use serde_json::{Value, json};
 
 fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {

@@ -8,14 +8,14 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{CredentialsCommand, check_id, existing_store};
-use crate::api::views::credential_json;
 use crate::cache::Cache;
 use crate::clock::{Clock, rfc3339};
 use crate::config::Config;
+use crate::model::{Grant, Status};
 use crate::provider;
 use crate::refresh::{Import, Refresher, Trigger};
 use crate::store::key::open_store;
-use crate::store::{ListFilter, Status, Store};
+use crate::store::{ListFilter, Store};
 use crate::telemetry::metrics::Metrics;
 
 pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Result<()> {
@@ -48,7 +48,7 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
             let views = store.list_credentials(&filter, &["*".to_owned()]).await?;
             if json {
                 for v in &views {
-                    println!("{}", credential_json(v));
+                    println!("{}", v.to_json());
                 }
             } else {
                 println!(
@@ -74,7 +74,7 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
                 .get_credential(&id)
                 .await?
                 .with_context(|| format!("no credential {id}"))?;
-            println!("{}", serde_json::to_string_pretty(&credential_json(&view))?);
+            println!("{}", serde_json::to_string_pretty(&view.to_json())?);
             Ok(())
         }
         CredentialsCommand::Import {
@@ -108,7 +108,7 @@ pub(super) async fn run(cmd: CredentialsCommand, config: &Config) -> anyhow::Res
                 .get_credential(&id)
                 .await?
                 .context("the import vanished")?;
-            println!("{}", serde_json::to_string_pretty(&credential_json(&view))?);
+            println!("{}", serde_json::to_string_pretty(&view.to_json())?);
             eprintln!(
                 "{} credential {id}",
                 if out.created { "created" } else { "replaced" }
@@ -147,11 +147,13 @@ fn refresher(config: &Config, store: &Store, provider: Option<&str>) -> anyhow::
     config.notify.webhook_secret_file = None;
     config.read_secrets()?;
     let config = &config;
-    let providers = provider::build_all(config, store.clock().clone())?;
+    let clock = Clock::system();
+    let providers = provider::build_all(config, clock.clone())?;
     Ok(Refresher::new(
         store.clone(),
         Arc::new(Cache::new()),
         providers,
+        clock,
         config,
         Metrics::new(),
     ))
@@ -166,12 +168,13 @@ pub(super) async fn token(config: &Config, id: &str, min_ttl: u64) -> anyhow::Re
         .await?
         .with_context(|| format!("no credential {id}"))?;
     let min_ttl_ms = i64::try_from(min_ttl.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let usable = |g: &crate::store::Grant| {
+    let clock = Clock::system();
+    let usable = |g: &Grant| {
         g.state.status == Status::Active
             && g.state
                 .access
                 .as_ref()
-                .is_some_and(|a| a.expires_at - store.clock().now() > min_ttl_ms)
+                .is_some_and(|a| a.expires_at - clock.now() > min_ttl_ms)
     };
     let mut grant = store
         .get_grant(grant_id)

@@ -11,13 +11,13 @@ use anyhow::bail;
 use clap::{Parser, Subcommand};
 use sha2::{Digest, Sha256};
 
-use crate::api::auth::new_client_key;
 use crate::clock::Clock;
 use crate::config::{Config, SecretSearch};
 use crate::daemon::{self, Listeners, ServeOptions};
 use crate::lockfile::DatabaseLock;
+use crate::model::{new_client_key, valid_credential_id};
+use crate::store::Store;
 use crate::store::key::{open_store, read_key};
-use crate::store::{Store, valid_credential_id};
 use crate::telemetry::LogHandle;
 
 #[derive(Debug, Parser)]

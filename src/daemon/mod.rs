@@ -30,14 +30,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::api::auth::Clients;
-use crate::api::{self, AppState, Readiness};
+use crate::api::{self, AppState, Readiness, Services};
 use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, ServerConfig};
 use crate::lockfile::DatabaseLock;
-use crate::provider;
+use crate::provider::{self, Providers};
 use crate::refresh::Refresher;
-use crate::store::Store;
 use crate::store::key::open_store;
 use crate::telemetry::LogHandle;
 use crate::telemetry::metrics::Metrics;
@@ -71,10 +70,11 @@ impl Default for ServeOptions {
     }
 }
 
-/// What runs once the store is open.
+/// What runs once the store is open: the services the API uses, and the
+/// providers as built (SIGHUP rebuilds from them).
 struct Running {
-    store: Store,
-    refresher: Refresher,
+    services: Services,
+    providers: Providers,
     /// Keeps `tokend rotate-key` out while the database is open.
     _lock: DatabaseLock,
 }
@@ -102,6 +102,7 @@ pub async fn serve(
         clients,
         Readiness::default(),
         metrics.clone(),
+        options.clock.clone(),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
     let unix_path = listeners.unix.as_ref().and_then(|(_, p)| p.clone());
@@ -117,18 +118,22 @@ pub async fn serve(
 
     let started = start(&config, &options, &state, metrics, stop_rx.clone()).await;
     if let Ok(running) = &started {
-        let status = supervise::status_line(&running.refresher);
+        let supervisor = supervise::Supervisor::new(&running.services, &config);
+        let status = supervisor.status_line();
         systemd::ready(&status);
         tracing::info!(status = %status, "ready");
-        tokio::spawn(supervise::run(running.refresher.clone(), stop_rx.clone()));
+        tokio::spawn(supervisor.clone().run(stop_rx.clone()));
         if let Some(source) = options.reload_from.clone() {
-            let reloader = reload::Reloader::new(
-                config.clone(),
+            let reloader = reload::Reloader {
+                current: config.clone(),
                 source,
-                state.clone(),
-                running.refresher.clone(),
-                options.log.clone(),
-            );
+                state: state.clone(),
+                refresher: running.services.refresher.clone(),
+                providers: running.providers.clone(),
+                clock: options.clock.clone(),
+                log: options.log.clone(),
+                supervisor,
+            };
             tokio::spawn(reloader.run(stop_rx.clone()));
         }
         shutdown.await;
@@ -145,9 +150,14 @@ pub async fn serve(
     if let Some(path) = unix_path {
         let _ = std::fs::remove_file(path);
     }
+    // Held until the database is closed: its lock goes last.
     let running = started?;
-    running.refresher.drain(options.drain_timeout).await;
-    running.store.close().await;
+    running
+        .services
+        .refresher
+        .drain(options.drain_timeout)
+        .await;
+    running.services.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -162,13 +172,15 @@ async fn start(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
     let lock = DatabaseLock::shared(&config.database_path())?;
-    crate::store::read_ahead_before_open(&config.database_path()).await;
+    crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     let providers = provider::build_all(config, options.clock.clone())?;
+    let cache = Arc::new(Cache::new());
     let refresher = Refresher::new(
         store.clone(),
-        Arc::new(Cache::new()),
-        providers,
+        Arc::clone(&cache),
+        providers.clone(),
+        options.clock.clone(),
         config,
         metrics.clone(),
     );
@@ -183,11 +195,16 @@ async fn start(
         tokio::spawn(webhook.run(refresher.subscribe(), stop.clone()));
     }
     refresher.start(stop).await?;
-    state.set_refresher(refresher.clone());
+    let services = Services {
+        store,
+        cache,
+        refresher,
+    };
+    state.set_services(services.clone());
     state.readiness().set(true);
     Ok(Running {
-        store,
-        refresher,
+        services,
+        providers,
         _lock: lock,
     })
 }

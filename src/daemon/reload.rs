@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use super::supervise::Supervisor;
 use crate::api::AppState;
 use crate::api::auth::Clients;
+use crate::clock::Clock;
 use crate::config::{self, Config};
-use crate::provider;
+use crate::provider::{self, Providers};
 use crate::refresh::Refresher;
 use crate::telemetry::LogHandle;
 use crate::telemetry::systemd;
@@ -19,31 +21,21 @@ use crate::telemetry::systemd;
 /// Keys a running daemon can take over (everything else needs a restart).
 const LIVE_KEYS: &[&str] = &["server.allowed_hosts", "server.metrics_public", "log.level"];
 
+/// What SIGHUP changes: the API's state, the refresher's providers (rebuilt
+/// from the ones running), the log level.
 pub(super) struct Reloader {
-    current: Config,
-    source: Option<PathBuf>,
-    state: AppState,
-    refresher: Refresher,
-    log: Option<LogHandle>,
+    pub current: Config,
+    pub source: Option<PathBuf>,
+    pub state: AppState,
+    pub refresher: Refresher,
+    /// The providers running now.
+    pub providers: Providers,
+    pub clock: Clock,
+    pub log: Option<LogHandle>,
+    pub supervisor: Supervisor,
 }
 
 impl Reloader {
-    pub(super) fn new(
-        current: Config,
-        source: Option<PathBuf>,
-        state: AppState,
-        refresher: Refresher,
-        log: Option<LogHandle>,
-    ) -> Self {
-        Reloader {
-            current,
-            source,
-            state,
-            refresher,
-            log,
-        }
-    }
-
     pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let mut hup = match signal(SignalKind::hangup()) {
             Ok(s) => s,
@@ -60,7 +52,7 @@ impl Reloader {
             tracing::info!("SIGHUP received: reloading the configuration");
             systemd::reloading();
             self.reload();
-            systemd::reloaded(&super::supervise::status_line(&self.refresher));
+            systemd::reloaded(&self.supervisor.status_line());
         }
     }
 
@@ -85,7 +77,7 @@ impl Reloader {
         };
         // Rebuild only providers whose settings changed: the others keep
         // their rate-limiter state and any 429 pause.
-        let mut providers = self.refresher.providers();
+        let mut providers = self.providers.clone();
         providers.retain(|name, _| new.providers.contains_key(name));
         for (name, settings) in &new.providers {
             let unchanged = self
@@ -96,7 +88,7 @@ impl Reloader {
             if unchanged && providers.contains_key(name) {
                 continue;
             }
-            match provider::build(name, settings, self.refresher.clock().clone()) {
+            match provider::build(name, settings, self.clock.clone()) {
                 Ok(p) => {
                     providers.insert(name.clone(), p);
                 }
@@ -107,7 +99,8 @@ impl Reloader {
             }
         }
         let restart_needed = restart_only_changes(&self.current, &new);
-        self.refresher.set_providers(providers, &new);
+        self.refresher.set_providers(providers.clone(), &new);
+        self.providers = providers;
         if let Some(log) = &self.log {
             log.set_level(&new.log.level);
         }

@@ -2,48 +2,71 @@
 //! at half of `WatchdogSec=` — sent only while the refresher's scheduler
 //! answers, so a wedged scheduler gets the process restarted.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::api::Services;
+use crate::cache::Cache;
+use crate::config::Config;
 use crate::refresh::Refresher;
 use crate::telemetry::systemd;
 
 const STATUS_EVERY: Duration = Duration::from_secs(10);
 
-pub(super) fn status_line(refresher: &Refresher) -> String {
-    let c = refresher.cache().grant_counts(refresher.failing_after());
-    format!(
-        "{} credentials; grants: {} active, {} failing, {} need re-authorization",
-        refresher.cache().len(),
-        c.active,
-        c.failing,
-        c.needs_reauth
-    )
+/// What the status line counts (the cache) and what the watchdog asks (the
+/// refresher's scheduler).
+#[derive(Clone, Debug)]
+pub(super) struct Supervisor {
+    cache: Arc<Cache>,
+    refresher: Refresher,
+    failing_after: i64,
 }
 
-pub(super) async fn run(refresher: Refresher, mut stop: watch::Receiver<bool>) {
-    let watchdog = systemd::watchdog_interval();
-    let tick = watchdog.map_or(STATUS_EVERY, |w| w.min(STATUS_EVERY));
-    let mut since_status = Duration::ZERO;
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = tokio::time::sleep(tick) => {}
+impl Supervisor {
+    pub(super) fn new(services: &Services, config: &Config) -> Self {
+        Supervisor {
+            cache: Arc::clone(&services.cache),
+            refresher: services.refresher.clone(),
+            failing_after: i64::from(config.notify.failing_after),
         }
-        if let Some(interval) = watchdog {
-            if refresher.alive(interval).await {
-                systemd::watchdog();
-            } else {
-                tracing::error!(
-                    "the refresh scheduler does not answer; withholding the watchdog ping"
-                );
+    }
+
+    pub(super) fn status_line(&self) -> String {
+        let c = self.cache.grant_counts(self.failing_after);
+        format!(
+            "{} credentials; grants: {} active, {} failing, {} need re-authorization",
+            self.cache.len(),
+            c.active,
+            c.failing,
+            c.needs_reauth
+        )
+    }
+
+    pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
+        let watchdog = systemd::watchdog_interval();
+        let tick = watchdog.map_or(STATUS_EVERY, |w| w.min(STATUS_EVERY));
+        let mut since_status = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                _ = tokio::time::sleep(tick) => {}
             }
-        }
-        since_status += tick;
-        if since_status >= STATUS_EVERY {
-            since_status = Duration::ZERO;
-            systemd::status(&status_line(&refresher));
+            if let Some(interval) = watchdog {
+                if self.refresher.alive(interval).await {
+                    systemd::watchdog();
+                } else {
+                    tracing::error!(
+                        "the refresh scheduler does not answer; withholding the watchdog ping"
+                    );
+                }
+            }
+            since_status += tick;
+            if since_status >= STATUS_EVERY {
+                since_status = Duration::ZERO;
+                systemd::status(&self.status_line());
+            }
         }
     }
 }

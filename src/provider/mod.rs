@@ -36,7 +36,7 @@ use url::Url;
 
 use crate::clock::{Clock, UnixMillis};
 use crate::config::{Config, ProviderConfig, ProviderKind};
-use crate::store::Extras;
+use crate::model::Extras;
 
 /// What a token endpoint (or Cronofy's application-calendar endpoint) returned.
 #[derive(Debug, Clone)]

@@ -10,41 +10,27 @@
 
 use std::sync::Arc;
 
-use secrecy::SecretString;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AccessToken, CasOutcome, Extras, GrantId, RefreshWrite, Store, StoreError};
+use crate::store::{CommitOutcome, Store, StoreError, TokenCommit};
 
 /// Results written in one transaction at most.
 const MAX_BATCH: usize = 256;
 
-/// A refresh result to write: [`RefreshWrite`] owned, to cross to the task.
-#[derive(Debug)]
-pub(super) struct Pending {
-    pub grant_id: GrantId,
-    pub expected_generation: i64,
-    pub refresh_token: Option<SecretString>,
-    pub access: AccessToken,
-    pub scope: Option<String>,
-    pub extras: Extras,
-    pub next_refresh_at: i64,
+/// Why a result was not written: the batch's store error, shared by every
+/// flight in the batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum CommitError {
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+    /// The writing task is gone (it panicked); nothing will be written.
+    #[error("the commit task has stopped")]
+    Stopped,
 }
 
-impl Pending {
-    fn write(&self) -> RefreshWrite<'_> {
-        RefreshWrite {
-            refresh_token: self.refresh_token.as_ref(),
-            access: &self.access,
-            scope: self.scope.as_deref(),
-            extras: &self.extras,
-            next_refresh_at: self.next_refresh_at,
-        }
-    }
-}
+pub(super) type Reply = Result<CommitOutcome, CommitError>;
 
-pub(super) type Reply = Result<CasOutcome, Arc<StoreError>>;
-
-type Job = (Pending, oneshot::Sender<Reply>);
+type Job = (TokenCommit, oneshot::Sender<Reply>);
 
 /// The queue in front of the writing task.
 #[derive(Debug)]
@@ -61,45 +47,35 @@ impl Committer {
         Committer { tx }
     }
 
-    /// Writes `pending` (with others queued meanwhile); returns once it is
+    /// Writes `commit` (with others queued meanwhile); returns once it is
     /// committed, or with the error that kept the whole batch out.
-    pub(super) async fn write(&self, pending: Pending) -> Reply {
+    pub(super) async fn write(&self, commit: TokenCommit) -> Reply {
         let (reply, answer) = oneshot::channel();
-        if self.tx.send((pending, reply)).is_err() {
-            return Err(Arc::new(StoreError::Corrupt(
-                "the writer has stopped".into(),
-            )));
+        if self.tx.send((commit, reply)).is_err() {
+            return Err(CommitError::Stopped);
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(Arc::new(StoreError::Corrupt(
-                "the writer has stopped".into(),
-            )))
-        })
+        answer.await.unwrap_or(Err(CommitError::Stopped))
     }
 }
 
 async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut jobs: Vec<Job> = Vec::new();
+    let mut batch: Vec<TokenCommit> = Vec::new();
     while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        let writes: Vec<_> = jobs.iter().map(|(p, _)| p.write()).collect();
-        let batch: Vec<_> = jobs
-            .iter()
-            .zip(&writes)
-            .map(|((p, _), w)| (p.grant_id, p.expected_generation, w))
-            .collect();
-        let result = store.write_refreshes(&batch).await;
-        drop(batch);
-        drop(writes);
+        let (commits, replies): (Vec<_>, Vec<_>) = jobs.drain(..).unzip();
+        batch.extend(commits);
+        let result = store.commit_refreshes(&batch).await;
+        batch.clear();
         match result {
             Ok(outcomes) => {
-                for ((_, reply), outcome) in jobs.drain(..).zip(outcomes) {
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
                     let _ = reply.send(Ok(outcome));
                 }
             }
             Err(e) => {
-                let e = Arc::new(e);
-                for (_, reply) in jobs.drain(..) {
-                    let _ = reply.send(Err(Arc::clone(&e)));
+                let e = CommitError::Store(Arc::new(e));
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

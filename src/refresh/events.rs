@@ -7,7 +7,7 @@ use tokio::sync::broadcast;
 
 use super::Refresher;
 use crate::clock::UnixMillis;
-use crate::store::GrantState;
+use crate::model::GrantState;
 
 /// A status transition of a grant (SPEC §7: webhooks and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,13 +1,14 @@
 //! One refresh of one grant, start to end.
 //!
-//! 1. A concurrency permit, then the grant's lease in SQLite (another
-//!    process, e.g. the CLI, may be refreshing it: wait for it).
-//! 2. Re-read the grant under the lease: if someone else refreshed it
-//!    meanwhile, publish their result and stop there.
+//! 1. A concurrency permit, then the grant claimed in the store: its lease
+//!    keeps every other process off it (e.g. the CLI, or another member of
+//!    a cluster: wait for them), and it comes with the grant read afresh.
+//! 2. If someone else refreshed it meanwhile, publish their result and stop.
 //! 3. Call the provider. `invalid_grant` is only believed after checking
 //!    that nobody rotated the token meanwhile, and after the previous
 //!    refresh token and (application calendars) re-provisioning were tried.
-//! 4. Write with compare-and-set; publish to the cache only after the commit.
+//! 4. Commit with compare-and-set; publish to the cache only after the
+//!    commit (`outcome`).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -17,8 +18,9 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Outcome, RefreshError, Refresher, Trigger};
 use crate::config::Config;
+use crate::model::{Grant, GrantId, Status};
 use crate::provider::{Provider, ProviderError, TokenResponse};
-use crate::store::{Grant, GrantId, LeaseOutcome, Status, StoreError};
+use crate::store::{Claim, Lease};
 
 /// How often to look again while another process holds a grant's lease.
 const LEASE_POLL: Duration = Duration::from_millis(100);
@@ -37,11 +39,14 @@ enum AfterInvalidGrant {
     },
 }
 
-pub(super) fn store_err(e: StoreError) -> RefreshError {
-    RefreshError::Store(e.to_string())
-}
-
 impl Refresher {
+    /// Runs one attempt: `permit` is the scheduler's, or one is waited for.
+    #[tracing::instrument(name = "refresh", skip_all, fields(
+        grant_id = %grant_id,
+        trigger = ?trigger,
+        provider = tracing::field::Empty,
+        attempt = tracing::field::Empty,
+    ))]
     pub(super) async fn flight(
         &self,
         grant_id: GrantId,
@@ -49,24 +54,18 @@ impl Refresher {
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<Outcome, RefreshError> {
         let _permit = match permit {
-            Some(p) => p,
-            None => self
-                .permits()
-                .acquire_owned()
-                .await
-                .map_err(|_| RefreshError::Store("shutting down".into()))?,
+            Some(p) => Some(p),
+            // Never closed; were it, a refresh without a permit beats none.
+            None => self.inner.permits.clone().acquire_owned().await.ok(),
         };
-        let lease_ms = self.inner.lease_ms.load(Ordering::Relaxed);
-        let result = match self.take_lease(grant_id, lease_ms).await {
-            Ok(()) => {
-                let result = self.attempt(grant_id, trigger).await;
-                // A written refresh released the lease in the same transaction;
-                // this covers every other exit.
-                if result != Ok(Outcome::Refreshed)
-                    && let Err(e) = self
-                        .store()
-                        .release_lease(grant_id, &self.inner.owner)
-                        .await
+        let result = match self.claim(grant_id).await {
+            Ok((lease, grant)) => {
+                let result = self.attempt(&lease, grant, trigger).await;
+                // A commit released the lease with its write; this covers
+                // every other exit (a failure write releases it too, unless
+                // that write failed).
+                if !matches!(result, Ok(Outcome::Refreshed))
+                    && let Err(e) = self.inner.store.release(&lease).await
                 {
                     tracing::warn!(grant_id = %grant_id, error = %e, "could not release a refresh lease; it expires by itself");
                 }
@@ -74,10 +73,10 @@ impl Refresher {
             }
             Err(e) => Err(e),
         };
-        if let Err(RefreshError::Store(message)) = &result {
+        if let Err(RefreshError::Store(e)) = &result {
             // The database failed before any provider call (busy, re-keyed,
             // unreadable): look again soon, or the grant drops out of the schedule.
-            tracing::warn!(grant_id = %grant_id, error = %message, "refresh skipped: database error; retrying in a few seconds");
+            tracing::warn!(grant_id = %grant_id, error = %e, "refresh skipped: database error; retrying in a few seconds");
             self.retry_soon(grant_id);
         }
         result
@@ -86,8 +85,9 @@ impl Refresher {
     fn retry_soon(&self, grant_id: GrantId) {
         // Expiry only orders grants due at the same instant; unknown here.
         let expires_at = 0;
-        let due =
-            self.clock().now() + DB_RETRY_MS + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
+        let due = self.inner.clock.now()
+            + DB_RETRY_MS
+            + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
             grant: grant_id,
             due,
@@ -95,21 +95,17 @@ impl Refresher {
         });
     }
 
-    async fn take_lease(&self, grant_id: GrantId, lease_ms: i64) -> Result<(), RefreshError> {
+    /// Takes the grant's lease, waiting while another owner holds it.
+    async fn claim(&self, grant_id: GrantId) -> Result<(Lease, Grant), RefreshError> {
         loop {
-            let until = self.clock().now() + lease_ms;
-            match self
-                .store()
-                .try_lease(grant_id, &self.inner.owner, until)
-                .await
-                .map_err(store_err)?
-            {
-                LeaseOutcome::Acquired => return Ok(()),
-                LeaseOutcome::Gone => {
+            let lease_ms = self.inner.lease_ms.load(Ordering::Relaxed);
+            match self.inner.store.claim(grant_id, lease_ms).await? {
+                Claim::Acquired { lease, grant } => return Ok((lease, grant)),
+                Claim::Gone => {
                     self.forget(grant_id);
                     return Err(RefreshError::Gone);
                 }
-                LeaseOutcome::HeldUntil(_) => tokio::time::sleep(LEASE_POLL).await,
+                Claim::Held { .. } => tokio::time::sleep(LEASE_POLL).await,
             }
         }
     }
@@ -125,19 +121,16 @@ impl Refresher {
             .remove(&grant_id);
     }
 
-    async fn read_grant(&self, grant_id: GrantId) -> Result<Grant, RefreshError> {
-        match self.store().get_grant(grant_id).await.map_err(store_err)? {
-            Some(g) => Ok(g),
-            None => {
-                self.forget(grant_id);
-                Err(RefreshError::Gone)
-            }
-        }
-    }
-
-    async fn attempt(&self, grant_id: GrantId, trigger: Trigger) -> Result<Outcome, RefreshError> {
-        let grant = self.read_grant(grant_id).await?;
-        let now = self.clock().now();
+    async fn attempt(
+        &self,
+        lease: &Lease,
+        grant: Grant,
+        trigger: Trigger,
+    ) -> Result<Outcome, RefreshError> {
+        let now = self.inner.clock.now();
+        let span = tracing::Span::current();
+        span.record("provider", grant.state.provider.as_str());
+        span.record("attempt", grant.state.consecutive_failures + 1);
         if grant.state.status == Status::NeedsReauth {
             self.publish(&grant.state);
             return Err(RefreshError::NeedsReauth(
@@ -150,11 +143,13 @@ impl Refresher {
             return Ok(Outcome::Current);
         }
         let Some(provider) = self.provider(&grant.state.provider) else {
+            tracing::error!(grant_id = %grant.state.id, provider = %grant.state.provider, "a grant's provider is not configured; it cannot be refreshed");
             let e = RefreshError::UnknownProvider(grant.state.provider.clone());
-            tracing::error!(grant_id = %grant_id, provider = %grant.state.provider, "a grant's provider is not configured; it cannot be refreshed");
             let failure = ProviderError::Refused(e.to_string());
-            let _ = self.fail(&grant, failure, Instant::now()).await;
-            return Err(e);
+            return match self.fail(lease, &grant, failure, Instant::now()).await {
+                Err(RefreshError::Provider(_)) => Err(e),
+                other => other,
+            };
         };
         let started = Instant::now();
         let answer = match provider.refresh(&grant.refresh_token).await {
@@ -173,7 +168,7 @@ impl Refresher {
         };
         match answer {
             Ok((response, used)) => self.commit(&grant, response, &used, started).await,
-            Err(e) => self.fail(&grant, e, started).await,
+            Err(e) => self.fail(lease, &grant, e, started).await,
         }
     }
 
@@ -187,7 +182,7 @@ impl Refresher {
         provider: &dyn Provider,
         description: String,
     ) -> Result<AfterInvalidGrant, ProviderError> {
-        if let Ok(Some(now)) = self.store().get_grant(grant.state.id).await
+        if let Ok(Some(now)) = self.inner.store.get_grant(grant.state.id).await
             && now.state.generation != grant.state.generation
         {
             tracing::info!(grant_id = %grant.state.id, provider = %grant.state.provider,

@@ -1,15 +1,18 @@
-//! Grants arriving (import, authorization code, application calendar) and
-//! leaving (delete, revoke). The API reaches providers only through here.
+//! Grants arriving: import, authorization code, application calendar; and
+//! the authorization URL a person is sent to first. The API reaches
+//! providers only through here and `retire`.
 
 use secrecy::SecretString;
 use url::Url;
 
-use super::flight::store_err;
-use super::schedule::{backoff, due_at};
-use super::{RefreshError, Refresher, Trigger};
+use super::error::IntakeError;
+use super::issue::{access_token, next_due};
+use super::schedule::backoff;
+use super::{Refresher, Trigger};
 use crate::clock::{UnixMillis, millis};
+use crate::model::{Extras, GrantId, Status};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
-use crate::store::{AccessToken, Extras, GrantId, NewCredential, Status};
+use crate::store::NewCredential;
 
 /// A refresh token arriving, with what came with it.
 struct Arrival<'a> {
@@ -22,9 +25,9 @@ struct Arrival<'a> {
     /// The provider issued the access token just now (it starts the
     /// forced-refresh window); not for a caller-supplied token.
     issued: bool,
-    /// Without an access token: when to try the first refresh (a first
-    /// refresh that failed); else now.
-    retry_at: Option<UnixMillis>,
+    /// The first refresh failed (no access token then): when to try again,
+    /// and why it failed.
+    failed: Option<(UnixMillis, String)>,
 }
 
 /// `PUT /v1/credentials/{id}`: an existing grant brought in from elsewhere.
@@ -45,36 +48,14 @@ pub struct IntakeOutcome {
     pub grant_id: GrantId,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum IntakeError {
-    #[error("unknown provider {0:?}")]
-    UnknownProvider(String),
-    /// The provider refused the code or refresh token; nothing was stored.
-    #[error("{0}")]
-    InvalidGrant(String),
-    /// Refused locally (e.g. a `redirect_uri` not registered); nothing was sent.
-    #[error("{0}")]
-    Refused(String),
-    #[error(transparent)]
-    Provider(ProviderError),
-    #[error("storage error: {0}")]
-    Store(String),
-}
-
-impl From<ProviderError> for IntakeError {
-    fn from(e: ProviderError) -> Self {
-        match e {
-            ProviderError::InvalidGrant { description } => IntakeError::InvalidGrant(description),
-            ProviderError::Refused(m) => IntakeError::Refused(m),
-            other => IntakeError::Provider(other),
-        }
-    }
-}
-
 impl Refresher {
     fn provider_named(&self, name: &str) -> Result<std::sync::Arc<dyn Provider>, IntakeError> {
         self.provider(name)
             .ok_or_else(|| IntakeError::UnknownProvider(name.to_owned()))
+    }
+
+    fn refused(&self, e: ProviderError) -> IntakeError {
+        IntakeError::from_provider(e, self.inner.clock.now())
     }
 
     /// Imports a grant. With an access token (and its `expires_in`) it is
@@ -83,6 +64,7 @@ impl Refresher {
     /// failure stores the credential and retries in the background. A refresh
     /// token some grant already holds links the credential to that grant,
     /// unless the provider already refused it (then: refused again).
+    #[tracing::instrument(skip_all, fields(credential_id = %req.id, provider = %req.provider))]
     pub async fn import(&self, req: Import) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(&req.provider)?;
         let arrival = Arrival {
@@ -92,7 +74,7 @@ impl Refresher {
             response: None,
             application_calendar_id: None,
             issued: false,
-            retry_at: None,
+            failed: None,
         };
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
             let given = TokenResponse {
@@ -110,18 +92,13 @@ impl Refresher {
                 })
                 .await;
         }
-        let existing = self
-            .store()
+        let store = &self.inner.store;
+        if let Some(grant) = store
             .grant_by_refresh_token(&req.provider, &req.refresh_token)
-            .await
-            .map_err(|e| IntakeError::Store(e.to_string()))?;
-        if let Some(grant) = existing {
+            .await?
+        {
             // A token the provider already refused for good is refused again.
-            if let Some(dead) = self
-                .store()
-                .get_grant(grant)
-                .await
-                .map_err(|e| IntakeError::Store(e.to_string()))?
+            if let Some(dead) = store.get_grant(grant).await?
                 && dead.state.status == Status::NeedsReauth
             {
                 return Err(IntakeError::InvalidGrant(format!(
@@ -130,7 +107,11 @@ impl Refresher {
                 )));
             }
             let out = self.store_new(arrival).await?;
-            let needs_token = self.cache().get(&req.id).is_none_or(|e| e.access.is_none());
+            let needs_token = self
+                .inner
+                .cache
+                .get(&req.id)
+                .is_none_or(|e| e.access.is_none());
             if needs_token {
                 let this = self.clone();
                 tokio::spawn(async move { this.refresh_grant(grant, Trigger::MinTtl(0)).await });
@@ -164,28 +145,27 @@ impl Refresher {
                 | ProviderError::InvalidClient { .. }),
             ) => {
                 // Stored due at the retry time, not now: scheduled "now", the
-                // background refresh would fire at once, before the failure
-                // is recorded, ignoring the backoff (and a 429's Retry-After).
+                // background refresh would fire at once, ignoring the backoff
+                // (and a 429's Retry-After).
                 let delay = match &e {
                     ProviderError::RateLimited { retry_after } => *retry_after,
-                    _ => backoff(1, self.config(), rand::random()),
+                    _ => backoff(1, &self.inner.config, rand::random()),
                 };
-                let retry_at = self.clock().now() + millis(delay);
-                let out = self
-                    .store_new(Arrival {
-                        retry_at: Some(retry_at),
-                        ..arrival
-                    })
-                    .await?;
-                self.record_intake_failure(out.grant_id, &e, retry_at).await;
-                Ok(out)
+                let retry_at = self.inner.clock.now() + millis(delay);
+                tracing::info!(error = %e, "first refresh of an import failed; storing it and retrying later");
+                self.store_new(Arrival {
+                    failed: Some((retry_at, e.to_string())),
+                    ..arrival
+                })
+                .await
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.refused(e)),
         }
     }
 
     /// Exchanges an authorization code (with its PKCE verifier, if the
     /// authorization request carried a challenge) into credential `id`.
+    #[tracing::instrument(skip_all, fields(credential_id = %id, provider = %provider_name))]
     pub async fn exchange_code(
         &self,
         id: &str,
@@ -197,8 +177,9 @@ impl Refresher {
         let provider = self.provider_named(provider_name)?;
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
-            .await?;
-        let rt = required_refresh_token(&response)?;
+            .await
+            .map_err(|e| self.refused(e))?;
+        let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,
             provider: provider_name,
@@ -206,12 +187,13 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: None,
             issued: true,
-            retry_at: None,
+            failed: None,
         })
         .await
     }
 
     /// Provisions (or gets again) a Cronofy application calendar into credential `id`.
+    #[tracing::instrument(skip_all, fields(credential_id = %id, provider = %provider_name))]
     pub async fn application_calendar(
         &self,
         id: &str,
@@ -219,8 +201,11 @@ impl Refresher {
         calendar_id: &str,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
-        let response = provider.application_calendar(calendar_id).await?;
-        let rt = required_refresh_token(&response)?;
+        let response = provider
+            .application_calendar(calendar_id)
+            .await
+            .map_err(|e| self.refused(e))?;
+        let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,
             provider: provider_name,
@@ -228,7 +213,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: Some(calendar_id),
             issued: true,
-            retry_at: None,
+            failed: None,
         })
         .await
     }
@@ -239,32 +224,27 @@ impl Refresher {
         provider_name: &str,
         req: &AuthorizationRequest<'_>,
     ) -> Result<Url, IntakeError> {
-        Ok(self.provider_named(provider_name)?.authorization_url(req)?)
+        self.provider_named(provider_name)?
+            .authorization_url(req)
+            .map_err(|e| self.refused(e))
     }
 
     /// Stores a credential whose refresh token just arrived, with the access
-    /// token of its response if there is one, and publishes it.
+    /// token of its response if there is one, and publishes the grant as
+    /// the store wrote it.
     async fn store_new(&self, a: Arrival<'_>) -> Result<IntakeOutcome, IntakeError> {
-        let now = self.clock().now();
-        let cfg = self.config();
-        let access = a.response.map(|r| {
-            let lifetime = r
-                .expires_in
-                .map_or(cfg.max_lifetime_secs, |e| e.min(cfg.max_lifetime_secs))
-                .max(1) as i64;
-            AccessToken {
-                token: r.access_token.clone(),
-                token_type: r.token_type.clone(),
-                expires_at: now + lifetime * 1000,
-                lifetime_secs: lifetime,
-            }
-        });
-        let next = access.as_ref().map_or(a.retry_at.unwrap_or(now), |t| {
-            due_at(t.expires_at, t.lifetime_secs, cfg, rand::random())
-        });
+        let now = self.inner.clock.now();
+        let cfg = &self.inner.config;
+        let access = a.response.map(|r| access_token(r, now, cfg));
+        let next = match (&access, &a.failed) {
+            (Some(t), _) => next_due(t, cfg),
+            (None, Some((retry_at, _))) => *retry_at,
+            (None, None) => now,
+        };
         let no_extras = Extras::new();
         let out = self
-            .store()
+            .inner
+            .store
             .put_credential(&NewCredential {
                 id: a.id,
                 provider: a.provider,
@@ -275,51 +255,27 @@ impl Refresher {
                 application_calendar_id: a.application_calendar_id,
                 next_refresh_at: Some(next),
                 last_refresh_at: a.issued.then_some(now),
+                failure: a.failed.as_ref().map(|(_, why)| why.as_str()),
             })
-            .await
-            .map_err(|e| IntakeError::Store(e.to_string()))?;
+            .await?;
         if let Some(orphan) = out.orphaned_grant {
             self.forget(orphan);
         }
-        self.republish(out.grant_id)
-            .await
-            .map_err(|e| IntakeError::Store(e.to_string()))?;
+        self.publish(&out.state);
         Ok(IntakeOutcome {
             created: out.created,
-            grant_id: out.grant_id,
+            grant_id: out.grant_id(),
         })
     }
 
-    /// Publishes a grant as the database holds it now.
-    async fn republish(&self, grant_id: GrantId) -> Result<(), RefreshError> {
-        if let Some(grant) = self.store().get_grant(grant_id).await.map_err(store_err)? {
-            self.publish(&grant.state);
-        }
-        Ok(())
-    }
-
-    async fn record_intake_failure(
+    fn required_refresh_token(
         &self,
-        grant_id: GrantId,
-        error: &ProviderError,
-        next: UnixMillis,
-    ) {
-        tracing::info!(grant_id = %grant_id, error = %error, "first refresh of an import failed; stored it and will retry");
-        if let Err(e) = self
-            .store()
-            .record_failure(grant_id, "", &error.to_string(), next)
-            .await
-        {
-            tracing::error!(grant_id = %grant_id, error = %e, "cannot record a refresh failure");
-        }
-        let _ = self.republish(grant_id).await;
-    }
-}
-
-fn required_refresh_token(response: &TokenResponse) -> Result<SecretString, IntakeError> {
-    response.refresh_token.clone().ok_or_else(|| {
-        IntakeError::Provider(ProviderError::Protocol {
-            reason: "the provider issued no refresh_token (tokend needs offline access to keep the grant)".into(),
+        response: &TokenResponse,
+    ) -> Result<SecretString, IntakeError> {
+        response.refresh_token.clone().ok_or_else(|| {
+            self.refused(ProviderError::Protocol {
+                reason: "the provider issued no refresh_token (tokend needs offline access to keep the grant)".into(),
+            })
         })
-    })
+    }
 }

@@ -1,25 +1,36 @@
 //! The refresher: the only way tokens move from a provider into the store
 //! and the cache.
 //!
-//! - `schedule`: due times, backoff, and the task that sleeps until the
-//!   earliest due grant.
-//! - `flight`: one refresh of one grant: single-flight in this process, a
-//!   lease in SQLite across processes, compare-and-set on write, and what
-//!   each provider error means.
-//! - `intake`: grants that arrive (import, code exchange, application
-//!   calendar) and leave (delete, revoke).
+//! - `single`: [`Refresher::refresh_grant`], the single entry point every
+//!   trigger (schedule, `min_ttl`, forced refresh, import) goes through:
+//!   one attempt per grant at a time in this process, shared by its callers;
+//!   the forced-refresh window; draining on shutdown.
+//! - `flight`: one refresh of one grant: a concurrency permit, the grant
+//!   claimed in the store (its lease keeps other processes off it), the
+//!   provider call, and what `invalid_grant` really means.
+//! - `outcome`: how one refresh ends: the answer made durable, then
+//!   published; or the failure recorded and retried on backoff.
+//! - `issue`: the one conversion from a provider's answer to a stored token.
 //! - `commit`: group commit: concurrent refresh results written in one
 //!   transaction, each flight told after the commit.
-//! - `sync`: loading the cache at start and following other processes'
-//!   writes (the CLI on the same database).
+//! - `intake`: grants arriving (import, code exchange, application calendar)
+//!   and the authorization URL; `retire`: credentials leaving (delete, revoke).
+//! - `schedule`: due times, backoff, and the task that sleeps until the
+//!   earliest due grant; `queue`: the grants waiting, earliest first.
+//! - `sync`: loading the cache at start and following other writers.
+//! - `events`: status transitions (needs_reauth, failing, recovered).
+//! - `error`: what callers learn when something fails.
 //!
-//! [`Refresher::refresh_grant`] is the single entry point every trigger
-//! (schedule, `min_ttl`, forced refresh, import) goes through.
+//! The refresher is handed its collaborators (store, cache, providers,
+//! clock, metrics) and keeps them to itself: callers ask it for refreshes,
+//! never for its parts.
 
 mod commit;
+mod error;
 mod events;
 mod flight;
 mod intake;
+mod issue;
 mod outcome;
 mod queue;
 mod retire;
@@ -38,18 +49,22 @@ use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use crate::cache::Cache;
 use crate::clock::{Clock, UnixMillis};
 use crate::config::{Config, RefreshConfig};
-use crate::provider::{Provider, ProviderError, Providers};
-use crate::store::{GrantId, GrantState, Store};
+use crate::model::{GrantId, GrantState};
+use crate::provider::{Provider, Providers};
+use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use flight::lease_lifetime;
 
+/// The parameters of an authorization URL ([`Refresher::authorization_url`]),
+/// and the PKCE rules the sign-in flow applies to them.
+pub use crate::provider::{AuthorizationRequest, pkce};
+pub use error::{DeleteError, IntakeError, ProviderFailure, RefreshError};
 pub use events::{EventKind, StatusEvent};
-pub use intake::{Import, IntakeError, IntakeOutcome};
-pub use retire::DeleteError;
+pub use intake::{Import, IntakeOutcome};
 use schedule::Msg;
 
-/// Why a refresh is wanted; decides, after the lease is taken and the grant
-/// re-read, whether a provider call is still needed.
+/// Why a refresh is wanted; decides, after the grant is claimed and re-read,
+/// whether a provider call is still needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// The grant's due time came.
@@ -84,22 +99,8 @@ pub enum Outcome {
     Current,
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RefreshError {
-    #[error("the credential or grant no longer exists")]
-    Gone,
-    #[error("the grant needs re-authorization: {0}")]
-    NeedsReauth(String),
-    #[error(transparent)]
-    Provider(ProviderError),
-    #[error("provider {0} is not configured")]
-    UnknownProvider(String),
-    #[error("storage error: {0}")]
-    Store(String),
-}
-
 /// One attempt that several callers await (see `single`).
-pub(super) type Flight = Shared<BoxFuture<'static, Result<Outcome, RefreshError>>>;
+type Flight = Shared<BoxFuture<'static, Result<Outcome, RefreshError>>>;
 
 #[derive(Clone, Debug)]
 pub struct Refresher {
@@ -111,13 +112,11 @@ struct Inner {
     cache: Arc<Cache>,
     clock: Clock,
     providers: ArcSwap<Providers>,
-    /// Lease lifetimes by provider: longer than every call a refresh can make.
-    /// How long a refresh lease lasts ([`flight::lease_lifetime`]).
+    /// How long a refresh lease lasts ([`flight::lease_lifetime`]): one
+    /// value for every grant, replaced when SIGHUP changes the providers.
     lease_ms: AtomicI64,
     config: RefreshConfig,
     failing_after: i64,
-    /// Identifies this process's leases in the shared database.
-    owner: String,
     /// Refreshes in flight in this process, by grant: later callers join.
     /// A std mutex: held only to look up or insert, never across an await.
     inflight: Mutex<HashMap<GrantId, Flight>>,
@@ -138,7 +137,7 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Refresher")
-            .field("owner", &self.owner)
+            .field("store", &self.store)
             .finish_non_exhaustive()
     }
 }
@@ -148,12 +147,12 @@ impl Refresher {
         store: Store,
         cache: Arc<Cache>,
         providers: Providers,
+        clock: Clock,
         config: &Config,
         metrics: Metrics,
     ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let clock = store.clock().clone();
         Refresher {
             inner: Arc::new(Inner {
                 store,
@@ -163,7 +162,6 @@ impl Refresher {
                 lease_ms: AtomicI64::new(lease_lifetime(config)),
                 config: config.refresh.clone(),
                 failing_after: i64::from(config.notify.failing_after),
-                owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
                 inflight: Mutex::new(HashMap::new()),
                 forced: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(config.refresh.max_concurrency)),
@@ -207,38 +205,18 @@ impl Refresher {
         self.inner.providers.store(Arc::new(providers));
     }
 
-    pub fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
+    /// How many times a 429 paused each provider since start (a metric).
+    pub fn rate_limit_pauses(&self) -> Vec<(String, u64)> {
+        self.inner
+            .providers
+            .load()
+            .iter()
+            .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
+            .collect()
+    }
+
+    fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.inner.providers.load().get(name).cloned()
-    }
-
-    /// The providers now (a copy of the map; the providers are shared).
-    pub fn providers(&self) -> Providers {
-        self.inner.providers.load().as_ref().clone()
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    /// Consecutive failures that make a grant "failing" (`notify.failing_after`).
-    pub fn failing_after(&self) -> i64 {
-        self.inner.failing_after
-    }
-
-    pub fn cache(&self) -> &Arc<Cache> {
-        &self.inner.cache
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-
-    pub fn clock(&self) -> &Clock {
-        &self.inner.clock
-    }
-
-    pub fn config(&self) -> &RefreshConfig {
-        &self.inner.config
     }
 
     fn committer(&self) -> &commit::Committer {

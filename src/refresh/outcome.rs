@@ -2,16 +2,18 @@
 //! failure recorded (needs_reauth for good, else a retry on the backoff
 //! schedule), with the metric, the log line and any status event.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::commit::Pending;
-use super::flight::store_err;
-use super::schedule::{backoff, due_at};
+use super::error::ProviderFailure;
+use super::issue::{access_token, next_due};
+use super::schedule::backoff;
 use super::{EventKind, Outcome, RefreshError, Refresher};
+use crate::model::{Grant, GrantId, GrantState, Status};
 use crate::provider::{ProviderError, TokenResponse};
-use crate::store::{AccessToken, CasOutcome, Grant, GrantState, Status};
+use crate::store::{CommitOutcome, Lease, TokenCommit};
 
 /// Longest pause between retries of a durable write the database refused.
 const MAX_WRITE_RETRY: Duration = Duration::from_secs(5);
@@ -27,54 +29,30 @@ impl Refresher {
         used: &SecretString,
         started: Instant,
     ) -> Result<Outcome, RefreshError> {
-        let cfg = self.config();
-        let now = self.clock().now();
-        // A provider's lifetime counts as max_lifetime_secs at most: a
-        // bogus one must neither overflow nor put the refresh off for ever.
-        let lifetime = response
-            .expires_in
-            .map_or(cfg.max_lifetime_secs, |e| e.min(cfg.max_lifetime_secs))
-            .max(1) as i64;
-        let access = AccessToken {
-            token: response.access_token.clone(),
-            token_type: response.token_type.clone(),
-            expires_at: now + lifetime * 1000,
-            lifetime_secs: lifetime,
+        let access = access_token(&response, self.inner.clock.now(), &self.inner.config);
+        let mut commit = TokenCommit {
+            grant_id: grant.state.id,
+            expected_generation: grant.state.generation,
+            next_refresh_at: next_due(&access, &self.inner.config),
+            refresh_token: Some(response.refresh_token.unwrap_or_else(|| used.clone())),
+            access,
+            scope: response.scope,
+            extras: response.extras,
         };
-        let next = due_at(access.expires_at, lifetime, cfg, rand::random());
-        let refresh_token = response.refresh_token.as_ref().unwrap_or(used);
-        let mut expected = grant.state.generation;
         let mut pending = false;
         let mut retry = Duration::from_millis(100);
-        let written = loop {
-            let result = Pending {
-                grant_id: grant.state.id,
-                expected_generation: expected,
-                refresh_token: Some(refresh_token.clone()),
-                access: access.clone(),
-                scope: response.scope.clone(),
-                extras: response.extras.clone(),
-                next_refresh_at: next,
-            };
-            match self.committer().write(result).await {
-                Ok(CasOutcome::Written {
-                    generation,
-                    credentials,
-                }) => break (generation, credentials),
-                Ok(CasOutcome::Conflict) => {
-                    let Some(current) = self
-                        .store()
-                        .get_grant(grant.state.id)
-                        .await
-                        .map_err(store_err)?
-                    else {
+        let state = loop {
+            match self.committer().write(commit.clone()).await {
+                Ok(CommitOutcome::Written(state)) => break state,
+                Ok(CommitOutcome::Conflict) => {
+                    let Some(current) = self.inner.store.get_grant(grant.state.id).await? else {
                         self.forget(grant.state.id);
                         return Err(RefreshError::Gone);
                     };
                     if current.refresh_token.expose_secret() == used.expose_secret() {
                         // Not a refresh (e.g. an import linked to this grant):
                         // our tokens are the newest; write over the new generation.
-                        expected = current.state.generation;
+                        commit.expected_generation = current.state.generation;
                         continue;
                     }
                     tracing::warn!(grant_id = %grant.state.id, provider = %grant.state.provider,
@@ -85,11 +63,8 @@ impl Refresher {
                 Err(e) => {
                     if !pending {
                         pending = true;
-                        let now_pending = self
-                            .inner
-                            .pending_writes
-                            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                        self.metrics().set_pending_writes(now_pending + 1);
+                        let now_pending = self.inner.pending_writes.fetch_add(1, Ordering::AcqRel);
+                        self.inner.metrics.set_pending_writes(now_pending + 1);
                     }
                     tracing::error!(grant_id = %grant.state.id, error = %e,
                         "cannot store refreshed tokens; holding them in memory and retrying");
@@ -99,30 +74,12 @@ impl Refresher {
             }
         };
         if pending {
-            let left = self
-                .inner
-                .pending_writes
-                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-            self.metrics().set_pending_writes(left - 1);
+            let left = self.inner.pending_writes.fetch_sub(1, Ordering::AcqRel);
+            self.inner.metrics.set_pending_writes(left - 1);
             tracing::info!(grant_id = %grant.state.id, "refreshed tokens are stored now");
         }
-        let (generation, credentials) = written;
-        let state = GrantState {
-            id: grant.state.id,
-            provider: grant.state.provider.clone(),
-            status: Status::Active,
-            access: Some(access),
-            scope: response.scope.clone().or_else(|| grant.state.scope.clone()),
-            application_calendar_id: grant.state.application_calendar_id.clone(),
-            generation,
-            last_refresh_at: Some(self.clock().now()),
-            next_refresh_at: Some(next),
-            consecutive_failures: 0,
-            last_error: None,
-            credentials,
-        };
         self.publish(&state);
-        self.metrics().refresh(
+        self.inner.metrics.refresh(
             &state.provider,
             "refreshed",
             started.elapsed().as_secs_f64(),
@@ -133,7 +90,7 @@ impl Refresher {
             provider = %state.provider,
             attempt = grant.state.consecutive_failures + 1,
             duration_ms = started.elapsed().as_millis() as u64,
-            expires_in = lifetime,
+            expires_in = state.access.as_ref().map_or(0, |a| a.lifetime_secs),
             "refreshed"
         );
         if grant.state.consecutive_failures >= self.inner.failing_after {
@@ -146,13 +103,16 @@ impl Refresher {
     /// Records a failed attempt: `invalid_grant` ends the grant's refreshes
     /// until a person re-authorizes; anything else is retried with backoff
     /// (or after `Retry-After`) while still-valid tokens keep being served.
+    /// A grant that moved on meanwhile (another process refreshed it: the
+    /// lease's generation fenced the write) is published as it now stands.
     pub(super) async fn fail(
         &self,
+        lease: &Lease,
         grant: &Grant,
         error: ProviderError,
         started: Instant,
     ) -> Result<Outcome, RefreshError> {
-        self.metrics().refresh(
+        self.inner.metrics.refresh(
             &grant.state.provider,
             outcome_label(&error),
             started.elapsed().as_secs_f64(),
@@ -162,10 +122,9 @@ impl Refresher {
         let message = error.to_string();
         state.last_error = Some(message.clone());
         if let ProviderError::InvalidGrant { description } = &error {
-            self.store()
-                .mark_needs_reauth(state.id, &self.inner.owner, &message)
-                .await
-                .map_err(store_err)?;
+            if !self.inner.store.mark_needs_reauth(lease, &message).await? {
+                return self.adopt(state.id).await;
+            }
             state.status = Status::NeedsReauth;
             state.next_refresh_at = None;
             tracing::warn!(
@@ -181,22 +140,22 @@ impl Refresher {
             return Err(RefreshError::NeedsReauth(description.clone()));
         }
 
-        let now = self.clock().now();
+        let now = self.inner.clock.now();
         let delay = match &error {
             ProviderError::RateLimited { retry_after } => {
                 // Spread the provider's waiting grants over a tenth of the pause.
                 *retry_after + retry_after.mul_f64(0.1 * rand::random::<f64>())
             }
-            _ => backoff(state.consecutive_failures, self.config(), rand::random()),
+            _ => backoff(
+                state.consecutive_failures,
+                &self.inner.config,
+                rand::random(),
+            ),
         };
         let next = now + crate::clock::millis(delay);
-        match self
-            .store()
-            .record_failure(state.id, &self.inner.owner, &message, next)
-            .await
-        {
-            Ok(failures) if failures > 0 => state.consecutive_failures = failures,
-            Ok(_) => {}
+        match self.inner.store.record_failure(lease, &message, next).await {
+            Ok(Some(failures)) => state.consecutive_failures = failures,
+            Ok(None) => return self.adopt(state.id).await,
             Err(e) => {
                 tracing::error!(grant_id = %state.id, error = %e, "cannot record a refresh failure")
             }
@@ -222,7 +181,32 @@ impl Refresher {
         if state.consecutive_failures == self.inner.failing_after {
             self.emit(EventKind::Failing, &state, Some(&message));
         }
-        Err(RefreshError::Provider(error))
+        // Another grant's 429 may pause the provider past our own retry.
+        let paused = self
+            .provider(&state.provider)
+            .and_then(|p| p.paused_until());
+        let retry_at = paused.map_or(next, |p| p.max(next));
+        Err(RefreshError::Provider(ProviderFailure::scheduled(
+            error, now, retry_at,
+        )))
+    }
+
+    /// Publishes the grant as the store holds it now, in place of an
+    /// attempt that turned out to be stale.
+    async fn adopt(&self, grant_id: GrantId) -> Result<Outcome, RefreshError> {
+        let Some(current) = self.inner.store.get_grant(grant_id).await? else {
+            self.forget(grant_id);
+            return Err(RefreshError::Gone);
+        };
+        tracing::info!(grant_id = %grant_id, provider = %current.state.provider,
+            "the grant changed while this refresh ran; keeping what was stored");
+        self.publish(&current.state);
+        match current.state.status {
+            Status::NeedsReauth => Err(RefreshError::NeedsReauth(
+                current.state.last_error.unwrap_or_default(),
+            )),
+            Status::Active => Ok(Outcome::Current),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use crate::clock::UnixMillis;
-use crate::store::GrantId;
+use crate::model::GrantId;
 
 /// Among grants due at the same instant (everything overdue after a restart
 /// is due "now"), the one whose token expires first goes first.
@@ -71,6 +71,7 @@ impl Queue {
         self.due.len()
     }
 
+    #[cfg(test)]
     pub fn due_of(&self, grant: GrantId) -> Option<UnixMillis> {
         self.due.get(&grant).copied()
     }

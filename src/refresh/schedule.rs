@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
 use super::queue::Queue;
 use super::{Refresher, Trigger};
 use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
-use crate::store::{GrantId, GrantState, Status};
+use crate::model::{GrantId, GrantState, Status};
 
 /// `expires_at - min(max(min_lead, lead_fraction * lifetime), lifetime / 2) - jitter`,
 /// with `jitter = unit * jitter_fraction * lifetime` and `unit` uniform in `[0, 1)`.
@@ -45,20 +45,11 @@ pub enum Msg {
         expires_at: UnixMillis,
     },
     Unschedule(GrantId),
-    /// Report the queue's due time for a grant (tests, diagnostics).
-    Query(GrantId, tokio::sync::oneshot::Sender<Option<UnixMillis>>),
     /// Answer: the loop is alive (the systemd watchdog).
     Ping(tokio::sync::oneshot::Sender<()>),
 }
 
 impl Refresher {
-    /// The due time the scheduler holds for a grant (tests and diagnostics).
-    pub async fn scheduled_at(&self, grant: GrantId) -> Option<UnixMillis> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.inner.schedule_tx.send(Msg::Query(grant, tx)).ok()?;
-        rx.await.ok().flatten()
-    }
-
     /// Whether the scheduler loop answers within `limit` (the watchdog).
     pub async fn alive(&self, limit: Duration) -> bool {
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -66,10 +57,6 @@ impl Refresher {
             return false;
         }
         matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
-    }
-
-    pub(super) fn permits(&self) -> Arc<Semaphore> {
-        Arc::clone(&self.inner.permits)
     }
 
     /// Publishes a grant's state to the cache and (re)schedules it.
@@ -121,8 +108,8 @@ pub(super) async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let clock = refresher.clock().clone();
-    let permits = refresher.permits();
+    let clock = refresher.inner.clock.clone();
+    let permits = Arc::clone(&refresher.inner.permits);
     loop {
         let next = queue.peek();
         let now = clock.now();
@@ -134,7 +121,6 @@ pub(super) async fn run(
             msg = rx.recv() => match msg {
                 Some(Msg::Schedule { grant, due, expires_at }) => queue.set(grant, due, expires_at),
                 Some(Msg::Unschedule(grant)) => queue.remove(grant),
-                Some(Msg::Query(grant, reply)) => { let _ = reply.send(queue.due_of(grant)); }
                 Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },

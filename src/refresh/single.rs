@@ -2,6 +2,7 @@
 //! for one grant share one attempt and its result; the attempt runs to its
 //! end even if every caller goes away; forced refreshes are limited per grant.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::FutureExt;
@@ -9,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Flight, Outcome, RefreshError, Refresher, Trigger};
 use crate::clock::UnixMillis;
-use crate::store::GrantId;
+use crate::model::GrantId;
 
 impl Refresher {
     /// Refreshes a grant if `trigger` still calls for it once the grant's
@@ -53,9 +54,8 @@ impl Refresher {
                         result
                     });
                     let f: Flight = async move {
-                        task.await.unwrap_or_else(|e| {
-                            Err(RefreshError::Store(format!("refresh task failed: {e}")))
-                        })
+                        task.await
+                            .unwrap_or_else(|e| Err(RefreshError::Interrupted(Arc::new(e))))
                     }
                     .boxed()
                     .shared();

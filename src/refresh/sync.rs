@@ -1,22 +1,16 @@
 //! The cache at start, and afterwards the writes of other processes.
 //!
-//! The CLI (and a second daemon) may change the database this daemon
-//! serves from. Every write transaction stamps the rows it touches with a
-//! change number; every couple of seconds one cheap query asks for the
-//! current number, and only when it moved are the changed grants read.
-
-use std::time::Duration;
+//! The CLI (and a second daemon) may change the store this daemon serves
+//! from. Every write transaction stamps what it touches with a change
+//! number; whenever the store says there may be news (SQLite: every couple
+//! of seconds, one cheap query), the changes since the last number are read.
 
 use tokio::sync::watch;
 
-use super::flight::store_err;
 use super::queue::Queue;
 use super::schedule::placement;
 use super::{RefreshError, Refresher};
-use crate::store::Status;
-
-/// How often to look for other processes' writes.
-const FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
+use crate::model::Status;
 
 impl Refresher {
     /// Loads every grant into the cache and into the scheduler's queue
@@ -24,13 +18,14 @@ impl Refresher {
     /// the change number the cache reflects, and the queue.
     pub(super) async fn load(&self) -> Result<(i64, Queue), RefreshError> {
         let started = std::time::Instant::now();
-        let now = self.clock().now();
+        let now = self.inner.clock.now();
         let (mut grants, mut credentials, mut overdue) = (0usize, 0usize, 0usize);
-        let size = self.store().count_grants().await.map_err(store_err)?;
+        let size = self.inner.store.count_grants().await?;
         let mut queue = Queue::with_capacity(size);
         let seq = self
-            .store()
-            .load_each(|grant| {
+            .inner
+            .store
+            .load_each(&mut |grant| {
                 grants += 1;
                 credentials += grant.credentials.len();
                 if grant.status == Status::Active && grant.next_refresh_at.is_none_or(|t| t <= now)
@@ -42,8 +37,7 @@ impl Refresher {
                     queue.set(grant.id, due, expires_at);
                 }
             })
-            .await
-            .map_err(store_err)?;
+            .await?;
         tracing::info!(
             grants,
             credentials,
@@ -59,7 +53,7 @@ impl Refresher {
         loop {
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => return,
-                _ = tokio::time::sleep(FOLLOW_INTERVAL) => {}
+                _ = self.inner.store.wait_for_changes() => {}
             }
             match self.catch_up(seq).await {
                 Ok(next) => seq = next,
@@ -69,8 +63,8 @@ impl Refresher {
     }
 
     /// Applies what changed after `seq`; returns the new change number.
-    pub async fn catch_up(&self, seq: i64) -> Result<i64, RefreshError> {
-        let changes = self.store().changes_since(seq).await.map_err(store_err)?;
+    async fn catch_up(&self, seq: i64) -> Result<i64, RefreshError> {
+        let changes = self.inner.store.changes_since(seq).await?;
         for grant in &changes.grants {
             let cached = grant
                 .credentials

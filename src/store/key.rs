@@ -8,6 +8,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::crypto::{CryptoError, MasterKey};
+use super::sqlite::SqliteStore;
 use super::{Store, StoreError};
 
 pub const KEY_FILE_NAME: &str = "tokend.key";
@@ -86,7 +87,7 @@ pub async fn load_key(
     if beside.exists() {
         return Ok((read_key(&beside)?, KeyOrigin::BesideDatabase(beside)));
     }
-    if let Some(key_id) = Store::stored_key_id(database).await? {
+    if let Some(key_id) = SqliteStore::stored_key_id(database).await? {
         return Err(KeyError::Missing {
             database: database.to_path_buf(),
             key_id,

@@ -14,10 +14,6 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::cache::Cache;
-use crate::clock::UnixMillis;
-use crate::provider::Providers;
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RefreshLabels {
     provider: String,
@@ -46,6 +42,22 @@ struct ResultLabels {
 }
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// What the gauges show at a scrape, gathered by the caller from the parts
+/// that know it (the cache, the providers): they report here, this module
+/// depends on none of them.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub grants_active: u64,
+    pub grants_failing: u64,
+    pub grants_needs_reauth: u64,
+    pub credentials: usize,
+    /// Seconds until the earliest expiry of an active access token; `None`
+    /// when there is none.
+    pub earliest_expiry_secs: Option<f64>,
+    /// 429 pauses since start, by provider.
+    pub rate_limit_pauses: Vec<(String, u64)>,
+}
 
 /// The route label of `GET /v1/tokens/{id}`.
 pub const HAND_OUT_ROUTE: &str = "/v1/tokens/:id";
@@ -206,36 +218,26 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    /// The exposition text, with the gauges read from the cache and the
-    /// providers at this moment.
-    pub fn render(
-        &self,
-        cache: &Cache,
-        providers: &Providers,
-        failing_after: i64,
-        now: UnixMillis,
-    ) -> String {
-        let counts = cache.grant_counts(failing_after);
+    /// The exposition text, with the gauges set from `now`.
+    pub fn render(&self, now: &Snapshot) -> String {
         for (status, n) in [
-            ("active", counts.active),
-            ("failing", counts.failing),
-            ("needs_reauth", counts.needs_reauth),
+            ("active", now.grants_active),
+            ("failing", now.grants_failing),
+            ("needs_reauth", now.grants_needs_reauth),
         ] {
             self.inner
                 .grants
                 .get_or_create(&StatusLabels { status })
                 .set(n as i64);
         }
-        self.inner.credentials.set(cache.len() as i64);
-        let expiry = cache
-            .earliest_expiry()
-            .map_or(f64::INFINITY, |at| (at - now) as f64 / 1000.0);
-        self.inner.earliest_expiry.set(expiry);
-        for (name, provider) in providers {
+        self.inner.credentials.set(now.credentials as i64);
+        self.inner
+            .earliest_expiry
+            .set(now.earliest_expiry_secs.unwrap_or(f64::INFINITY));
+        for (name, seen) in &now.rate_limit_pauses {
             let counter = self.inner.pauses.get_or_create(&ProviderLabels {
                 provider: name.clone(),
             });
-            let seen = provider.rate_limit_pauses();
             counter.inc_by(seen.saturating_sub(counter.get()));
         }
         let mut out = String::new();

@@ -28,7 +28,8 @@ async fn stored_tokens(dir: &Path) -> Vec<(String, String, Option<String>)> {
     let store = Store::open(&dir.join("tokend.db"), &key, Clock::system())
         .await
         .unwrap();
-    let (_, grants) = store.load_all().await.unwrap();
+    let mut grants = Vec::new();
+    store.load_each(&mut |g| grants.push(g)).await.unwrap();
     let mut out = Vec::new();
     for g in grants {
         let full = store.get_grant(g.id).await.unwrap().unwrap();

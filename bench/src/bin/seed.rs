@@ -12,9 +12,10 @@ use std::time::Instant;
 use clap::{Parser, ValueEnum};
 use secrecy::SecretString;
 use tokend::clock::Clock;
+use tokend::model::{AccessToken, Extras};
 use tokend::refresh::schedule::due_at;
+use tokend::store::NewCredential;
 use tokend::store::key::open_store;
-use tokend::store::{AccessToken, Extras, NewCredential};
 use tokend_bench::{credential_id, run};
 
 #[derive(Parser, Debug)]
@@ -86,6 +87,7 @@ fn main() -> anyhow::Result<()> {
                     application_calendar_id: None,
                     next_refresh_at: Some(next),
                     last_refresh_at: Some(now),
+                    failure: None,
                 })
                 .collect();
             store.put_credentials(&batch).await?;

@@ -4,8 +4,8 @@
 use secrecy::ExposeSecret;
 use serde_json::json;
 use tokend::config::ProviderKind;
+use tokend::model::{Extras, merge_extras};
 use tokend::provider::{AuthorizationRequest, ProviderError};
-use tokend::store::{Extras, merge_extras};
 
 use super::{REDIRECT, cronofy, secret};
 use crate::fake_provider::{CLIENT_ID, CLIENT_SECRET, Canned, FakeProvider, Recorded};

@@ -1,19 +1,15 @@
 //! `tokend rotate-key`: re-seal every token under a new key in one transaction.
 
-use super::crypto::{Cipher, Field, MasterKey};
-use super::{Store, StoreError, next_change_seq, write_key_check};
+use super::{SqliteStore, next_change_seq, write_key_check};
+use crate::store::StoreError;
+use crate::store::crypto::{Cipher, Field, MasterKey};
 
-impl Store {
-    /// Re-encrypts every token column with `new_key`, recomputes the lookup
-    /// hashes, bumps every grant's generation (so a process still holding the
-    /// old key loses its compare-and-set instead of writing old-key rows) and
-    /// stores the new key check, all in one transaction. Returns the number
-    /// of grants re-sealed. This handle is unusable afterwards: reopen the
-    /// database with the new key.
+impl SqliteStore {
+    /// See [`crate::store::Backend::rotate_key`].
     #[tracing::instrument(skip_all, err)]
-    pub async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
+    pub(super) async fn reseal(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         let new = Cipher::new(new_key);
-        let old = self.cipher();
+        let old = &self.cipher;
         let now = self.now();
         let mut tx = self.begin_write().await?;
         let seq = next_change_seq(&mut tx).await?;

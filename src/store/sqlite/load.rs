@@ -16,13 +16,14 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 
-use super::crypto::Field;
-use super::{Store, StoreError};
-use crate::store::model::*;
+use super::SqliteStore;
+use crate::model::{AccessToken, CredentialExtras, Extras, GrantId, GrantState, Status};
+use crate::store::StoreError;
+use crate::store::crypto::Field;
 
 /// Grants per page: big enough that the per-page costs (a query, a
 /// hand-over between threads) vanish, small enough to keep a page in cache.
-const PAGE: i64 = 2048;
+pub(super) const PAGE: i64 = 2048;
 
 /// One credential of a grant (none: a grant without credentials), as the
 /// page query's `json_array` lays it out.
@@ -106,21 +107,14 @@ pub async fn read_ahead_before_open(path: &std::path::Path) {
     }
 }
 
-impl Store {
-    /// Calls `each` with every grant (access token opened, refresh tokens
-    /// left out, credentials in id order), in grant id order, streaming;
-    /// returns the change number they reflect (read in the same transaction).
-    pub async fn load_each(&self, each: impl FnMut(GrantState)) -> Result<i64, StoreError> {
-        self.load_pages(PAGE, each).await
-    }
-
-    /// [`Store::load_each`], `page` grants to a query.
+impl SqliteStore {
+    /// [`crate::store::Backend::load_each`], `page_size` grants to a query.
     pub(super) async fn load_pages(
         &self,
         page_size: i64,
-        mut each: impl FnMut(GrantState),
+        each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.pool.begin().await?;
         let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
             .fetch_one(&mut *tx)
             .await?;
@@ -152,7 +146,7 @@ impl Store {
             // page while this one is turned into grants below.
             let polled = futures::poll!(next.as_mut());
             if let Some(records) = page.take() {
-                self.each_grant(&records, page_size as usize, &mut each)?;
+                self.each_grant(&records, page_size as usize, each)?;
             }
             let row = match polled {
                 std::task::Poll::Ready(row) => row?,
@@ -167,18 +161,11 @@ impl Store {
     }
 
     /// How many grants there are (to size what the load fills).
-    pub async fn count_grants(&self) -> Result<usize, StoreError> {
+    pub(super) async fn count(&self) -> Result<usize, StoreError> {
         let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!: i64" FROM grants"#)
-            .fetch_one(self.pool())
+            .fetch_one(&self.pool)
             .await?;
         Ok(n as usize)
-    }
-
-    /// Every grant at once: [`Store::load_each`] collected (tests, tools).
-    pub async fn load_all(&self) -> Result<(i64, Vec<GrantState>), StoreError> {
-        let mut grants = Vec::new();
-        let seq = self.load_each(|g| grants.push(g)).await?;
-        Ok((seq, grants))
     }
 
     /// Turns one page (a JSON array of records) into grants.
@@ -186,7 +173,7 @@ impl Store {
         &self,
         records: &str,
         page_size: usize,
-        each: &mut impl FnMut(GrantState),
+        each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<(), StoreError> {
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("loading grants: {e}"));
         let mut json = serde_json::Deserializer::from_str(records);
@@ -230,9 +217,7 @@ impl Store {
                     .map_err(|e| StoreError::Corrupt(format!("access token: {e}")))?;
                 let sealed = bytes;
                 Some(AccessToken {
-                    token: self
-                        .cipher()
-                        .open_secret(r.0, Field::AccessToken, &sealed)?,
+                    token: self.cipher.open_secret(r.0, Field::AccessToken, &sealed)?,
                     token_type: r.4.into_owned(),
                     expires_at,
                     lifetime_secs: r.7.unwrap_or(0),

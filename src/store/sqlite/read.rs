@@ -3,10 +3,14 @@
 
 use std::collections::HashMap;
 
-use super::crypto::Field;
-use super::write::parse_extras;
-use super::{Store, StoreError};
-use crate::store::model::*;
+use sqlx::SqliteConnection;
+
+use super::SqliteStore;
+use crate::model::{
+    AccessToken, CredentialExtras, CredentialView, Extras, Grant, GrantId, GrantState, Status,
+};
+use crate::store::crypto::Field;
+use crate::store::{Changes, ListFilter, StoreError};
 
 /// A `grants` row as stored (tokens still sealed).
 struct GrantRow {
@@ -49,33 +53,24 @@ struct ViewRow {
     created_at: i64,
 }
 
-impl Store {
-    /// The grant with its refresh tokens opened.
-    pub async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
-        let row = sqlx::query_as!(
-            GrantRow,
-            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
-                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
-                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
-             FROM grants WHERE id = ?1",
-            id.0
-        )
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let credentials = sqlx::query_as!(
-            CredentialRow,
-            "SELECT id, grant_id, extras FROM credentials WHERE grant_id = ?1 ORDER BY id",
-            id.0
-        )
-        .fetch_all(self.pool())
-        .await?;
-        let cipher = self.cipher();
-        let refresh_token = cipher.open_secret(row.id, Field::RefreshToken, &row.refresh_token)?;
+impl SqliteStore {
+    /// See [`crate::store::Backend::get_grant`].
+    pub(super) async fn grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some((row, credentials)) = rows_of(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        drop(conn);
+        let refresh_token =
+            self.cipher
+                .open_secret(row.id, Field::RefreshToken, &row.refresh_token)?;
         let previous_refresh_token = row
             .previous_refresh_token
             .as_deref()
-            .map(|sealed| cipher.open_secret(row.id, Field::PreviousRefreshToken, sealed))
+            .map(|sealed| {
+                self.cipher
+                    .open_secret(row.id, Field::PreviousRefreshToken, sealed)
+            })
             .transpose()?;
         let mut state = self.grant_state(row)?;
         state.credentials = credentials_of(credentials)?;
@@ -86,28 +81,37 @@ impl Store {
         }))
     }
 
-    /// The grant a credential points at.
-    pub async fn grant_id_of(&self, credential_id: &str) -> Result<Option<GrantId>, StoreError> {
+    /// The grant as `conn` sees it (inside a write, as written), access token
+    /// opened, refresh tokens left sealed.
+    pub(super) async fn state_in(
+        &self,
+        conn: &mut SqliteConnection,
+        id: GrantId,
+    ) -> Result<Option<GrantState>, StoreError> {
+        let Some((row, credentials)) = rows_of(conn, id).await? else {
+            return Ok(None);
+        };
+        let mut state = self.grant_state(row)?;
+        state.credentials = credentials_of(credentials)?;
+        Ok(Some(state))
+    }
+
+    /// See [`crate::store::Backend::grant_id_of`].
+    pub(super) async fn grant_of(
+        &self,
+        credential_id: &str,
+    ) -> Result<Option<GrantId>, StoreError> {
         Ok(sqlx::query_scalar!(
             "SELECT grant_id FROM credentials WHERE id = ?1",
             credential_id
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?
         .map(GrantId))
     }
 
-    /// How many credentials point at a grant.
-    pub async fn credential_count(&self, grant_id: GrantId) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar!(
-            r#"SELECT count(*) AS "n!: i64" FROM credentials WHERE grant_id = ?1"#,
-            grant_id.0
-        )
-        .fetch_one(self.pool())
-        .await?)
-    }
-
-    pub async fn get_credential(&self, id: &str) -> Result<Option<CredentialView>, StoreError> {
+    /// See [`crate::store::Backend::get_credential`].
+    pub(super) async fn view(&self, id: &str) -> Result<Option<CredentialView>, StoreError> {
         let row = sqlx::query_as!(
             ViewRow,
             "SELECT c.id, c.grant_id, g.provider, g.status, g.scope, g.expires_at, g.last_refresh_at,
@@ -116,15 +120,14 @@ impl Store {
              WHERE c.id = ?1",
             id
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?;
-        row.map(view).transpose()
+        row.map(view_of).transpose()
     }
 
-    /// Credentials in id order, filtered, one page. `patterns` are the glob
-    /// patterns of the caller (`*` and `?`), matched with SQLite's GLOB, so
-    /// paging counts only what the caller may see.
-    pub async fn list_credentials(
+    /// See [`crate::store::Backend::list_credentials`]: the patterns are
+    /// matched with SQLite's GLOB.
+    pub(super) async fn list(
         &self,
         filter: &ListFilter,
         patterns: &[String],
@@ -149,14 +152,14 @@ impl Store {
             patterns,
             limit
         )
-        .fetch_all(self.pool())
+        .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(view).collect()
+        rows.into_iter().map(view_of).collect()
     }
 
-    /// What changed after change number `since` (by any process).
-    pub async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
-        let mut tx = self.pool().begin().await?;
+    /// See [`crate::store::Backend::changes_since`].
+    pub(super) async fn changes(&self, since: i64) -> Result<Changes, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
             .fetch_one(&mut *tx)
             .await?;
@@ -227,7 +230,7 @@ impl Store {
         let access = match (row.access_token, row.expires_at) {
             (Some(sealed), Some(expires_at)) => Some(AccessToken {
                 token: self
-                    .cipher()
+                    .cipher
                     .open_secret(row.id, Field::AccessToken, &sealed)?,
                 token_type: row.token_type,
                 expires_at,
@@ -263,11 +266,41 @@ fn credentials_of(rows: Vec<CredentialRow>) -> Result<Vec<CredentialExtras>, Sto
         .collect()
 }
 
+/// The grant's row and its credentials' rows, as `conn` sees them.
+async fn rows_of(
+    conn: &mut SqliteConnection,
+    id: GrantId,
+) -> Result<Option<(GrantRow, Vec<CredentialRow>)>, StoreError> {
+    let row = sqlx::query_as!(
+        GrantRow,
+        "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
+                token_type, scope, expires_at, lifetime_secs, application_calendar_id,
+                generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
+         FROM grants WHERE id = ?1",
+        id.0
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let credentials = sqlx::query_as!(
+        CredentialRow,
+        "SELECT id, grant_id, extras FROM credentials WHERE grant_id = ?1 ORDER BY id",
+        id.0
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Some((row, credentials)))
+}
+
+pub(super) fn parse_extras(text: &str) -> Result<Extras, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("credential extras: {e}")))
+}
+
 fn parse_status(s: &str) -> Result<Status, StoreError> {
     Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
 }
 
-fn view(row: ViewRow) -> Result<CredentialView, StoreError> {
+fn view_of(row: ViewRow) -> Result<CredentialView, StoreError> {
     Ok(CredentialView {
         status: parse_status(&row.status)?,
         extras: parse_extras(&row.extras)?,
@@ -284,20 +317,20 @@ fn view(row: ViewRow) -> Result<CredentialView, StoreError> {
     })
 }
 
-impl Store {
-    /// The grant of `provider` that holds this refresh token, if any.
-    pub async fn grant_by_refresh_token(
+impl SqliteStore {
+    /// See [`crate::store::Backend::grant_by_refresh_token`].
+    pub(super) async fn grant_holding(
         &self,
         provider: &str,
         refresh_token: &secrecy::SecretString,
     ) -> Result<Option<GrantId>, StoreError> {
-        let hash = self.cipher().lookup_hash(provider, refresh_token);
+        let hash = self.cipher.lookup_hash(provider, refresh_token);
         Ok(sqlx::query_scalar!(
             r#"SELECT id AS "id!" FROM grants WHERE provider = ?1 AND refresh_token_hash = ?2"#,
             provider,
             hash
         )
-        .fetch_optional(self.pool())
+        .fetch_optional(&self.pool)
         .await?
         .map(GrantId))
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::StoreError;
+use crate::store::StoreError;
 
 pub(super) async fn open_pool(path: &Path) -> Result<SqlitePool, StoreError> {
     create_private_file(path)?;
