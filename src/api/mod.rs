@@ -238,6 +238,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn_with_state(timeout, deadline))
         .layer(middleware::from_fn(common_headers))
+        .layer(middleware::from_fn(observe::request_span))
         .with_state(state)
 }
 

@@ -1,5 +1,6 @@
-//! Being watched: `/healthz`, `/readyz`, `GET /metrics`, and the count of every request by route
-//! template and status (never the credential id in the path).
+//! Being watched: `/healthz`, `/readyz`, `GET /metrics`, the count of every
+//! request by route template and status (never the credential id in the
+//! path), and a span around each request the router serves.
 
 use std::sync::OnceLock;
 
@@ -7,6 +8,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::error::ApiError;
 use super::{AppState, routes};
@@ -60,6 +62,26 @@ pub(super) async fn count_request(
         .inner
         .metrics
         .http_request(route, response.status().as_u16());
+    response
+}
+
+/// A span per request the router serves (method, route template, status),
+/// so that what a request causes (a refresh and its provider call, a store
+/// error) is logged inside it. The hand-out fast path answers from memory
+/// before the router and gets none: it logs nothing either.
+pub(super) async fn request_span(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| route_label(m.as_str()));
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
     response
 }
 

@@ -37,6 +37,8 @@ mod retire;
 pub mod schedule;
 mod single;
 mod sync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::future::FutureExt;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::{Flight, Outcome, RefreshError, Refresher, Trigger};
 use crate::clock::UnixMillis;
@@ -44,15 +45,20 @@ impl Refresher {
                 }
                 None => {
                     let this = self.clone();
-                    let task = tokio::spawn(async move {
-                        let result = this.flight(grant, trigger, permit).await;
-                        this.inner
-                            .inflight
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&grant);
-                        result
-                    });
+                    // The attempt belongs to the caller that started it (its
+                    // request span, if any); callers that join share it.
+                    let task = tokio::spawn(
+                        async move {
+                            let result = this.flight(grant, trigger, permit).await;
+                            this.inner
+                                .inflight
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .remove(&grant);
+                            result
+                        }
+                        .in_current_span(),
+                    );
                     let f: Flight = async move {
                         task.await
                             .unwrap_or_else(|e| Err(RefreshError::Interrupted(Arc::new(e))))

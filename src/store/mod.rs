@@ -68,6 +68,12 @@ impl Store {
         Store(Arc::new(backend))
     }
 
+    /// A handle on a backend that is shared already (e.g. one wrapped to
+    /// inject faults in a test, whose own handle the test keeps).
+    pub fn from_arc(backend: Arc<dyn Backend>) -> Store {
+        Store(backend)
+    }
+
     /// Opens (creating, 0600, if missing) the SQLite database at `path`,
     /// applies migrations and checks that `key` is the one it was sealed with.
     pub async fn open(path: &Path, key: &MasterKey, clock: Clock) -> Result<Store, StoreError> {

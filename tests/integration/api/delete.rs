@@ -119,3 +119,17 @@ async fn revoke_with_the_provider_down_is_503_and_keeps_the_credential() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert_eq!(app.fake.revoked(), vec!["rt-a".to_owned()]);
 }
+
+#[tokio::test]
+async fn revoke_answered_with_something_unexpected_is_502_and_keeps_the_credential() {
+    // SPEC: an answer tokend cannot use (an unknown 4xx) is 502 provider_error,
+    // as for a refresh or a code exchange; waiting (503) would not help.
+    let app = spawn_app().await;
+    import_shared(&app, &["alice"], "rt-a").await;
+    app.fake.push(Canned::error(418, "teapot"));
+    let (status, headers, body) = send_full(app.delete("/v1/credentials/alice?revoke=true")).await;
+    assert_error(&(status, body), StatusCode::BAD_GATEWAY, "provider_error");
+    assert!(headers.get("retry-after").is_none());
+    assert_eq!(app.token("alice").await.0, StatusCode::OK, "kept");
+    assert!(app.fake.revoked().is_empty());
+}
