@@ -5,15 +5,28 @@
 //! current access token to local services over a small HTTP API.
 //!
 //! # Layout
+//! Data flows one way: provider → refresher → store → cache → api.
+//! - [`model`]: the domain types every part speaks (grants, tokens,
+//!   credentials, their views); no behaviour beyond their own.
 //! - [`config`]: typed configuration, layered defaults < file < environment.
-//! - [`provider`]: Cronofy and generic OAuth 2.0 clients behind one trait.
-//! - [`store`]: SQLite (migrations, WAL, `synchronous=FULL`) and encryption at rest.
-//! - [`refresh`]: the scheduler and the single-flight refresh of a grant.
-//! - [`cache`]: the in-memory tokens the API hands out.
-//! - [`api`]: the local HTTP API (axum).
-//! - [`daemon`]: `tokend serve`: listeners, start-up order, graceful shutdown.
-//! - [`cli`]: the command line (clap).
-//! - [`telemetry`]: logging (journald-aware), Prometheus metrics, systemd notify.
+//! - [`provider`]: Cronofy and generic OAuth 2.0 clients behind one trait;
+//!   failures come back classified.
+//! - [`refresh`]: the only way tokens move from a provider into the store
+//!   and the cache: the scheduler, the single-flight refresh of a grant
+//!   (`refresh_grant`), group commit, the intake of new grants.
+//! - [`store`]: the [`store::Backend`] seam (its contract: durability,
+//!   atomicity, generations, leases, the change feed), the SQLite backend,
+//!   and the sealing of tokens at rest shared by every backend.
+//! - [`cache`]: the in-memory tokens the API hands out, published only
+//!   after the store made them durable.
+//! - [`api`]: the local HTTP API (axum); its state holds the store, the
+//!   cache and the refresher side by side.
+//! - [`daemon`]: `tokend serve`, the composition root: listeners, start-up
+//!   order, SIGHUP, graceful shutdown.
+//! - [`cli`]: the command line (clap); works on the store through the same
+//!   refresher as the daemon.
+//! - [`telemetry`]: logging (journald-aware), Prometheus metrics, systemd
+//!   notify; the others report into it, it depends on none of them.
 //! - [`webhook`]: signed POSTs on grant status transitions.
 //! - [`clock`]: the injectable clock all timing goes through.
 //! - [`redact`]: URLs without credentials, serde messages without values.

@@ -24,16 +24,16 @@ mod extract;
 mod fast;
 pub mod guard;
 mod observe;
+mod state;
 mod tokens;
 
 pub use extract::{Caller, CredentialId, Json, OptionalJson, Query, check_id};
 pub use fast::MakeConnection;
+pub use state::{AppState, Readiness, Services};
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
@@ -44,113 +44,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use http_body_util::BodyExt;
 
-use crate::cache::Cache;
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::refresh::Refresher;
-use crate::store::Store;
-use crate::telemetry::metrics::Metrics;
-use auth::Clients;
 use error::ApiError;
 use guard::Peer;
-
-/// Whether the daemon can serve tokens: the database is open and the cache
-/// loaded, and no durable write is pending.
-#[derive(Clone, Debug, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Release);
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
-}
-
-/// What every handler can reach. The services arrive once the store is
-/// open and the cache loaded; until then `/v1` answers 503 `not_ready`.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    inner: Arc<StateInner>,
-}
-
-#[derive(Debug)]
-struct StateInner {
-    readiness: Readiness,
-    services: OnceLock<Services>,
-    clients: ArcSwap<Clients>,
-    config: ArcSwap<Config>,
-    metrics: Metrics,
-    clock: Clock,
-    /// `notify.failing_after` as started with (a restart-only setting).
-    failing_after: i64,
-}
-
-/// The store, the cache and the refresher side by side: handlers read
-/// tokens from the cache and views from the store, and ask the refresher
-/// for refreshes and for anything else that needs a provider.
-#[derive(Clone, Debug)]
-pub struct Services {
-    pub store: Store,
-    pub cache: Arc<Cache>,
-    pub refresher: Refresher,
-}
-
-impl AppState {
-    pub fn new(
-        config: Config,
-        clients: Clients,
-        readiness: Readiness,
-        metrics: Metrics,
-        clock: Clock,
-    ) -> Self {
-        AppState {
-            inner: Arc::new(StateInner {
-                failing_after: i64::from(config.notify.failing_after),
-                readiness,
-                services: OnceLock::new(),
-                clients: ArcSwap::from_pointee(clients),
-                config: ArcSwap::from_pointee(config),
-                metrics,
-                clock,
-            }),
-        }
-    }
-
-    /// Hands the open store, the loaded cache and the started refresher to
-    /// the handlers.
-    pub fn set_services(&self, services: Services) {
-        let _ = self.inner.services.set(services);
-    }
-
-    /// SIGHUP: new clients and configuration for the checks made here.
-    pub fn reload(&self, config: Config, clients: Clients) {
-        self.inner.clients.store(Arc::new(clients));
-        self.inner.config.store(Arc::new(config));
-    }
-
-    pub fn readiness(&self) -> &Readiness {
-        &self.inner.readiness
-    }
-
-    fn services(&self) -> Result<&Services, ApiError> {
-        self.inner.services.get().ok_or(ApiError::NotReady)
-    }
-
-    fn now(&self) -> crate::clock::UnixMillis {
-        self.inner.clock.now()
-    }
-
-    fn metrics(&self) -> &Metrics {
-        &self.inner.metrics
-    }
-
-    fn config(&self) -> arc_swap::Guard<Arc<Config>> {
-        self.inner.config.load()
-    }
-}
 
 /// One route: a method on a path, and its handler.
 struct Endpoint {
@@ -301,7 +196,7 @@ fn admit<B>(
     if open {
         return Ok(None);
     }
-    match state.inner.clients.load().identify(request.headers(), peer) {
+    match state.clients().identify(request.headers(), peer) {
         Some(client) => Ok(Some(client)),
         None => Err(ApiError::Unauthorized),
     }

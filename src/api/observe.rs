@@ -23,7 +23,7 @@ pub(super) async fn metrics(
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
     let cache = &services.cache;
-    let counts = cache.grant_counts(state.inner.failing_after);
+    let counts = cache.grant_counts(state.failing_after());
     let now = state.now();
     let snapshot = Snapshot {
         grants_active: counts.active,
@@ -33,7 +33,7 @@ pub(super) async fn metrics(
         earliest_expiry_secs: cache.earliest_expiry().map(|at| (at - now) as f64 / 1000.0),
         rate_limit_pauses: services.refresher.rate_limit_pauses(),
     };
-    let body = state.inner.metrics.render(&snapshot);
+    let body = state.metrics().render(&snapshot);
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
@@ -59,8 +59,7 @@ pub(super) async fn count_request(
         .map_or("unmatched", |m| route_label(m.as_str()));
     let response = next.run(request).await;
     state
-        .inner
-        .metrics
+        .metrics()
         .http_request(route, response.status().as_u16());
     response
 }
@@ -109,12 +108,7 @@ pub(super) async fn healthz() -> StatusCode {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> StatusCode {
-    let durable = state
-        .inner
-        .services
-        .get()
-        .is_some_and(|s| s.refresher.is_durable());
-    if state.readiness().is_ready() && durable {
+    if state.readiness().is_ready() && state.is_durable() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

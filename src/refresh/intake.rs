@@ -22,8 +22,8 @@ struct Arrival<'a> {
     /// The provider's answer (or the caller's access token) to store.
     response: Option<&'a TokenResponse>,
     application_calendar_id: Option<&'a str>,
-    /// The provider issued the access token just now (it starts the
-    /// forced-refresh window); not for a caller-supplied token.
+    /// The provider issued the access token just now (the view's
+    /// `last_refresh_at`); not for a caller-supplied token.
     issued: bool,
     /// The first refresh failed (no access token then): when to try again,
     /// and why it failed.

@@ -22,7 +22,7 @@ pub struct NewCredential<'a> {
     /// When the refresher should look at the grant next.
     pub next_refresh_at: Option<UnixMillis>,
     /// When the provider issued the access token, if it just did (not for a
-    /// caller-supplied one): starts the forced-refresh window.
+    /// caller-supplied one): the credential view's `last_refresh_at`.
     pub last_refresh_at: Option<UnixMillis>,
     /// The first refresh was tried and failed for a reason that says nothing
     /// against the refresh token (the provider was down): stored with the

@@ -5,12 +5,15 @@
 //!
 //! - `credentials`: puts, linking by refresh token, moves, deletes, listings.
 //! - `refresh`: commits with compare-and-set, group commit, leases and the
-//!   writes they fence, the change feed, the full load, key rotation.
+//!   writes they fence.
+//! - `feed`: the change feed, the full load, key rotation.
 
 mod credentials;
+mod feed;
 mod refresh;
 
 pub(crate) use credentials::*;
+pub(crate) use feed::*;
 pub(crate) use refresh::*;
 
 use std::sync::Arc;

@@ -5,7 +5,8 @@
 //! - `open`: connections (WAL, `synchronous`, private files).
 //! - `load`: the whole database, a page at a time, at start.
 //! - `put`: new credentials, one or a batch in one transaction.
-//! - `read`: grants, credential views, listings, the change feed.
+//! - `read`: grants, credential views, listings.
+//! - `feed`: the change feed other processes follow.
 //! - `commit`: refresh results with compare-and-set (group commit).
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`: credentials leaving, and their grants when unused.
@@ -17,6 +18,7 @@
 
 mod commit;
 mod delete;
+mod feed;
 mod lease;
 mod load;
 mod open;

@@ -1,7 +1,4 @@
-//! Reads: grants with tokens opened, credential views, listings, and the
-//! change feed a cache uses to follow other processes.
-
-use std::collections::HashMap;
+//! Reads: grants with tokens opened, credential views, listings.
 
 use sqlx::SqliteConnection;
 
@@ -10,32 +7,32 @@ use crate::model::{
     AccessToken, CredentialExtras, CredentialView, Extras, Grant, GrantId, GrantState, Status,
 };
 use crate::store::crypto::Field;
-use crate::store::{Changes, ListFilter, StoreError};
+use crate::store::{ListFilter, StoreError};
 
 /// A `grants` row as stored (tokens still sealed).
-struct GrantRow {
-    id: i64,
-    provider: String,
-    status: String,
-    refresh_token: Vec<u8>,
-    previous_refresh_token: Option<Vec<u8>>,
-    access_token: Option<Vec<u8>>,
-    token_type: String,
-    scope: Option<String>,
-    expires_at: Option<i64>,
-    lifetime_secs: Option<i64>,
-    application_calendar_id: Option<String>,
-    generation: i64,
-    last_refresh_at: Option<i64>,
-    next_refresh_at: Option<i64>,
-    consecutive_failures: i64,
-    last_error: Option<String>,
+pub(super) struct GrantRow {
+    pub(super) id: i64,
+    pub(super) provider: String,
+    pub(super) status: String,
+    pub(super) refresh_token: Vec<u8>,
+    pub(super) previous_refresh_token: Option<Vec<u8>>,
+    pub(super) access_token: Option<Vec<u8>>,
+    pub(super) token_type: String,
+    pub(super) scope: Option<String>,
+    pub(super) expires_at: Option<i64>,
+    pub(super) lifetime_secs: Option<i64>,
+    pub(super) application_calendar_id: Option<String>,
+    pub(super) generation: i64,
+    pub(super) last_refresh_at: Option<i64>,
+    pub(super) next_refresh_at: Option<i64>,
+    pub(super) consecutive_failures: i64,
+    pub(super) last_error: Option<String>,
 }
 
-struct CredentialRow {
-    id: String,
-    grant_id: i64,
-    extras: String,
+pub(super) struct CredentialRow {
+    pub(super) id: String,
+    pub(super) grant_id: i64,
+    pub(super) extras: String,
 }
 
 struct ViewRow {
@@ -157,76 +154,8 @@ impl SqliteStore {
         rows.into_iter().map(view_of).collect()
     }
 
-    /// See [`crate::store::Backend::changes_since`].
-    pub(super) async fn changes(&self, since: i64) -> Result<Changes, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let seq = sqlx::query_scalar!("SELECT seq FROM change_counter WHERE id = 0")
-            .fetch_one(&mut *tx)
-            .await?;
-        if seq == since {
-            return Ok(Changes {
-                seq,
-                ..Changes::default()
-            });
-        }
-        let grants = sqlx::query_as!(
-            GrantRow,
-            "SELECT id, provider, status, refresh_token, previous_refresh_token, access_token,
-                    token_type, scope, expires_at, lifetime_secs, application_calendar_id,
-                    generation, last_refresh_at, next_refresh_at, consecutive_failures, last_error
-             FROM grants
-             WHERE change_seq > ?1
-                OR id IN (SELECT grant_id FROM credentials WHERE change_seq > ?1)",
-            since
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let credentials = sqlx::query_as!(
-            CredentialRow,
-            "SELECT id, grant_id, extras FROM credentials
-             WHERE grant_id IN (SELECT id FROM grants WHERE change_seq > ?1)
-                OR grant_id IN (SELECT grant_id FROM credentials WHERE change_seq > ?1)
-             ORDER BY id",
-            since
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        let deleted_credentials = sqlx::query_scalar!(
-            "SELECT id FROM deleted_credentials WHERE change_seq > ?1 ORDER BY id",
-            since
-        )
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Changes {
-            seq,
-            grants: self.assemble(grants, credentials)?,
-            deleted_credentials,
-        })
-    }
-
-    fn assemble(
-        &self,
-        grants: Vec<GrantRow>,
-        credentials: Vec<CredentialRow>,
-    ) -> Result<Vec<GrantState>, StoreError> {
-        let mut by_grant: HashMap<i64, Vec<CredentialRow>> = HashMap::with_capacity(grants.len());
-        for c in credentials {
-            by_grant.entry(c.grant_id).or_default().push(c);
-        }
-        grants
-            .into_iter()
-            .map(|row| {
-                let creds = by_grant.remove(&row.id).unwrap_or_default();
-                let mut state = self.grant_state(row)?;
-                state.credentials = credentials_of(creds)?;
-                Ok(state)
-            })
-            .collect()
-    }
-
     /// Opens the access token; the refresh tokens stay sealed.
-    fn grant_state(&self, row: GrantRow) -> Result<GrantState, StoreError> {
+    pub(super) fn grant_state(&self, row: GrantRow) -> Result<GrantState, StoreError> {
         let access = match (row.access_token, row.expires_at) {
             (Some(sealed), Some(expires_at)) => Some(AccessToken {
                 token: self
@@ -255,7 +184,9 @@ impl SqliteStore {
     }
 }
 
-fn credentials_of(rows: Vec<CredentialRow>) -> Result<Vec<CredentialExtras>, StoreError> {
+pub(super) fn credentials_of(
+    rows: Vec<CredentialRow>,
+) -> Result<Vec<CredentialExtras>, StoreError> {
     rows.into_iter()
         .map(|c| {
             Ok(CredentialExtras {
