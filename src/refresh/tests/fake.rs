@@ -105,7 +105,12 @@ impl Provider for FakeProvider {
         ProviderKind::Cronofy
     }
 
-    async fn exchange_code(&self, code: &SecretString, _: &str) -> Answer {
+    async fn exchange_code(
+        &self,
+        code: &SecretString,
+        _: &str,
+        _: Option<&SecretString>,
+    ) -> Answer {
         self.refresh(code).await
     }
 
