@@ -149,22 +149,17 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A provider failure: 503 with `Retry-After` while waiting may help, else
-/// 502. `retry_after` is used when the failure does not say when.
-fn provider_failure(f: ProviderFailure, retry_after: u64, message: String) -> ApiError {
+/// A provider failure: 503 with `Retry-After` (the failure's, else 5 s)
+/// while waiting may help, else 502.
+fn provider_failure(f: &ProviderFailure, message: String) -> ApiError {
     if f.is_transient() {
         ApiError::ProviderUnavailable {
-            retry_after,
+            retry_after: f.retry_after().map_or(5, |wait| wait.as_secs()),
             message,
         }
     } else {
         ApiError::ProviderError(message)
     }
-}
-
-/// Seconds until a failure says to try again, 5 when it does not say.
-fn retry_after_of(f: &ProviderFailure) -> u64 {
-    f.retry_after().map_or(5, |wait| wait.as_secs())
 }
 
 impl From<IntakeError> for ApiError {
@@ -175,10 +170,7 @@ impl From<IntakeError> for ApiError {
             ),
             IntakeError::InvalidGrant(m) => ApiError::InvalidGrant(m),
             IntakeError::Refused(m) => ApiError::InvalidRequest(m),
-            IntakeError::Provider(f) => {
-                let message = f.to_string();
-                provider_failure(f.clone(), retry_after_of(&f), message)
-            }
+            IntakeError::Provider(f) => provider_failure(&f, f.to_string()),
             IntakeError::Store(e) => e.into(),
         }
     }
@@ -190,11 +182,10 @@ impl From<DeleteError> for ApiError {
             DeleteError::NotFound => ApiError::NotFound,
             DeleteError::GrantShared => ApiError::GrantShared,
             DeleteError::Refused(m) => ApiError::InvalidRequest(m),
-            DeleteError::Provider(f) => {
-                let message =
-                    format!("could not revoke at the provider; the credential is kept: {f}");
-                provider_failure(f.clone(), retry_after_of(&f), message)
-            }
+            DeleteError::Provider(f) => provider_failure(
+                &f,
+                format!("could not revoke at the provider; the credential is kept: {f}"),
+            ),
             DeleteError::Store(e) => e.into(),
         }
     }
@@ -205,10 +196,7 @@ impl From<RefreshError> for ApiError {
         match e {
             RefreshError::Gone => ApiError::NotFound,
             RefreshError::NeedsReauth(m) => ApiError::NeedsReauth(m),
-            RefreshError::Provider(f) => {
-                let message = f.to_string();
-                provider_failure(f.clone(), retry_after_of(&f), message)
-            }
+            RefreshError::Provider(f) => provider_failure(&f, f.to_string()),
             RefreshError::UnknownProvider(p) => {
                 ApiError::ProviderError(format!("provider {p} is not configured"))
             }

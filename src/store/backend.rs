@@ -58,6 +58,17 @@
 //!
 //! **Errors.** A failure is a [`StoreError`] that keeps its cause; a write
 //! that returns an error changed nothing.
+//!
+//! # Adding a backend
+//! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
+//!    [`Cipher`] (the same associated data, so data moves between backends
+//!    sealed as it is).
+//! 2. Open it where the configured store is opened (`key::open_store`),
+//!    checking the key as above, and refuse to generate a key for a
+//!    database that already holds sealed data (as `KeyError::Missing` does
+//!    for SQLite).
+//! 3. Run the contract: `store_contract!(fixture)` in its tests, with a
+//!    `store::contract::Fixture` for a fresh, empty database.
 
 use async_trait::async_trait;
 use secrecy::SecretString;
