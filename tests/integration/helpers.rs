@@ -111,10 +111,7 @@ burst = 1000
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     // The daemon's log, shown by the test harness for failing tests only.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("info,tokend=debug")
-        .with_test_writer()
-        .try_init();
+    crate::logs::init();
     let fake = match options.fake {
         Some(f) => f,
         None => FakeProvider::start().await,

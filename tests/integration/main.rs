@@ -9,6 +9,7 @@ mod fake_provider;
 mod handout;
 mod hardening;
 mod helpers;
+mod logs;
 mod observability;
 mod operator;
 mod ops;

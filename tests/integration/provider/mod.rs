@@ -13,14 +13,12 @@ mod pkce;
 mod secrets;
 mod signin;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use secrecy::SecretString;
 use tokend::clock::Clock;
 use tokend::config::ProviderConfig;
 use tokend::provider::{self, Provider};
-use tracing_subscriber::fmt::MakeWriter;
 
 use crate::fake_provider::{CLIENT_ID, CLIENT_SECRET, FakeProvider};
 
@@ -80,42 +78,4 @@ pub fn oauth2(fake: &FakeProvider, extra: &str) -> (Arc<dyn Provider>, Clock) {
     (p, clock)
 }
 
-/// Everything logged at any level while the guard lives (this thread only:
-/// `#[tokio::test]` runs every task on the test's thread).
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(logs.clone())
-            .finish();
-        (logs.clone(), tracing::subscriber::set_default(subscriber))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
+pub use crate::logs::Logs;
