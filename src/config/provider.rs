@@ -274,7 +274,9 @@ mod tests {
         );
         let err = load("refresh_mode = \"lazy\"").unwrap_err();
         assert!(
-            err.contains("providers.c.refresh_mode: unknown value; use one of: auto, eager, on_demand"),
+            err.contains(
+                "providers.c.refresh_mode: unknown value; use one of: auto, eager, on_demand"
+            ),
             "{err}"
         );
         for bad in ["0", "0.0", "1.5", "-0.2", "nan"] {
@@ -285,7 +287,10 @@ mod tests {
             );
         }
         let err = load("refresh_share = \"0.5\"").unwrap_err();
-        assert!(err.contains("providers.c.refresh_share must be a number"), "{err}");
+        assert!(
+            err.contains("providers.c.refresh_share must be a number"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -102,11 +102,6 @@ impl Budgets {
         (providers.len() - 1) as u16
     }
 
-    /// How many providers have an index.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     pub fn name(&self, index: u16) -> Option<Arc<str>> {
         self.lock().get(usize::from(index)).map(|p| p.name.clone())
     }

@@ -65,9 +65,19 @@ async fn background_refreshes_keep_to_their_share_and_token_requests_go_first() 
 
     // A token request that needs a refresh does not queue behind the eight
     // grants waiting for the budget: it takes the provider's next cell (1 s).
+    let mut waiting = Vec::new();
+    for i in 0..10 {
+        let id = format!("c{i}");
+        if app.token(&id).await.1["access_token"] == format!("at-{id}") {
+            waiting.push(id);
+        }
+    }
+    assert_eq!(waiting.len(), 8, "{waiting:?}");
+    let last = waiting.pop().unwrap();
     let app = std::sync::Arc::new(app);
     let a = app.clone();
-    let request = tokio::spawn(async move { send(a.get("/v1/tokens/c9?min_ttl=3000")).await });
+    let path = format!("/v1/tokens/{last}?min_ttl=3000");
+    let request = tokio::spawn(async move { send(a.get(&path)).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.clock.advance(Duration::from_secs(1));
     let (status, token) = tokio::time::timeout(Duration::from_secs(5), request)
@@ -85,7 +95,7 @@ async fn background_refreshes_keep_to_their_share_and_token_requests_go_first() 
         app.wait_refresh_calls(3 + step).await;
         app.assert_no_more_calls(3 + step).await;
     }
-    // c9 was refreshed by the request: nothing is left.
+    // The last one was refreshed by the request: nothing is left.
     app.clock.advance(Duration::from_secs(10));
     app.assert_no_more_calls(10).await;
     for i in 0..10 {
