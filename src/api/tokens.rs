@@ -119,6 +119,7 @@ pub async fn force_refresh(
 }
 
 /// The cache entry of a credential this client may read: 403 before 404.
+/// Recorded as handed out (the refresh budget keeps recently used grants warm).
 pub(super) fn readable_entry(
     cache: &Cache,
     client: &super::auth::Client,
@@ -130,7 +131,7 @@ pub(super) fn readable_entry(
             client.name
         )));
     }
-    cache.get(id).ok_or(ApiError::NotFound)
+    cache.hand_out(id).ok_or(ApiError::NotFound)
 }
 
 /// The answer once a refresh the request asked for has ended, read from

@@ -198,6 +198,7 @@ impl Refresher {
             .take()
             .expect("Refresher::start is called once");
         tokio::spawn(schedule::run(self.clone(), queue, rx, stop.clone()));
+        tokio::spawn(self.clone().keep_budget(stop.clone()));
         tokio::spawn(self.clone().follow(seq, stop));
         Ok(())
     }
@@ -225,6 +226,12 @@ impl Refresher {
             .iter()
             .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
             .collect()
+    }
+
+    /// Each configured provider's refresh budget and where it stands
+    /// (metrics, `STATUS=`).
+    pub fn budget_report(&self) -> Vec<budget::Report> {
+        self.inner.budgets.report()
     }
 
     fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {

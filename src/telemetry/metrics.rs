@@ -57,6 +57,18 @@ pub struct Snapshot {
     pub earliest_expiry_secs: Option<f64>,
     /// 429 pauses since start, by provider.
     pub rate_limit_pauses: Vec<(String, u64)>,
+    /// Each provider's refresh budget and where it stands.
+    pub budgets: Vec<BudgetGauges>,
+}
+
+/// One provider's refresh budget as the gauges show it.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetGauges {
+    pub provider: String,
+    pub budget_per_minute: f64,
+    pub need_per_minute: f64,
+    pub warm: u64,
+    pub lapsed: u64,
 }
 
 /// The route label of `GET /v1/tokens/{id}`.
@@ -80,6 +92,10 @@ struct Inner {
     pauses: Family<ProviderLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
     pending_writes: Gauge,
+    budget: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    need: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    warm: Family<ProviderLabels, Gauge>,
+    lapsed: Family<ProviderLabels, Gauge>,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
@@ -154,6 +170,30 @@ impl Metrics {
             "Refreshed tokens held in memory because the database refused the write",
             pending_writes.clone(),
         );
+        let budget = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "refresh_budget_per_minute",
+            "Background refreshes a minute the budget allows (refresh_share x max_requests_per_minute)",
+            budget.clone(),
+        );
+        let need = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "refresh_need_per_minute",
+            "Refreshes a minute that keeping every active grant warm takes (projected)",
+            need.clone(),
+        );
+        let warm = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "grants_warm",
+            "Active grants kept warm by background refreshes",
+            warm.clone(),
+        );
+        let lapsed = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "grants_lapsed",
+            "Active grants not kept warm (refreshed on their next request)",
+            lapsed.clone(),
+        );
         let handed_out = http_requests
             .get_or_create(&HttpLabels {
                 route: HAND_OUT_ROUTE,
@@ -172,6 +212,10 @@ impl Metrics {
                 pauses,
                 webhooks,
                 pending_writes,
+                budget,
+                need,
+                warm,
+                lapsed,
                 handed_out,
             }),
         }
@@ -239,6 +283,16 @@ impl Metrics {
                 provider: name.clone(),
             });
             counter.inc_by(seen.saturating_sub(counter.get()));
+        }
+        for b in &now.budgets {
+            let labels = ProviderLabels {
+                provider: b.provider.clone(),
+            };
+            let inner = &self.inner;
+            inner.budget.get_or_create(&labels).set(b.budget_per_minute);
+            inner.need.get_or_create(&labels).set(b.need_per_minute);
+            inner.warm.get_or_create(&labels).set(b.warm as i64);
+            inner.lapsed.get_or_create(&labels).set(b.lapsed as i64);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)

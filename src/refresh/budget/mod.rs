@@ -8,13 +8,26 @@
 //! `refresh_share × max_requests_per_minute` a minute, the provider's
 //! `burst`) before they start, then their cell from the provider's bucket.
 //!
+//! In `auto` mode, while the projected need of a provider's grants (one
+//! call per refresh interval each) exceeds its budget, only the grants
+//! handed out most recently are kept warm, as many as the budget covers;
+//! the others lapse: they leave the schedule and are refreshed when next
+//! requested (single-flight, like any token request that needs a refresh).
+//!
 //! - `permits`: the seam for the buckets, and this process's own.
+//! - `warm`: the projected need and the cut between warm and lapsed.
+//! - `task`: the bookkeeping every few seconds: the cut, grants moved in or
+//!   out of the schedule, the metrics and the WARN line, and the last
+//!   hand-outs persisted about once a minute.
 
 mod permits;
+mod task;
+mod warm;
 
 use std::sync::{Arc, Mutex};
 
 pub use permits::{LocalPermits, Permits, Rate};
+pub use task::{EVERY, Rewarm};
 
 use crate::clock::UnixMillis;
 use crate::config::{Config, ProviderConfig, RefreshMode};
@@ -27,6 +40,30 @@ struct Provider {
     /// `None` for a provider that is not configured (a grant that names a
     /// provider the configuration lost): no budget to keep.
     settings: Option<Settings>,
+    /// What the last bookkeeping found.
+    standing: Standing,
+}
+
+/// Where one provider stands against its budget (metrics, `STATUS=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Standing {
+    /// Calls a minute to keep every active grant warm.
+    pub need_per_minute: f64,
+    /// Active grants kept warm.
+    pub warm: u64,
+    /// Active grants not kept warm: refreshed on their next request.
+    pub lapsed: u64,
+    /// When the last "need exceeds the budget" WARN was logged.
+    pub warned_at: Option<UnixMillis>,
+}
+
+/// One provider's line in the budget report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub provider: Arc<str>,
+    pub mode: RefreshMode,
+    pub budget_per_minute: f64,
+    pub standing: Standing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -84,6 +121,7 @@ impl Budgets {
                 None => providers.push(Provider {
                     name: Arc::from(name.as_str()),
                     settings: Some(settings),
+                    standing: Standing::default(),
                 }),
             }
         }
@@ -98,6 +136,7 @@ impl Budgets {
         providers.push(Provider {
             name: Arc::from(name),
             settings: None,
+            standing: Standing::default(),
         });
         (providers.len() - 1) as u16
     }
@@ -123,6 +162,35 @@ impl Budgets {
             return Ok(());
         };
         self.permits.try_take(&name)
+    }
+
+    pub fn standing(&self, index: u16) -> Standing {
+        self.lock()
+            .get(usize::from(index))
+            .map(|p| p.standing)
+            .unwrap_or_default()
+    }
+
+    pub fn set_standing(&self, index: u16, standing: Standing) {
+        if let Some(p) = self.lock().get_mut(usize::from(index)) {
+            p.standing = standing;
+        }
+    }
+
+    /// Every configured provider: its budget and where it stands.
+    pub fn report(&self) -> Vec<Report> {
+        self.lock()
+            .iter()
+            .filter_map(|p| {
+                let s = p.settings?;
+                Some(Report {
+                    provider: p.name.clone(),
+                    mode: s.mode,
+                    budget_per_minute: s.per_minute,
+                    standing: p.standing,
+                })
+            })
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Provider>> {
