@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::warm::{Demand, calls_per_minute, class};
+use super::warm::{Cut, Demand, calls_per_minute, class};
 use crate::clock::UnixMillis;
 use crate::config::RefreshMode;
 use crate::model::GrantId;
@@ -47,7 +47,8 @@ struct Linked {
     handed_out: u32,
     provider: usize,
     lifetime_secs: u32,
-    counted: bool,
+    /// Decided in the second walk (at its first credential): lapses or not.
+    lapses: Option<bool>,
 }
 
 impl Refresher {
@@ -68,7 +69,9 @@ impl Refresher {
             .await;
         match read {
             Ok(()) => tracing::debug!(restored, "last hand-outs restored"),
-            Err(e) => tracing::warn!(error = %e, "cannot read the last hand-outs; the refresh budget's order starts afresh"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the last hand-outs; the refresh budget's order starts afresh")
+            }
         }
         let mut round = 0u32;
         loop {
@@ -136,23 +139,29 @@ impl Refresher {
                     handed_out: 0,
                     provider: u.provider(),
                     lifetime_secs: u.lifetime_secs(),
-                    counted: false,
+                    lapses: None,
                 });
                 l.handed_out = l.handed_out.max(handed_out);
                 return;
             }
-            demand[u.provider()].add(class(tick, handed_out), calls_per_minute(u.lifetime_secs(), cfg));
+            demand[u.provider()].add(
+                class(tick, handed_out),
+                calls_per_minute(u.lifetime_secs(), cfg),
+            );
         });
         for l in linked.values() {
-            demand[l.provider].add(class(tick, l.handed_out), calls_per_minute(l.lifetime_secs, cfg));
+            demand[l.provider].add(
+                class(tick, l.handed_out),
+                calls_per_minute(l.lifetime_secs, cfg),
+            );
         }
         let settings: Vec<_> = providers.iter().map(|&p| budgets.settings(p)).collect();
-        let cuts: Vec<Option<usize>> = settings
+        let mut cuts: Vec<Option<Cut>> = settings
             .iter()
             .zip(&demand)
             .map(|(s, d)| match s.map(|s| (s.mode, s.per_minute)) {
                 Some((RefreshMode::Auto, budget)) => d.cut(budget),
-                Some((RefreshMode::OnDemand, _)) => Some(0),
+                Some((RefreshMode::OnDemand, _)) => Some(Cut::ALL),
                 _ => None,
             })
             .collect();
@@ -162,12 +171,31 @@ impl Refresher {
         cache.usage(|u| {
             let p = u.provider();
             let active = u.is_active() && p < n;
-            let (handed_out, count) = match linked.get_mut(&u.grant_id()) {
-                Some(l) if u.is_linked() => (l.handed_out, !std::mem::replace(&mut l.counted, true)),
-                _ => (u.handed_out(), true),
+            // A grant is decided once, at its first credential; the others follow.
+            let (lapse, first) = if active && u.is_linked() {
+                match linked.get_mut(&u.grant_id()) {
+                    Some(Linked {
+                        lapses: Some(lapse),
+                        ..
+                    }) => (*lapse, false),
+                    Some(l) => {
+                        let c = class(tick, l.handed_out);
+                        let need = calls_per_minute(l.lifetime_secs, cfg);
+                        let lapse = cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need));
+                        l.lapses = Some(lapse);
+                        (lapse, true)
+                    }
+                    None => (false, true),
+                }
+            } else {
+                let c = class(tick, u.handed_out());
+                let need = calls_per_minute(u.lifetime_secs(), cfg);
+                (
+                    active && cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need)),
+                    true,
+                )
             };
-            let lapse = active && cuts[p].is_some_and(|cut| class(tick, handed_out) >= cut);
-            if active && count {
+            if active && first {
                 if lapse { lapsed[p] += 1 } else { warm[p] += 1 }
             }
             if !u.set_lapsed(lapse) {
@@ -209,7 +237,12 @@ impl Refresher {
                 && standing.warned_at.is_none_or(|t| now - t >= WARN_EVERY_MS)
             {
                 standing.warned_at = Some(now);
-                warn_over_budget(&budgets.name(p).unwrap_or_default(), s.mode, s.per_minute, &standing);
+                warn_over_budget(
+                    &budgets.name(p).unwrap_or_default(),
+                    s.mode,
+                    s.per_minute,
+                    &standing,
+                );
             }
             budgets.set_standing(p, standing);
         }
@@ -224,7 +257,8 @@ fn warn_over_budget(provider: &str, mode: RefreshMode, budget: f64, s: &super::S
             "{} grants not handed out recently lapse (still active) and are refreshed on their next request",
             s.lapsed
         ),
-        _ => "background refreshes fall behind and tokens may expire before they are refreshed".to_owned(),
+        _ => "background refreshes fall behind and tokens may expire before they are refreshed"
+            .to_owned(),
     };
     tracing::warn!(
         provider,
