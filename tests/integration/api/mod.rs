@@ -11,6 +11,7 @@ mod defences;
 mod delete;
 mod errors;
 mod headers;
+mod linked;
 mod listing;
 mod openapi;
 mod precedence;
