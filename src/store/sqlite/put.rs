@@ -9,9 +9,9 @@
 use sqlx::{Sqlite, Transaction};
 
 use super::delete::delete_grant_if_unused;
+use super::read::parse_extras;
 use super::{SqliteStore, next_change_seq};
 use crate::clock::UnixMillis;
-use super::read::parse_extras;
 use crate::model::{CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};

@@ -161,7 +161,10 @@ impl FakeProvider {
 pub(super) struct TokenCall(std::sync::Arc<std::sync::Mutex<Inner>>);
 
 impl TokenCall {
-    pub(super) fn start(inner: &std::sync::Arc<std::sync::Mutex<Inner>>, path: &str) -> Option<Self> {
+    pub(super) fn start(
+        inner: &std::sync::Arc<std::sync::Mutex<Inner>>,
+        path: &str,
+    ) -> Option<Self> {
         let token_call = TOKEN_PATHS.contains(&path) || path == "/v1/application_calendars";
         if !token_call {
             return None;

@@ -17,12 +17,15 @@ async fn imports_and_refreshes_share_the_concurrency_bound() {
     })
     .await;
     for i in 0..3 {
-        let (status, _) = app.import(&format!("old-{i}"), &format!("rt-old-{i}")).await;
+        let (status, _) = app
+            .import(&format!("old-{i}"), &format!("rt-old-{i}"))
+            .await;
         assert_eq!(status, StatusCode::CREATED);
     }
     app.fake.set_delay(Duration::from_millis(150));
     for i in 0..8 {
-        app.fake.add_refresh_token(&format!("rt-new-{i}"), json!({}));
+        app.fake
+            .add_refresh_token(&format!("rt-new-{i}"), json!({}));
     }
     // Eight imports without an access token, three min_ttl refreshes and a
     // forced one, all at once: each wants a token call.
@@ -45,7 +48,10 @@ async fn imports_and_refreshes_share_the_concurrency_bound() {
     for (status, body) in refreshes.into_iter().chain([forced]) {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    assert!(app.fake.refresh_calls() >= 3 + 8 + 3, "every trigger called");
+    assert!(
+        app.fake.refresh_calls() >= 3 + 8 + 3,
+        "every trigger called"
+    );
     assert_eq!(
         app.fake.max_token_calls_in_flight(),
         2,
