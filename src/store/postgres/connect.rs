@@ -12,6 +12,13 @@ use url::Url;
 
 use crate::store::StoreError;
 
+/// `application_name` of every connection but the listener's.
+pub const APPLICATION: &str = "tokend";
+
+/// `application_name` of a serving member's notification connection: how
+/// `rotate-key` sees which members are running.
+pub const MEMBER_APPLICATION: &str = "tokend member";
+
 /// `storage.database` selects PostgreSQL when it starts with one of these.
 pub const SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
@@ -96,7 +103,13 @@ impl PgTarget {
     }
 
     pub(crate) fn options(&self) -> Result<PgConnectOptions, StoreError> {
-        let mut options = PgConnectOptions::from_url(&self.url)?.application_name("tokend");
+        self.options_named(APPLICATION)
+    }
+
+    /// Connection options with `application_name` set to `name` (what
+    /// `pg_stat_activity` shows for the connection).
+    pub(crate) fn options_named(&self, name: &str) -> Result<PgConnectOptions, StoreError> {
+        let mut options = PgConnectOptions::from_url(&self.url)?.application_name(name);
         if let Some(password) = &self.password {
             options = options.password(password.expose_secret());
         }
@@ -110,12 +123,21 @@ impl PgTarget {
         connections: u32,
         connect_timeout: Duration,
     ) -> Result<PgPool, StoreError> {
+        self.pool_with(self.options()?, connections, connect_timeout)
+    }
+
+    pub(crate) fn pool_with(
+        &self,
+        options: PgConnectOptions,
+        connections: u32,
+        connect_timeout: Duration,
+    ) -> Result<PgPool, StoreError> {
         Ok(PgPoolOptions::new()
             .max_connections(connections)
             .min_connections(0)
             .acquire_timeout(connect_timeout)
             .test_before_acquire(false)
-            .connect_lazy_with(self.options()?))
+            .connect_lazy_with(options))
     }
 }
 

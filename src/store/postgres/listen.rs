@@ -106,7 +106,8 @@ async fn listen(target: PgTarget, wake: Arc<Notify>) {
 }
 
 async fn subscribe(target: &PgTarget) -> Result<PgListener, crate::store::StoreError> {
-    let pool = target.pool(1, Duration::from_secs(5))?;
+    let options = target.options_named(super::connect::MEMBER_APPLICATION)?;
+    let pool = target.pool_with(options, 1, Duration::from_secs(5))?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;

@@ -112,6 +112,21 @@ impl PgStore {
         Ok(())
     }
 
+    /// The client addresses of the serving members connected to the
+    /// database now (each listens for changes on a connection of its own).
+    pub async fn connected_members(target: &PgTarget) -> Result<Vec<String>, StoreError> {
+        let pool = target.pool(1, CONNECT_TIMEOUT)?;
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(host(client_addr), 'local socket') FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(connect::MEMBER_APPLICATION)
+        .fetch_all(&pool)
+        .await?;
+        pool.close().await;
+        Ok(members)
+    }
+
     /// Whether the database holds no grant and no credential yet (the
     /// target of `copy-store` must).
     pub async fn is_empty(&self) -> Result<bool, StoreError> {
