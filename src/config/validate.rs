@@ -22,6 +22,19 @@ impl Config {
         if self.storage.database.as_os_str().is_empty() {
             p.push("storage.database must not be empty".into());
         }
+        match self.postgres_url() {
+            Some(url) => {
+                if let Err(e) = crate::store::postgres::PgTarget::parse(url, None) {
+                    p.push(e.to_string());
+                }
+            }
+            None if self.storage.database_password_file.is_some() => p.push(
+                "storage.database_password_file is for a PostgreSQL database: set storage.database \
+                 to a postgres:// URL, or leave the password file empty"
+                    .into(),
+            ),
+            None => {}
+        }
         for (name, provider) in &self.providers {
             provider_problems(name, provider, &mut p);
         }

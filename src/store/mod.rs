@@ -6,6 +6,8 @@
 //!   [`Claim`], [`Changes`], ...).
 //! - [`Store`]: the handle every part of tokend shares.
 //! - [`sqlite`]: the SQLite backend (WAL, `synchronous=FULL`).
+//! - [`postgres`]: the PostgreSQL backend (cluster mode: many members, one
+//!   database, changes pushed with `LISTEN`/`NOTIFY`).
 //! - [`crypto`]: the AEAD that seals token columns, and the key check; the
 //!   same for every backend.
 //! - [`key`]: where the encryption key comes from (file, systemd
@@ -16,6 +18,7 @@ mod backend;
 pub(crate) mod contract;
 pub mod crypto;
 pub mod key;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
