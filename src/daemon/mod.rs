@@ -152,12 +152,26 @@ pub async fn serve(
     }
     // Held until the database is closed: its lock goes last.
     let running = started?;
-    running
-        .services
-        .refresher
-        .drain(options.drain_timeout)
-        .await;
+    let refresher = &running.services.refresher;
+    refresher.drain(options.drain_timeout).await;
+    let unstored = refresher.unstored_results();
     running.services.store.close().await;
+    if !unstored.is_empty() {
+        // The provider may have rotated these refresh tokens: what the
+        // database holds may no longer work.
+        let grants = unstored
+            .iter()
+            .map(|(g, credentials)| format!("grant {g} (credentials {credentials})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::error!(grants = %grants,
+            "stopped with refreshed tokens the database never took: if the provider rotated \
+             their refresh tokens, these grants need re-authorization");
+        anyhow::bail!(
+            "stopped with {} refreshed result(s) the database never took: {grants}",
+            unstored.len()
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -174,6 +188,7 @@ async fn start(
     let lock = DatabaseLock::shared(&config.database_path())?;
     crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
+    tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
     let providers = provider::build_all(config, options.clock.clone())?;
     let cache = Arc::new(Cache::new());
     let refresher = Refresher::new(

@@ -22,6 +22,9 @@ impl Refresher {
             if grant.state.credentials.len() > 1 {
                 return Err(DeleteError::GrantShared);
             }
+            if !self.store_takes_writes() {
+                return Err(DeleteError::StoreUnavailable);
+            }
             let provider = self.provider(&grant.state.provider).ok_or_else(|| {
                 DeleteError::Refused(format!(
                     "provider {} is not configured",
@@ -40,7 +43,8 @@ impl Refresher {
         }
         let out = store
             .delete_credential(id)
-            .await?
+            .await
+            .map_err(|e| self.report_store(e))?
             .ok_or(DeleteError::NotFound)?;
         self.inner.cache.remove_credential(id);
         if out.grant_deleted {
