@@ -98,8 +98,7 @@ pub enum RefreshError {
 }
 
 /// Why nothing that needs the store was done while it is down.
-pub(super) const STORE_UNAVAILABLE: &str =
-    "the database refuses writes or cannot be reached; nothing that needs it is done until it is back";
+pub(super) const STORE_UNAVAILABLE: &str = "the database refuses writes or cannot be reached; nothing that needs it is done until it is back";
 
 impl RefreshError {
     /// See [`ProviderFailure::is_transient`]; only provider failures are.

@@ -217,14 +217,22 @@ impl Refresher {
 
     /// Holds a refreshed result the store refused (see `unstored`).
     fn hold(&self, grant: &GrantState) {
-        let mut unstored = self.inner.unstored.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         unstored.insert(grant.id, outcome::credential_list(grant));
         self.inner.metrics.set_pending_writes(unstored.len());
     }
 
     /// The held result of `grant` is stored now.
     fn release_hold(&self, grant: GrantId) {
-        let mut unstored = self.inner.unstored.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         unstored.remove(&grant);
         self.inner.metrics.set_pending_writes(unstored.len());
     }

@@ -36,7 +36,11 @@ async fn no_provider_call_while_the_store_refuses_writes() {
     };
     let e = h.refresher.import(import).await.unwrap_err();
     assert!(matches!(e, IntakeError::StoreUnavailable), "{e:?}");
-    assert!(h.fake.calls().is_empty(), "no provider call: {:?}", h.fake.calls());
+    assert!(
+        h.fake.calls().is_empty(),
+        "no provider call: {:?}",
+        h.fake.calls()
+    );
     assert_eq!(h.handed_out("alice"), "at-old", "still served");
 
     h.store.health().up();

@@ -15,7 +15,14 @@ use crate::helpers::{TestApp, eventually, send, spawn_app};
 use crate::logs::Logs;
 
 async fn metric(app: &TestApp, name: &str) -> Option<String> {
-    let text = app.get("/metrics").send().await.unwrap().text().await.unwrap();
+    let text = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")).map(str::to_owned))
 }
