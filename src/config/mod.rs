@@ -24,7 +24,7 @@ use url::Url;
 
 use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out, socket_addrs};
 pub use load::{ConfigError, DEFAULT_CONFIG_PATH, load, load_from};
-pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind};
+pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind, RefreshMode};
 pub use secrets::{CREDSTORE_DIRS, SecretError, SecretSearch};
 pub(crate) use validate::valid_table_name;
 

@@ -118,6 +118,8 @@ impl Refresher {
             + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
             grant: grant_id,
+            // Not known before the claim; this retry does not wait for the budget.
+            provider: super::queue::UNKNOWN_PROVIDER,
             due,
             expires_at,
         });
