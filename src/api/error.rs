@@ -21,7 +21,12 @@ pub enum ApiError {
     /// No route at this path.
     NotFoundPath,
     NeedsReauth(String),
-    GrantShared,
+    /// `named`: the sharing credentials the caller may see; `hidden`: how
+    /// many more it may not.
+    GrantShared {
+        named: Vec<String>,
+        hidden: usize,
+    },
     RateLimited {
         retry_after: u64,
     },
@@ -74,10 +79,10 @@ impl ApiError {
                 "needs_reauth",
                 format!("the grant is dead at the provider; a person must re-authorize ({m})"),
             ),
-            GrantShared => (
+            GrantShared { named, hidden } => (
                 StatusCode::CONFLICT,
                 "grant_shared",
-                "other credentials share this grant; revoking it would cut them off".into(),
+                grant_shared_message(named, *hidden),
             ),
             RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -196,7 +201,12 @@ impl From<DeleteError> for ApiError {
     fn from(e: DeleteError) -> Self {
         match e {
             DeleteError::NotFound => ApiError::NotFound,
-            DeleteError::GrantShared => ApiError::GrantShared,
+            // The handler names only what the caller may read (see
+            // `credentials::delete`); this default names nobody.
+            DeleteError::GrantShared { others } => ApiError::GrantShared {
+                named: Vec::new(),
+                hidden: others.len(),
+            },
             DeleteError::Refused(m) => ApiError::InvalidRequest(m),
             DeleteError::Provider(f) => provider_failure(
                 &f,
@@ -221,4 +231,21 @@ impl From<RefreshError> for ApiError {
             }
         }
     }
+}
+
+/// "Credentials a, b (and 2 you may not see) share this grant ..."
+fn grant_shared_message(named: &[String], hidden: usize) -> String {
+    let mut who: Vec<String> = named.iter().map(|n| format!("{n:?}")).collect();
+    if hidden > 0 {
+        let more = if named.is_empty() { "" } else { "more " };
+        let s = if hidden == 1 { "" } else { "s" };
+        who.push(format!(
+            "{hidden} {more}credential{s} this client may not read"
+        ));
+    }
+    format!(
+        "other credentials share this grant ({}); revoking it would cut them off: \
+         delete them first, or delete this one without revoke=true",
+        who.join(", ")
+    )
 }

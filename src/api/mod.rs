@@ -18,6 +18,7 @@
 //! Every response carries `Cache-Control: no-store` and
 //! `X-Content-Type-Options: nosniff`.
 
+mod audit;
 pub mod auth;
 mod authorize;
 mod credentials;

@@ -147,7 +147,10 @@ pub enum DeleteError {
     #[error("no such credential")]
     NotFound,
     #[error("other credentials share this grant; delete them first or delete without revoke=true")]
-    GrantShared,
+    GrantShared {
+        /// The other credentials' ids (ids are names, never secrets).
+        others: Vec<String>,
+    },
     /// Revoking at the provider failed; the credential is kept.
     #[error(transparent)]
     Provider(ProviderFailure),

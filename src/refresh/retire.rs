@@ -20,7 +20,10 @@ impl Refresher {
                 .await?
                 .ok_or(DeleteError::NotFound)?;
             if grant.state.credentials.len() > 1 {
-                return Err(DeleteError::GrantShared);
+                let others = grant.state.credentials.iter().map(|c| c.id.clone());
+                return Err(DeleteError::GrantShared {
+                    others: others.filter(|c| c != id).collect(),
+                });
             }
             let provider = self.provider(&grant.state.provider).ok_or_else(|| {
                 DeleteError::Refused(format!(
