@@ -64,7 +64,8 @@ pub(super) async fn forward(
     request: Request,
 ) -> Response {
     match proxy(&state, &client, request).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(own) => *own,
     }
 }
 
@@ -84,18 +85,19 @@ async fn proxy(
     state: &AppState,
     client: &super::auth::Client,
     request: Request,
-) -> Result<Response, Response> {
+) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     if matches!(parts.method, Method::TRACE | Method::CONNECT) {
-        return Err(ApiError::MethodNotAllowed.into_response());
+        return Err(own(ApiError::MethodNotAllowed));
     }
     let (id, path) = target::split(parts.uri.path()).ok_or_else(|| {
-        ApiError::InvalidRequest("malformed path: use /v1/proxy/{credential_id}/{path}".into())
-            .into_response()
+        own(ApiError::InvalidRequest(
+            "malformed path: use /v1/proxy/{credential_id}/{path}".into(),
+        ))
     })?;
-    check_id(id).map_err(IntoResponse::into_response)?;
-    target::check_path(path).map_err(|m| ApiError::InvalidRequest(m.into()).into_response())?;
-    let services = state.services().map_err(IntoResponse::into_response)?;
+    check_id(id).map_err(own)?;
+    target::check_path(path).map_err(|m| own(ApiError::InvalidRequest(m.into())))?;
+    let services = state.services().map_err(own)?;
     let entry = tokens::visible_entry(&services.cache, client, id).map_err(own)?;
     let provider = services.cache.provider_of(&entry);
     let (base, timeout) = {
@@ -178,7 +180,7 @@ async fn current(
     services: &Services,
     entry: Arc<TokenEntry>,
     id: &str,
-) -> Result<SecretString, Response> {
+) -> Result<SecretString, Refusal> {
     if let Some(token) = usable(&entry, state.now()) {
         return Ok(token);
     }
@@ -193,7 +195,7 @@ async fn after_rejection(
     services: &Services,
     id: &str,
     rejected: &SecretString,
-) -> Result<SecretString, Response> {
+) -> Result<SecretString, Refusal> {
     let entry = services
         .cache
         .get(id)
@@ -209,10 +211,10 @@ fn token_after(
     services: &Services,
     id: &str,
     answer: Result<Response, ApiError>,
-) -> Result<SecretString, Response> {
+) -> Result<SecretString, Refusal> {
     let answer = answer.map_err(own)?;
     if answer.status() != StatusCode::OK {
-        return Err(answer);
+        return Err(Box::new(answer));
     }
     let entry = services
         .cache
@@ -234,6 +236,10 @@ fn usable(entry: &TokenEntry, now: crate::clock::UnixMillis) -> Option<SecretStr
         .flatten()
 }
 
-fn own(e: ApiError) -> Response {
-    e.into_response()
+/// tokend's own answer (boxed: a response is large, and the happy path
+/// should not carry its size around).
+type Refusal = Box<Response>;
+
+fn own(e: ApiError) -> Refusal {
+    Box::new(e.into_response())
 }
