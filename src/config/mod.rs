@@ -126,6 +126,14 @@ pub struct ClientConfig {
     pub credentials: Vec<String>,
     #[serde(default)]
     pub manage: bool,
+    /// `false`: the client may use the proxy (`/v1/proxy`) but is refused
+    /// the endpoints that hand out tokens: it never holds one.
+    #[serde(default = "yes")]
+    pub read_tokens: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn all_credentials() -> Vec<String> {

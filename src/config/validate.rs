@@ -156,7 +156,6 @@ fn provider_problems(name: &str, c: &ProviderConfig, p: &mut Vec<String>) {
         ],
         ProviderKind::Oauth2 => &[
             ("data_center", c.data_center.is_some()),
-            ("api_base_url", c.api_base_url.is_some()),
             ("app_base_url", c.app_base_url.is_some()),
         ],
     };

@@ -265,6 +265,15 @@ impl Refresher {
             .collect()
     }
 
+    /// The provider's API answered a proxied request with 429: its calls
+    /// (background refreshes included) wait `retry_after`, as after a 429
+    /// from its token endpoint. An unknown provider is ignored.
+    pub fn pause_provider(&self, name: &str, retry_after: std::time::Duration) {
+        if let Some(provider) = self.provider(name) {
+            provider.pause(retry_after);
+        }
+    }
+
     fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
         self.inner.providers.load().get(name).cloned()
     }
