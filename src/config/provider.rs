@@ -85,6 +85,9 @@ pub struct ProviderConfig {
     /// Cronofy only; `us` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_center: Option<DataCenter>,
+    /// Cronofy: overrides the data centre's api host (token, revoke,
+    /// application calendars and the proxy). oauth2: where the proxy
+    /// forwards; without it the proxy refuses this provider.
     #[serde(
         default,
         deserialize_with = "empty_as_none",
@@ -169,6 +172,16 @@ pub struct ProviderConfig {
 impl ProviderConfig {
     pub fn data_center(&self) -> DataCenter {
         self.data_center.unwrap_or_default()
+    }
+
+    /// Where `/v1/proxy` forwards: `api_base_url`, else (Cronofy) the data
+    /// centre's api host. `None` for an oauth2 provider without one.
+    pub fn proxy_base_url(&self) -> Option<Url> {
+        match (self.kind, &self.api_base_url) {
+            (_, Some(url)) => Some(url.clone()),
+            (ProviderKind::Cronofy, None) => Some(self.data_center().api_base_url()),
+            (ProviderKind::Oauth2, None) => None,
+        }
     }
 
     /// Nothing that shapes the provider client differs, secrets included
@@ -290,6 +303,31 @@ mod tests {
         assert!(
             err.contains("providers.c.refresh_share must be a number"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn proxy_base_url_by_kind() {
+        let c = load("data_center = \"de\"").unwrap();
+        assert_eq!(
+            c.providers["c"].proxy_base_url().unwrap().as_str(),
+            "https://api-de.cronofy.com/"
+        );
+        let c = load("api_base_url = \"http://127.0.0.1:9/x\"").unwrap();
+        assert_eq!(
+            c.providers["c"].proxy_base_url().unwrap().as_str(),
+            "http://127.0.0.1:9/x"
+        );
+        let oauth2 = |extra: &str| {
+            let mut p = c.providers["c"].clone();
+            p.kind = ProviderKind::Oauth2;
+            p.api_base_url = (!extra.is_empty()).then(|| Url::parse(extra).unwrap());
+            p.proxy_base_url()
+        };
+        assert_eq!(oauth2(""), None);
+        assert_eq!(
+            oauth2("https://www.googleapis.com").unwrap().as_str(),
+            "https://www.googleapis.com/"
         );
     }
 

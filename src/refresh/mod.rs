@@ -44,8 +44,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -135,8 +135,11 @@ struct Inner {
     schedule_tx: mpsc::UnboundedSender<Msg>,
     schedule_rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
     events: broadcast::Sender<StatusEvent>,
-    /// Refreshed tokens the provider issued that are not yet durable.
-    pending_writes: AtomicUsize,
+    /// Grants whose refreshed tokens the provider issued but the store has
+    /// not taken yet (held in memory, the write retried), with their
+    /// credential ids for the log. A std mutex: held only to insert, remove
+    /// or copy.
+    unstored: Mutex<BTreeMap<GrantId, String>>,
     metrics: Metrics,
     /// Started on the first refresh (it needs a runtime to run on).
     committer: OnceLock<commit::Committer>,
@@ -179,7 +182,7 @@ impl Refresher {
                 schedule_tx,
                 schedule_rx: Mutex::new(Some(schedule_rx)),
                 events,
-                pending_writes: AtomicUsize::new(0),
+                unstored: Mutex::new(BTreeMap::new()),
                 metrics,
                 committer: OnceLock::new(),
             }),
@@ -204,9 +207,44 @@ impl Refresher {
     }
 
     /// False while a refreshed token is held in memory because the database
-    /// refused the write (disk full, read-only): `/readyz` says 503 then.
+    /// refused the write (disk full, read-only).
     pub fn is_durable(&self) -> bool {
-        self.inner.pending_writes.load(Ordering::Acquire) == 0
+        self.unstored_results().is_empty()
+    }
+
+    /// The grants (with their credential ids) whose refreshed tokens are
+    /// held in memory because the store has not taken them yet: what a
+    /// shutdown now would lose.
+    pub fn unstored_results(&self) -> Vec<(GrantId, String)> {
+        self.inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(g, c)| (*g, c.clone()))
+            .collect()
+    }
+
+    /// Holds a refreshed result the store refused (see `unstored`).
+    fn hold(&self, grant: &GrantState) {
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unstored.insert(grant.id, outcome::credential_list(grant));
+        self.inner.metrics.set_pending_writes(unstored.len());
+    }
+
+    /// The held result of `grant` is stored now.
+    fn release_hold(&self, grant: GrantId) {
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unstored.remove(&grant);
+        self.inner.metrics.set_pending_writes(unstored.len());
     }
 
     /// Replaces the providers (SIGHUP): secrets, limits, endpoints.
@@ -232,6 +270,15 @@ impl Refresher {
     /// (metrics, `STATUS=`).
     pub fn budget_report(&self) -> Vec<budget::Report> {
         self.inner.budgets.report()
+    }
+
+    /// The provider's API answered a proxied request with 429: its calls
+    /// (background refreshes included) wait `retry_after`, as after a 429
+    /// from its token endpoint. An unknown provider is ignored.
+    pub fn pause_provider(&self, name: &str, retry_after: std::time::Duration) {
+        if let Some(provider) = self.provider(name) {
+            provider.pause(retry_after);
+        }
     }
 
     fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {

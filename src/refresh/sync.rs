@@ -58,7 +58,13 @@ impl Refresher {
             }
             match self.catch_up(seq).await {
                 Ok(next) => seq = next,
-                Err(e) => tracing::warn!(error = %e, "cannot read changes from the database"),
+                Err(e) => {
+                    if let RefreshError::Store(e) = &e {
+                        let store = &self.inner.store;
+                        store.health().report(&store.location(), e);
+                    }
+                    tracing::warn!(error = %e, "cannot read changes from the database")
+                }
             }
         }
     }

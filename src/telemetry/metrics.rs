@@ -59,6 +59,8 @@ pub struct Snapshot {
     pub rate_limit_pauses: Vec<(String, u64)>,
     /// Each provider's refresh budget and where it stands.
     pub budgets: Vec<BudgetGauges>,
+    /// The store refuses writes or cannot be reached (`tokend_store_up` 0).
+    pub store_down: bool,
 }
 
 /// One provider's refresh budget as the gauges show it.
@@ -96,6 +98,7 @@ struct Inner {
     need: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
     warm: Family<ProviderLabels, Gauge>,
     lapsed: Family<ProviderLabels, Gauge>,
+    store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
@@ -194,6 +197,12 @@ impl Metrics {
             "Active grants not kept warm (refreshed on their next request)",
             lapsed.clone(),
         );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while the database takes writes, 0 while it refuses them or cannot be reached",
+            store_up.clone(),
+        );
         let handed_out = http_requests
             .get_or_create(&HttpLabels {
                 route: HAND_OUT_ROUTE,
@@ -216,6 +225,7 @@ impl Metrics {
                 need,
                 warm,
                 lapsed,
+                store_up,
                 handed_out,
             }),
         }
@@ -275,6 +285,7 @@ impl Metrics {
                 .set(n as i64);
         }
         self.inner.credentials.set(now.credentials as i64);
+        self.inner.store_up.set(i64::from(!now.store_down));
         self.inner
             .earliest_expiry
             .set(now.earliest_expiry_secs.unwrap_or(f64::INFINITY));

@@ -4,6 +4,7 @@
 
 mod budget;
 mod budget_auto;
+mod concurrency;
 mod failures;
 mod race;
 mod schedule;
