@@ -78,7 +78,7 @@ impl Refresher {
             let now = clock.now();
             self.inner.cache.set_now(secs(now));
             round += 1;
-            let persist = round % PERSIST_EVERY == 0;
+            let persist = round.is_multiple_of(PERSIST_EVERY);
             let seen = self.rebalance(now, persist.then_some(persisted_to));
             if persist {
                 persisted_to = self.persist_hand_outs(seen, secs(now)).await;
