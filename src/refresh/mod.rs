@@ -272,6 +272,12 @@ impl Refresher {
         self.inner.budgets.report()
     }
 
+    /// The budget's bookkeeping rounds so far and the time they took in all
+    /// (benchmarks).
+    pub fn budget_rounds(&self) -> (u64, std::time::Duration) {
+        self.inner.budgets.rounds()
+    }
+
     /// The provider's API answered a proxied request with 429: its calls
     /// (background refreshes included) wait `retry_after`, as after a 429
     /// from its token endpoint. An unknown provider is ignored.

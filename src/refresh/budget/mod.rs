@@ -24,7 +24,9 @@ mod permits;
 mod task;
 mod warm;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use permits::{LocalPermits, Permits, Rate};
 pub use task::{EVERY, Rewarm};
@@ -89,6 +91,10 @@ pub struct Budgets {
     permits: Arc<dyn Permits>,
     /// A std mutex: held to look up or update a handful of entries.
     providers: Mutex<Vec<Provider>>,
+    /// Bookkeeping rounds done, and the time they took (the benchmark's
+    /// measure of what the bookkeeping costs).
+    rounds: AtomicU64,
+    round_nanos: AtomicU64,
 }
 
 impl Budgets {
@@ -96,6 +102,8 @@ impl Budgets {
         let budgets = Budgets {
             permits,
             providers: Mutex::new(Vec::new()),
+            rounds: AtomicU64::new(0),
+            round_nanos: AtomicU64::new(0),
         };
         budgets.configure(config);
         budgets
@@ -175,6 +183,21 @@ impl Budgets {
         if let Some(p) = self.lock().get_mut(usize::from(index)) {
             p.standing = standing;
         }
+    }
+
+    pub fn count_round(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.round_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rounds done so far and the time they took in all.
+    pub fn rounds(&self) -> (u64, Duration) {
+        let nanos = self.round_nanos.load(Ordering::Relaxed);
+        (
+            self.rounds.load(Ordering::Relaxed),
+            Duration::from_nanos(nanos),
+        )
     }
 
     /// Every configured provider: its budget and where it stands.

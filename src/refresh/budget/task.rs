@@ -79,7 +79,9 @@ impl Refresher {
             self.inner.cache.set_now(secs(now));
             round += 1;
             let persist = round.is_multiple_of(PERSIST_EVERY);
+            let started = std::time::Instant::now();
             let seen = self.rebalance(now, persist.then_some(persisted_to));
+            self.inner.budgets.count_round(started.elapsed());
             if persist {
                 persisted_to = self.persist_hand_outs(seen, secs(now)).await;
             }
