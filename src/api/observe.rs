@@ -32,6 +32,7 @@ pub(super) async fn metrics(
         credentials: cache.len(),
         earliest_expiry_secs: cache.earliest_expiry().map(|at| (at - now) as f64 / 1000.0),
         rate_limit_pauses: services.refresher.rate_limit_pauses(),
+        budget_round_at_secs: services.refresher.budget_round_at() as f64 / 1000.0,
         budgets: services
             .refresher
             .budget_report()

@@ -278,6 +278,11 @@ impl Refresher {
         self.inner.budgets.rounds()
     }
 
+    /// The clock's time at the budget's last bookkeeping round (a metric).
+    pub fn budget_round_at(&self) -> UnixMillis {
+        self.inner.budgets.round_at()
+    }
+
     /// The provider's API answered a proxied request with 429: its calls
     /// (background refreshes included) wait `retry_after`, as after a 429
     /// from its token endpoint. An unknown provider is ignored.

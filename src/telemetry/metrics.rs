@@ -59,6 +59,8 @@ pub struct Snapshot {
     pub rate_limit_pauses: Vec<(String, u64)>,
     /// Each provider's refresh budget and where it stands.
     pub budgets: Vec<BudgetGauges>,
+    /// When the budget's bookkeeping last ran (Unix seconds).
+    pub budget_round_at_secs: f64,
     /// The store refuses writes or cannot be reached (`tokend_store_up` 0).
     pub store_down: bool,
 }
@@ -98,6 +100,7 @@ struct Inner {
     need: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
     warm: Family<ProviderLabels, Gauge>,
     lapsed: Family<ProviderLabels, Gauge>,
+    budget_round_at: Gauge<f64, AtomicU64>,
     store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
@@ -197,6 +200,12 @@ impl Metrics {
             "Active grants not kept warm (refreshed on their next request)",
             lapsed.clone(),
         );
+        let budget_round_at = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "refresh_budget_round_timestamp_seconds",
+            "When the refresh budget's bookkeeping (every 5 s) last ran",
+            budget_round_at.clone(),
+        );
         let store_up = Gauge::default();
         registry.register(
             "store_up",
@@ -225,6 +234,7 @@ impl Metrics {
                 need,
                 warm,
                 lapsed,
+                budget_round_at,
                 store_up,
                 handed_out,
             }),
@@ -295,6 +305,7 @@ impl Metrics {
             });
             counter.inc_by(seen.saturating_sub(counter.get()));
         }
+        self.inner.budget_round_at.set(now.budget_round_at_secs);
         for b in &now.budgets {
             let labels = ProviderLabels {
                 provider: b.provider.clone(),

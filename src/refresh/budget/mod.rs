@@ -24,7 +24,7 @@ mod permits;
 mod task;
 mod warm;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -95,6 +95,8 @@ pub struct Budgets {
     /// measure of what the bookkeeping costs).
     rounds: AtomicU64,
     round_nanos: AtomicU64,
+    /// The clock's time at the last round (Unix ms; 0 before the first).
+    round_at: AtomicI64,
 }
 
 impl Budgets {
@@ -104,6 +106,7 @@ impl Budgets {
             providers: Mutex::new(Vec::new()),
             rounds: AtomicU64::new(0),
             round_nanos: AtomicU64::new(0),
+            round_at: AtomicI64::new(0),
         };
         budgets.configure(config);
         budgets
@@ -185,7 +188,9 @@ impl Budgets {
         }
     }
 
-    pub fn count_round(&self, took: Duration) {
+    /// A round for the clock's time `at` took `took`.
+    pub fn count_round(&self, at: UnixMillis, took: Duration) {
+        self.round_at.store(at, Ordering::Relaxed);
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.round_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.rounds.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +203,11 @@ impl Budgets {
             self.rounds.load(Ordering::Relaxed),
             Duration::from_nanos(nanos),
         )
+    }
+
+    /// The clock's time at the last round (Unix ms; 0 before the first).
+    pub fn round_at(&self) -> UnixMillis {
+        self.round_at.load(Ordering::Relaxed)
     }
 
     /// Every configured provider: its budget and where it stands.

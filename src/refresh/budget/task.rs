@@ -20,7 +20,8 @@ use crate::model::GrantId;
 use crate::refresh::Refresher;
 use crate::refresh::schedule::{Msg, due_at};
 
-/// How often the warm set is brought up to date with the hand-outs.
+/// How often the warm set is brought up to date with the hand-outs (on
+/// the clock's marks: every multiple of it).
 pub const EVERY: Duration = Duration::from_secs(5);
 /// Rounds between writes of the last hand-outs (about a minute).
 const PERSIST_EVERY: u32 = 12;
@@ -74,21 +75,36 @@ impl Refresher {
             }
         }
         let mut round = 0u32;
+        // The write of the last hand-outs runs beside the rounds, so that a
+        // slow database never delays the warm set; one write at a time.
+        let mut writing: Option<tokio::task::JoinHandle<u32>> = None;
         loop {
             let now = clock.now();
             self.inner.cache.set_now(secs(now));
             round += 1;
-            let persist = round.is_multiple_of(PERSIST_EVERY);
+            if let Some(done) = writing.take_if(|w| w.is_finished()) {
+                persisted_to = done.await.unwrap_or(persisted_to);
+            }
+            let persist = round.is_multiple_of(PERSIST_EVERY) && writing.is_none();
             let started = std::time::Instant::now();
             let seen = self.rebalance(now, persist.then_some(persisted_to));
-            self.inner.budgets.count_round(started.elapsed());
+            self.inner.budgets.count_round(now, started.elapsed());
             if persist {
-                persisted_to = self.persist_hand_outs(seen, secs(now)).await;
+                let this = self.clone();
+                writing = Some(tokio::spawn(async move {
+                    this.persist_hand_outs(seen, secs(now)).await
+                }));
             }
+            // On the clock's 5-second marks, whenever this round ran.
+            let every = EVERY.as_millis() as i64;
+            let next = (clock.now() / every + 1) * every;
             tokio::select! {
                 _ = stop.wait_for(|s| *s) => break,
-                _ = clock.sleep(EVERY) => {}
+                _ = clock.sleep_until(next) => {}
             }
+        }
+        if let Some(w) = writing {
+            persisted_to = w.await.unwrap_or(persisted_to);
         }
         let seen = self.rebalance(clock.now(), Some(persisted_to));
         self.persist_hand_outs(seen, persisted_to).await;

@@ -42,9 +42,9 @@ fn two_minute_tokens(app: &TestApp) {
     app.fake.limit_rate(60, 10);
 }
 
-/// Moves the clock by `secs` and waits until the daemon has acted on it:
-/// every refresh call the fake answered is committed, and no new one came
-/// for a while. (The clock stands still meanwhile: a test that ran ahead of
+/// Moves the clock by `secs` (a multiple of 5) and waits until the daemon
+/// has acted on it: the budget's round for the new time ran, every refresh
+/// call the fake answered is committed, and no new one came for a while. (The clock stands still meanwhile: a test that ran ahead of
 /// a loaded machine would see tokens expire that a real clock would not.)
 async fn step(app: &TestApp, secs: u64) {
     step_counting_from(app, secs, 0).await;
@@ -53,13 +53,16 @@ async fn step(app: &TestApp, secs: u64) {
 /// [`step`] for a daemon that did not see the fake's first `earlier` calls.
 async fn step_counting_from(app: &TestApp, secs: u64, earlier: usize) {
     app.clock.advance(Duration::from_secs(secs));
+    let now_secs = (app.clock.now() / 1000) as f64;
     let mut quiet = 0;
+    let mut last = (0, 0, 0.0);
     for _ in 0..500 {
         let before = app.fake.refresh_calls();
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let committed = refreshes_total(app).await;
+        let (committed, round_at) = refreshes_and_round(app).await;
         let after = app.fake.refresh_calls();
-        quiet = if before == after && committed + earlier == after {
+        last = (after, committed + earlier, round_at);
+        quiet = if before == after && committed + earlier == after && round_at == now_secs {
             quiet + 1
         } else {
             0
@@ -68,18 +71,26 @@ async fn step_counting_from(app: &TestApp, secs: u64, earlier: usize) {
             return;
         }
     }
-    panic!("the daemon did not settle");
+    panic!("the daemon did not settle at {now_secs}: (calls, committed, round at) = {last:?}");
 }
 
-/// `tokend_refreshes_total` over every outcome.
-async fn refreshes_total(app: &TestApp) -> usize {
+/// `tokend_refreshes_total` over every outcome, and when the budget's
+/// bookkeeping last ran.
+async fn refreshes_and_round(app: &TestApp) -> (usize, f64) {
     let (_, body) = crate::helpers::send(app.get("/metrics")).await;
-    body.as_str()
-        .unwrap()
+    let text = body.as_str().unwrap();
+    let value = |l: &str| l.rsplit(' ').next()?.parse::<f64>().ok();
+    let refreshes = text
         .lines()
         .filter(|l| l.starts_with("tokend_refreshes_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as usize
+        .filter_map(value)
+        .sum::<f64>();
+    let round_at = text
+        .lines()
+        .find(|l| l.starts_with("tokend_refresh_budget_round_timestamp_seconds "))
+        .and_then(value)
+        .unwrap_or(0.0);
+    (refreshes as usize, round_at)
 }
 
 /// Refresh calls by refresh token: the fake clock times of each.
@@ -128,7 +139,13 @@ async fn hot_grants_stay_warm_within_the_budget_and_lapsed_ones_refresh_on_reque
                 .get(&format!("rt-{id}"))
                 .map_or(0, Vec::len);
             assert_eq!(before, 0, "{id} lapsed: never refreshed in the background");
-            let (status, token) = app.token(&id).await;
+            // The provider's next cell may be a second away (background
+            // refreshes may have just taken the burst): the clock moves on.
+            let path = format!("/v1/tokens/{id}");
+            let ((status, token), ()) = tokio::join!(crate::helpers::send(app.get(&path)), async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                step(&app, 5).await;
+            });
             assert_eq!(status, StatusCode::OK, "{token}");
             assert!(token["expires_in"].as_i64().unwrap() > 100, "{token}");
             assert_eq!(calls_by_token(&app)[&format!("rt-{id}")].len(), 1);
@@ -262,6 +279,9 @@ async fn the_order_of_hand_outs_survives_a_restart() {
         ..AppOptions::default()
     })
     .await;
+    // The fake's limit does not know that this daemon's limiter starts
+    // afresh: room for the grants overdue at the restart.
+    app.fake.limit_rate(600, 100);
     // Nothing is handed out after the restart; the five hot grants are
     // still among the ten kept warm (by chance: 1 in 2,600).
     let before: Vec<usize> = refreshed(&app);
