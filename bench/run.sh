@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # tokend benchmarks (issue 7): hand-out vs bare hyper (TCP and unix socket),
 # durable refresh throughput against a fast fake provider, start-up, memory,
-# idle CPU and hand-out at one million credentials, and the `cargo bench`
-# micro-benchmarks. Prints one table; every ratio is against a baseline
+# idle CPU and hand-out at one million credentials, the refresh budget on a
+# virtual clock (issue 16), and the `cargo bench` micro-benchmarks. Prints one table; every ratio is against a baseline
 # measured in the same run (the machines are shared and noisy).
 #
 #   bench/run.sh            full run (about 10-15 minutes on 2 cores)
 #   QUICK=1 bench/run.sh    short run: fewer rounds and credentials
 #
 # Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
+# BUDGET_N / BUDGET_HOT / BUDGET_MINUTES (the budget simulation),
 # SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
 # ONLY (sections to run, e.g. `ONLY=scale` or `ONLY=handout,micro`; default
-# all of handout, refresh, scale, micro). With BENCH_DIR, a scale database
+# all of handout, refresh, scale, budget, micro). With BENCH_DIR, a scale database
 # already seeded there with SCALE_N credentials is reused, not seeded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,11 +21,13 @@ ROOT=$PWD
 QUICK=${QUICK:-0}
 if [[ $QUICK == 1 ]]; then
     : "${ROUNDS:=1}" "${HANDOUT_SECS:=5}" "${SCALE_N:=200000}" "${REFRESH_N:=20000}" "${IDLE_SECS:=10}"
+    : "${BUDGET_N:=100000}" "${BUDGET_HOT:=1000}" "${BUDGET_MINUTES:=20}"
 else
     : "${ROUNDS:=3}" "${HANDOUT_SECS:=10}" "${SCALE_N:=1000000}" "${REFRESH_N:=100000}" "${IDLE_SECS:=60}"
+    : "${BUDGET_N:=1000000}" "${BUDGET_HOT:=10000}" "${BUDGET_MINUTES:=60}"
 fi
 HANDOUT_N=${HANDOUT_N:-100000}
-ONLY=${ONLY:-handout,refresh,scale,micro}
+ONLY=${ONLY:-handout,refresh,scale,budget,micro}
 section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
 SERVER_CPU=${SERVER_CPU:-0}
@@ -255,7 +258,31 @@ stop "$TOKEND_PID"
 fi
 if section handout || section scale; then stop "$BARE_PID"; fi
 
-# --- 4. micro-benchmarks ------------------------------------------------------
+# --- 4. the refresh budget on a virtual clock ----------------------------------
+# budget-sim runs tokend's refresher, cache, scheduler and budget over a real
+# SQLite database and a provider over loopback, moving a manual clock a
+# second at a time: one warm-up hour, then BUDGET_MINUTES measured.
+if section budget; then
+mkdir -p "$WORK/budget"
+cat >"$WORK/budget/tokend.toml" <<TOML
+[storage]
+database = "$WORK/budget/tokend.db"
+[log]
+level = "warn"
+[providers.cronofy]
+kind = "cronofy"
+client_id = "bench"
+client_secret = "bench-secret"
+max_requests_per_minute = 500
+burst = 50
+refresh_share = 0.5
+TOML
+say "budget: $BUDGET_N grants, $BUDGET_HOT hot, one virtual hour + $BUDGET_MINUTES minutes"
+"${pin_server[@]}" "$BIN/budget-sim" --config "$WORK/budget/tokend.toml" \
+    --grants "$BUDGET_N" --hot "$BUDGET_HOT" --minutes "$BUDGET_MINUTES" >>"$RESULTS"
+fi
+
+# --- 5. micro-benchmarks ------------------------------------------------------
 if section micro; then
 say "cargo bench"
 cargo bench --locked -q -p tokend-bench --bench hot >"$WORK/divan.txt" 2>&1 || cat "$WORK/divan.txt" >&2
@@ -265,6 +292,6 @@ fi
 # --- the table ------------------------------------------------------------------
 {
     echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
-    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS"
+    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS BUDGET_N=$BUDGET_N BUDGET_HOT=$BUDGET_HOT connections=$CONNECTIONS"
 } >&2
 python3 "$ROOT/bench/table.py" "$RESULTS"

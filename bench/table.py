@@ -108,6 +108,23 @@ def main():
         n = int(runs.get("scale_n", ["1000000"])[0])
         handout("scale", f"scale: hand-out, {n:,} credentials")
 
+    if "budget_grants" in runs:
+        g = lambda k: runs[k][0]
+        grants, hot, budget = int(g("budget_grants")), int(g("budget_hot")), float(g("budget_per_minute"))
+        label = f"budget sim: {grants:,} one-hour grants, {hot:,} hot, {budget:.0f}/min budget"
+        pct = float(g("budget_hot_from_memory_pct"))
+        row(f"{label}: hot hand-outs from memory ({int(g('budget_hot_handouts')):,})",
+            f"{pct:.2f} %", "", "", "100 %", pct >= 100.0)
+        peak = int(g("budget_calls_per_minute_max"))
+        row(f"{label}: provider calls/min, mean / max (need {float(g('budget_need_per_minute')):,.0f}/min)",
+            f"{float(g('budget_calls_per_minute_mean')):.0f} / {peak}", f"{budget:.0f} (budget)",
+            f"{peak / budget:.2f}x", "<= budget", peak <= budget)
+        row(f"{label}: warm / lapsed grants", f"{int(g('budget_warm')):,} / {int(g('budget_lapsed')):,}",
+            "", "", "", None)
+        row(f"{label}: bookkeeping round (every 5 s)",
+            f"{float(g('budget_round_ms')):.1f} ms ({float(g('budget_round_cpu_pct')):.2f}% of a core)",
+            "", "", "", None)
+
     if "divan" in runs:
         for name, median in divan(runs["divan"][0]).items():
             row(f"cargo bench: {name} (median)", median, "", "", "", None)

@@ -219,20 +219,32 @@ fn main() -> anyhow::Result<()> {
                         }));
                     }
                 }
-                for w in waits {
-                    let _ = w.await;
-                }
-                // Let the scheduler and the bookkeeping act on this second.
-                let rounds = (minute * 60 + second + 1) / 5 + 1;
+                // Let the scheduler and the bookkeeping act on this second:
+                // until the round for it ran and no refresh is in flight, or
+                // those in flight wait for the provider's next cell (the
+                // clock must move for them).
+                drop(waits);
+                let mark = now / 5000 * 5000;
+                let (mut same, mut last) = (0, usize::MAX);
                 loop {
                     tokio::task::yield_now().await;
                     tokio::time::sleep(Duration::from_micros(200)).await;
-                    if refresher.in_flight() == 0 && refresher.budget_rounds().0 >= rounds {
+                    let flying = refresher.in_flight();
+                    same = if flying == last { same + 1 } else { 0 };
+                    last = flying;
+                    if refresher.budget_round_at() >= mark && (flying == 0 || same >= 25) {
                         break;
                     }
                 }
             }
             let in_minute = calls.load(Ordering::Relaxed) - calls_before;
+            if minute % 10 == 9 {
+                eprintln!(
+                    "budget-sim: minute {}: {in_minute} calls, {from_memory} from memory, {refreshed_first} refreshed first (measured), {:?} wall",
+                    minute + 1,
+                    wall.elapsed()
+                );
+            }
             if measuring {
                 max_per_minute = max_per_minute.max(in_minute);
                 measured_calls += in_minute;
