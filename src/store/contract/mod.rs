@@ -11,10 +11,12 @@
 mod credentials;
 mod feed;
 mod refresh;
+mod usage;
 
 pub(crate) use credentials::*;
 pub(crate) use feed::*;
 pub(crate) use refresh::*;
+pub(crate) use usage::*;
 
 use std::sync::Arc;
 
@@ -76,6 +78,7 @@ macro_rules! store_contract {
             the_change_feed_reports_writes_and_deletes,
             a_full_load_sees_what_reads_see,
             rotating_the_key_reseals_everything,
+            last_hand_outs_are_kept_latest_first,
         );
     };
     (@each () $fixture:path; $($check:ident),* $(,)?) => {

@@ -10,6 +10,7 @@
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `feed`: the change feed and the full load at start.
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower.
+//! - `usage`: when credentials were last handed out (the refresh budget's order).
 //!
 //! Every write transaction takes the next change number first: the counter
 //! row's lock serialises writers (so they never deadlock on each other's
@@ -30,6 +31,7 @@ mod put;
 mod read;
 mod rotate;
 mod rows;
+mod usage;
 
 use std::time::Duration;
 
@@ -315,6 +317,17 @@ impl Backend for PgStore {
 
     async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError> {
         self.needs_reauth(lease, error).await
+    }
+
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        self.write_hand_outs(batch).await
+    }
+
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        self.read_hand_outs(each).await
     }
 
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
