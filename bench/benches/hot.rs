@@ -43,6 +43,7 @@ fn grant(n: u64) -> GrantState {
             token_type: "bearer".into(),
             expires_at: 1_800_000_000_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         }),
         scope: Some("read_write".into()),
         application_calendar_id: None,

@@ -50,15 +50,7 @@ pub async fn get_token(
     if let Some(response) = respond(&entry, now, min_ttl_ms) {
         return Ok(response);
     }
-    if let Some(a) = &entry.access
-        && a.lifetime_secs * 1000 <= min_ttl_ms
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "min_ttl={} is not shorter than this provider's token lifetime ({} s)",
-            min_ttl_ms / 1000,
-            a.lifetime_secs
-        )));
-    }
+    reachable(&state, &entry, min_ttl_ms)?;
     // Failing grants are retried on the refresher's backoff, not per request.
     if entry.consecutive_failures() > 0
         && let Some(next) = entry.next_refresh_at().filter(|&t| t > now)
@@ -146,6 +138,10 @@ fn after_refresh(
     let entry = cache.get(id).ok_or(ApiError::NotFound)?;
     match result {
         Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
+            // The provider's fresh token: its lifetime is known now.
+            if let Err(e) = reachable(state, &entry, min_ttl_ms) {
+                return e;
+            }
             let next = entry.next_refresh_at().unwrap_or(now + 5_000);
             unavailable(&entry, next, now)
         }),
@@ -156,6 +152,25 @@ fn after_refresh(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// 400 when no refresh could meet `min_ttl`: it is not shorter than the
+/// lifetime the provider issued this grant's token with, or than
+/// `refresh.max_lifetime_secs`, which bounds every lifetime. A lifetime the
+/// provider did not issue (an imported token's remaining time) bounds
+/// nothing: the refresh shows what the provider issues.
+fn reachable(state: &AppState, entry: &TokenEntry, min_ttl_ms: i64) -> Result<(), ApiError> {
+    let max = state.config().refresh.max_lifetime_secs as i64;
+    let (limit, what) = match entry.issued_lifetime_secs() {
+        Some(issued) if issued < max => (issued, "this provider's token lifetime"),
+        _ => (max, "refresh.max_lifetime_secs"),
+    };
+    if limit.saturating_mul(1000) > min_ttl_ms {
+        return Ok(());
+    }
+    Err(ApiError::InvalidRequest(format!(
+        "min_ttl is not shorter than {what} ({limit} s): no refresh could meet it; ask for less"
+    )))
 }
 
 fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiError {

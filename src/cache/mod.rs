@@ -50,6 +50,9 @@ pub struct TokenEntry {
     pub status: Status,
     /// The grant has other credentials (counted once per grant).
     linked: bool,
+    /// The provider issued the access token's lifetime (see
+    /// [`crate::model::AccessToken::lifetime_issued`]).
+    lifetime_issued: bool,
 }
 
 /// What only a grant whose refreshes fail (or that needs re-authorization)
@@ -113,6 +116,14 @@ impl TokenEntry {
         let ours = &self.body_prefix().as_bytes()[start..end];
         let theirs = zeroize::Zeroizing::new(json_str(candidate));
         bool::from(ours.ct_eq(theirs.as_bytes()))
+    }
+
+    /// The access token's lifetime, if the provider issued it: the longest
+    /// `min_ttl` that can be met is known only then.
+    pub fn issued_lifetime_secs(&self) -> Option<i64> {
+        self.access
+            .filter(|_| self.lifetime_issued)
+            .map(|a| a.lifetime_secs)
     }
 
     pub fn consecutive_failures(&self) -> i64 {
@@ -251,6 +262,7 @@ impl Cache {
                 provider,
                 status: grant.status,
                 linked: grant.credentials.len() > 1,
+                lifetime_issued: grant.access.as_ref().is_some_and(|a| a.lifetime_issued),
             });
         }
     }
@@ -273,6 +285,7 @@ impl Cache {
                 provider: old.provider,
                 status: grant.status,
                 linked: old.linked,
+                lifetime_issued: old.lifetime_issued,
             });
         }
     }

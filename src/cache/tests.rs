@@ -15,6 +15,7 @@ fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
             token_type: "bearer".into(),
             expires_at: 1_700_000_000_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         }),
         scope: Some("read_write".into()),
         application_calendar_id: None,

@@ -10,7 +10,7 @@ use super::issue::{access_token, next_due};
 use super::schedule::backoff;
 use super::{Refresher, Trigger};
 use crate::clock::{UnixMillis, millis};
-use crate::model::{Extras, GrantId, Status};
+use crate::model::{AccessToken, Extras, GrantId, Status};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
 use crate::store::NewCredential;
 
@@ -244,7 +244,11 @@ impl Refresher {
     async fn store_new(&self, a: Arrival<'_>) -> Result<IntakeOutcome, IntakeError> {
         let now = self.inner.clock.now();
         let cfg = &self.inner.config;
-        let access = a.response.map(|r| access_token(r, now, cfg));
+        let access = a.response.map(|r| AccessToken {
+            // A caller's token: what is left of it is no issued lifetime.
+            lifetime_issued: a.issued && r.expires_in.is_some(),
+            ..access_token(r, now, cfg)
+        });
         let next = match (&access, &a.failed) {
             (Some(t), _) => next_due(t, cfg),
             (None, Some((retry_at, _))) => *retry_at,

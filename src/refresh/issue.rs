@@ -26,6 +26,7 @@ pub(super) fn access_token(
         token_type: response.token_type.clone(),
         expires_at: now.saturating_add(lifetime * 1000),
         lifetime_secs: lifetime,
+        lifetime_issued: response.expires_in.is_some(),
     }
 }
 

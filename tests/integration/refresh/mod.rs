@@ -3,6 +3,7 @@
 //! application calendars, and two daemons racing on one database.
 
 mod concurrency;
+mod expiry;
 mod failures;
 mod race;
 mod schedule;
