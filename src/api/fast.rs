@@ -124,7 +124,7 @@ fn hand_out(state: &AppState, request: &Request, peer: Peer) -> Option<Response>
     let client = admit(state, request, peer).ok()??;
     let services = state.services().ok()?;
     let entry = tokens::readable_entry(&services.cache, &client, id).ok()?;
-    let mut response = tokens::respond(&entry, state.now(), 0)?;
+    let mut response = tokens::respond(&entry, state.handout_now(), 0)?;
     add_common_headers(&mut response);
     match response.status().as_u16() {
         200 => state.metrics().handed_out(),

@@ -47,7 +47,7 @@ pub async fn get_token(
         .min(i64::MAX as u64) as i64;
     let entry = readable_entry(&services.cache, &client, &id)?;
     let now = state.now();
-    if let Some(response) = respond(&entry, now, min_ttl_ms) {
+    if let Some(response) = respond(&entry, state.handout_now(), min_ttl_ms) {
         return Ok(response);
     }
     reachable(&state, &entry, min_ttl_ms)?;
@@ -86,7 +86,7 @@ pub async fn force_refresh(
     // The caller holds an older token than the current one: that is the answer.
     if body.rejected_token.is_some()
         && !names_current
-        && let Some(response) = respond(&entry, now, 0)
+        && let Some(response) = respond(&entry, state.handout_now(), 0)
     {
         return Ok(response);
     }
@@ -98,7 +98,7 @@ pub async fn force_refresh(
                     retry_after: retry_after_secs(window_end, now),
                 });
             }
-            if let Some(response) = respond(&entry, now, 0) {
+            if let Some(response) = respond(&entry, state.handout_now(), 0) {
                 return Ok(response);
             }
         }
@@ -137,7 +137,7 @@ fn after_refresh(
     let now = state.now();
     let entry = cache.get(id).ok_or(ApiError::NotFound)?;
     match result {
-        Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
+        Ok(_) => respond(&entry, state.handout_now(), min_ttl_ms).ok_or_else(|| {
             // The provider's fresh token: its lifetime is known now.
             if let Err(e) = reachable(state, &entry, min_ttl_ms) {
                 return e;
@@ -165,7 +165,7 @@ fn reachable(state: &AppState, entry: &TokenEntry, min_ttl_ms: i64) -> Result<()
         Some(issued) if issued < max => (issued, "this provider's token lifetime"),
         _ => (max, "refresh.max_lifetime_secs"),
     };
-    if limit.saturating_mul(1000) > min_ttl_ms {
+    if limit.saturating_mul(1000) - state.handout_margin_ms() > min_ttl_ms {
         return Ok(());
     }
     Err(ApiError::InvalidRequest(format!(
@@ -184,15 +184,16 @@ fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiErro
 }
 
 /// The token response if the entry has a token with more than `min_ttl_ms`
-/// left; `None` when a refresh is needed. A dead grant is 409 whatever its
+/// left at `at` (the hand-out instant, [`AppState::handout_now`]); `None`
+/// when a refresh is needed. A dead grant is 409 whatever its
 /// token's expiry: a person must re-authorize.
-pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
+pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
     if entry.status == Status::NeedsReauth {
         let message = entry.last_error().unwrap_or_default().to_owned();
         return Some(ApiError::NeedsReauth(message).into_response());
     }
     let access = entry.access.as_ref()?;
-    let remaining = access.remaining_ms(now);
+    let remaining = access.remaining_ms(at);
     if remaining <= min_ttl_ms || remaining <= 0 {
         return None;
     }

@@ -145,7 +145,7 @@ impl Refresher {
                 grant.state.last_error.clone().unwrap_or_default(),
             ));
         }
-        if !trigger.needs_call(&grant.state, now) {
+        if !trigger.needs_call(&grant.state, now, self.inner.config.handout_margin_ms as i64) {
             // Someone (maybe another process) refreshed it: show their result.
             self.publish(&grant.state);
             return Ok(Outcome::Current);
@@ -160,6 +160,10 @@ impl Refresher {
             };
         };
         let started = Instant::now();
+        // Expiry counts from here: the server dates it from when it issued
+        // the token, which is after we sent the request, never after the
+        // answer arrived.
+        let sent = self.inner.clock.now();
         let answer = match provider.refresh(&grant.refresh_token).await {
             Ok(response) => Ok((response, grant.refresh_token.clone())),
             Err(ProviderError::InvalidGrant { description }) => {
@@ -175,7 +179,7 @@ impl Refresher {
             Err(e) => Err(e),
         };
         match answer {
-            Ok((response, used)) => self.commit(&grant, response, &used, started).await,
+            Ok((response, used)) => self.commit(&grant, response, &used, sent, started).await,
             Err(e) => self.fail(lease, &grant, e, started).await,
         }
     }

@@ -25,6 +25,9 @@ struct Arrival<'a> {
     /// The provider issued the access token just now (the view's
     /// `last_refresh_at`); not for a caller-supplied token.
     issued: bool,
+    /// When the request that got `response` was sent: its expiry counts
+    /// from then. `None`: from now (a caller-supplied token).
+    sent: Option<UnixMillis>,
     /// The first refresh failed (no access token then): when to try again,
     /// and why it failed.
     failed: Option<(UnixMillis, String)>,
@@ -74,6 +77,7 @@ impl Refresher {
             response: None,
             application_calendar_id: None,
             issued: false,
+            sent: None,
             failed: None,
         };
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
@@ -119,6 +123,7 @@ impl Refresher {
             return Ok(out);
         }
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
         let answer = provider.refresh(&req.refresh_token).await;
         drop(permit);
         match answer {
@@ -135,6 +140,7 @@ impl Refresher {
                     refresh_token: &rt,
                     response: Some(&response),
                     issued: true,
+                    sent: Some(sent),
                     ..arrival
                 })
                 .await
@@ -179,6 +185,7 @@ impl Refresher {
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
             .await
@@ -193,6 +200,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: None,
             issued: true,
+            sent: Some(sent),
             failed: None,
         })
         .await
@@ -208,6 +216,7 @@ impl Refresher {
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
         let response = provider
             .application_calendar(calendar_id)
             .await
@@ -222,6 +231,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: Some(calendar_id),
             issued: true,
+            sent: Some(sent),
             failed: None,
         })
         .await
@@ -247,7 +257,7 @@ impl Refresher {
         let access = a.response.map(|r| AccessToken {
             // A caller's token: what is left of it is no issued lifetime.
             lifetime_issued: a.issued && r.expires_in.is_some(),
-            ..access_token(r, now, cfg)
+            ..access_token(r, a.sent.unwrap_or(now), cfg)
         });
         let next = match (&access, &a.failed) {
             (Some(t), _) => next_due(t, cfg),

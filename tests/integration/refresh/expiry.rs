@@ -1,10 +1,13 @@
-//! What tokend believes about a token's life: only a lifetime the provider
-//! issued bounds `min_ttl`.
+//! What tokend believes about a token's life: its expiry counts from when
+//! the request was sent, a hand-out margin keeps the last second of it
+//! back, and only a lifetime the provider issued bounds `min_ttl`.
+
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{send, spawn_app};
+use crate::helpers::{T0, send, spawn_app};
 
 #[tokio::test]
 async fn an_imported_tokens_remaining_time_does_not_bound_min_ttl() {
@@ -61,4 +64,51 @@ async fn a_min_ttl_the_fresh_token_cannot_meet_is_400_after_the_refresh() {
     let (status, _) = send(app.get("/v1/tokens/imp?min_ttl=100")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(app.fake.refresh_calls(), 1, "known now: no second call");
+}
+
+#[tokio::test]
+async fn no_token_is_handed_out_that_the_server_already_considers_expired() {
+    let app = spawn_app().await;
+    // The server dates expiry from when it issued the token, rounded down
+    // to the second, and its answer takes 0.8 s to arrive.
+    app.fake.use_clock(app.clock.clone());
+    app.fake.round_issue_time_down(true);
+    app.fake.answer_takes_on_clock(Duration::from_millis(800));
+    app.fake.set_expires_in(Some(60));
+    app.clock.advance(Duration::from_millis(700));
+    let (status, view) = app.import("alice", "rt-alice").await;
+    assert_eq!(status, StatusCode::CREATED, "{view}");
+    let (_, first) = app.token("alice").await;
+    let token = first["access_token"].as_str().unwrap().to_owned();
+    let server_expiry = app.fake.access_token_life(&token).unwrap().expires_at;
+    assert_eq!(server_expiry, Some(T0 + 60_000));
+    // Refreshes fail from now on (our client secret is refused), so the
+    // token is handed out until tokend counts it as expired.
+    app.fake.set_client_secrets(&["another-secret"]);
+
+    let mut last_handed_out = None;
+    let mut at = T0 + 50_000;
+    while at < T0 + 62_000 {
+        app.advance_to(at);
+        let (status, body) = app.token("alice").await;
+        if status == StatusCode::OK {
+            assert_eq!(body["access_token"], token.as_str());
+            assert!(
+                app.fake.access_token_valid(&token, app.clock.now()),
+                "handed out at T0 + {} ms, after the server's expiry: {body}",
+                at - T0
+            );
+            let expires_in = body["expires_in"].as_i64().unwrap();
+            assert!(
+                app.clock.now() + expires_in * 1000 < T0 + 60_000,
+                "expires_in {expires_in} at T0 + {} ms outlives the token",
+                at - T0
+            );
+            last_handed_out = Some(at);
+        }
+        at += 100;
+    }
+    // Handed out up to the margin (1 s) before the expiry dated from the
+    // request's sending (T0 + 60.7 s), not from the answer (T0 + 61.5 s).
+    assert_eq!(last_handed_out, Some(T0 + 59_600));
 }
