@@ -145,7 +145,11 @@ impl Refresher {
                 grant.state.last_error.clone().unwrap_or_default(),
             ));
         }
-        if !trigger.needs_call(&grant.state, now, self.inner.config.handout_margin_ms as i64) {
+        if !trigger.needs_call(
+            &grant.state,
+            now,
+            self.inner.config.handout_margin_ms as i64,
+        ) {
             // Someone (maybe another process) refreshed it: show their result.
             self.publish(&grant.state);
             return Ok(Outcome::Current);
