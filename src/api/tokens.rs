@@ -62,7 +62,7 @@ pub(super) async fn current_token(
     if let Some(response) = respond(&entry, state.handout_now(), min_ttl_ms) {
         return Ok(response);
     }
-    reachable(&state, &entry, min_ttl_ms)?;
+    reachable(state, &entry, min_ttl_ms)?;
     // Failing grants are retried on the refresher's backoff, not per request.
     if entry.consecutive_failures() > 0
         && let Some(next) = entry.next_refresh_at().filter(|&t| t > now)
