@@ -50,6 +50,8 @@ struct StateInner {
     failing_after: i64,
     /// `refresh.handout_margin_ms` (restart-only, as every `[refresh]` key).
     handout_margin_ms: i64,
+    /// `refresh.handout_wait_ms` (restart-only).
+    handout_wait: std::time::Duration,
 }
 
 /// The store, the cache and the refresher side by side: handlers read
@@ -74,6 +76,7 @@ impl AppState {
             inner: Arc::new(StateInner {
                 failing_after: i64::from(config.notify.failing_after),
                 handout_margin_ms: config.refresh.handout_margin_ms as i64,
+                handout_wait: std::time::Duration::from_millis(config.refresh.handout_wait_ms),
                 readiness,
                 services: OnceLock::new(),
                 clients: ArcSwap::from_pointee(clients),
@@ -117,6 +120,11 @@ impl AppState {
 
     pub(super) fn handout_margin_ms(&self) -> i64 {
         self.inner.handout_margin_ms
+    }
+
+    /// How long a hand-out waits for a refresh of its grant under way.
+    pub(super) fn handout_wait(&self) -> std::time::Duration {
+        self.inner.handout_wait
     }
 
     pub(super) fn metrics(&self) -> &Metrics {

@@ -58,6 +58,7 @@ pub(super) async fn current_token(
     id: &str,
     min_ttl_ms: i64,
 ) -> Result<Response, ApiError> {
+    let entry = settled(state, services, id, entry).await;
     let now = state.now();
     if let Some(response) = respond(&entry, state.handout_now(), min_ttl_ms) {
         return Ok(response);
@@ -142,13 +143,49 @@ pub(super) fn readable_entry(
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
+    readable(cache, client, id).map(|(entry, _)| entry)
+}
+
+/// [`readable_entry`], and whether a refresh of its grant is calling the
+/// provider now, read with it ([`Cache::get_settled`]): then a hand-out
+/// waits for the new token.
+pub(super) fn readable(
+    cache: &Cache,
+    client: &super::auth::Client,
+    id: &str,
+) -> Result<(Arc<TokenEntry>, bool), ApiError> {
     if !client.read_tokens {
         return Err(ApiError::Forbidden(format!(
             "client {:?} has read_tokens = false: it may use /v1/proxy but never receives a token",
             client.name
         )));
     }
-    visible_entry(cache, client, id)
+    may_see(client, id)?;
+    cache.get_settled(id).ok_or(ApiError::NotFound)
+}
+
+/// The credential's entry with no refresh of its grant calling the
+/// provider: while one is, the hand-out waits for its result (some servers
+/// revoke the old access token the moment they issue the new one), at most
+/// `refresh.handout_wait_ms`; then the entry as it stands (the old token,
+/// handed out if still valid).
+async fn settled(
+    state: &AppState,
+    services: &Services,
+    id: &str,
+    entry: Arc<TokenEntry>,
+) -> Arc<TokenEntry> {
+    match services.cache.get_settled(id) {
+        Some((current, false)) => current,
+        Some((current, true)) => {
+            services
+                .refresher
+                .wait_for(current.grant_id, state.handout_wait())
+                .await;
+            services.cache.get(id).unwrap_or(current)
+        }
+        None => entry,
+    }
 }
 
 /// The cache entry of a credential this client's patterns match (the
@@ -158,13 +195,19 @@ pub(super) fn visible_entry(
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
+    may_see(client, id)?;
+    cache.get(id).ok_or(ApiError::NotFound)
+}
+
+/// 403 unless the client's patterns match the credential.
+fn may_see(client: &super::auth::Client, id: &str) -> Result<(), ApiError> {
     if !client.may_read(id) {
         return Err(ApiError::Forbidden(format!(
             "client {:?} may not read credential {id:?}",
             client.name
         )));
     }
-    cache.get(id).ok_or(ApiError::NotFound)
+    Ok(())
 }
 
 /// The answer once a refresh the request asked for has ended, read from

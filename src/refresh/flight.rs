@@ -17,8 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Outcome, RefreshError, Refresher, Trigger};
+use crate::cache::Cache;
 use crate::config::Config;
-use crate::model::{Grant, GrantId, Status};
+use crate::model::{Grant, GrantId, GrantState, Status};
 use crate::provider::{Provider, ProviderError, TokenResponse};
 use crate::store::{Claim, Lease};
 
@@ -190,6 +191,9 @@ impl Refresher {
         // the token, which is after we sent the request, never after the
         // answer arrived.
         let sent = self.inner.clock.now();
+        // Hand-outs of the grant wait from here until the result is
+        // published (which clears the mark), or the attempt ends otherwise.
+        let _marked = Marked::set(&self.inner.cache, &grant.state);
         let answer = match provider.refresh(&grant.refresh_token).await {
             Ok(response) => Ok((response, grant.refresh_token.clone())),
             Err(ProviderError::InvalidGrant { description }) => {
@@ -254,6 +258,26 @@ impl Refresher {
             });
         }
         Err(ProviderError::InvalidGrant { description })
+    }
+}
+
+/// The grant's cache entries marked as being refreshed while it lives
+/// ([`Cache::set_refreshing`]).
+struct Marked<'a> {
+    cache: &'a Cache,
+    grant: &'a GrantState,
+}
+
+impl<'a> Marked<'a> {
+    fn set(cache: &'a Cache, grant: &'a GrantState) -> Self {
+        cache.set_refreshing(grant, true);
+        Marked { cache, grant }
+    }
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        self.cache.set_refreshing(self.grant, false);
     }
 }
 

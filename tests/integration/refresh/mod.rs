@@ -6,5 +6,6 @@ mod budget;
 mod concurrency;
 mod expiry;
 mod failures;
+mod inflight;
 mod race;
 mod schedule;
