@@ -89,6 +89,16 @@ impl PgTarget {
         crate::redact::url(&self.url)
     }
 
+    /// The URL as configured, password included: for a test or benchmark
+    /// to write into a configuration. Never for a message.
+    pub fn url_with_password(&self) -> String {
+        let mut url = self.url.clone();
+        if let Some(p) = &self.password {
+            let _ = url.set_password(Some(p.expose_secret()));
+        }
+        url.to_string()
+    }
+
     /// The same server, another database (tests and benchmarks make their own).
     pub fn with_database(&self, name: &str) -> PgTarget {
         let mut other = self.clone();

@@ -10,6 +10,7 @@
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `feed`: the change feed and the full load at start.
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower.
+//! - [`scratch`]: throwaway databases for tests and benchmarks.
 //!
 //! Every write transaction takes the next change number first: the counter
 //! row's lock serialises writers (so they never deadlock on each other's
@@ -30,6 +31,7 @@ mod put;
 mod read;
 mod rotate;
 mod rows;
+pub mod scratch;
 
 use std::time::Duration;
 
@@ -321,9 +323,6 @@ impl Backend for PgStore {
         self.reseal(new_key).await
     }
 }
-
-#[cfg(test)]
-pub(crate) mod testdb;
 
 #[cfg(test)]
 mod tests;
