@@ -12,8 +12,12 @@ mod integration {
     pub mod pg;
 }
 
+mod cluster;
+mod member;
+mod relay;
+
 // The shared modules name each other from the crate root, as in their own binary.
-use integration::{fake_provider, helpers, logs, pg};
+use integration::{api, fake_provider, helpers, logs, pg};
 
 /// Every app of this binary runs on PostgreSQL.
 pub const POSTGRES: bool = true;
