@@ -24,7 +24,7 @@ use url::Url;
 
 use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out, socket_addrs};
 pub use load::{ConfigError, DEFAULT_CONFIG_PATH, load, load_from};
-pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind};
+pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind, RefreshMode};
 pub use secrets::{CREDSTORE_DIRS, SecretError, SecretSearch};
 pub(crate) use validate::valid_table_name;
 
@@ -126,6 +126,14 @@ pub struct ClientConfig {
     pub credentials: Vec<String>,
     #[serde(default)]
     pub manage: bool,
+    /// `false`: the client may use the proxy (`/v1/proxy`) but is refused
+    /// the endpoints that hand out tokens: it never holds one.
+    #[serde(default = "yes")]
+    pub read_tokens: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn all_credentials() -> Vec<String> {

@@ -153,12 +153,26 @@ pub async fn serve(
     }
     // Held until the database is closed: its lock goes last.
     let running = started?;
-    running
-        .services
-        .refresher
-        .drain(options.drain_timeout)
-        .await;
+    let refresher = &running.services.refresher;
+    refresher.drain(options.drain_timeout).await;
+    let unstored = refresher.unstored_results();
     running.services.store.close().await;
+    if !unstored.is_empty() {
+        // The provider may have rotated these refresh tokens: what the
+        // database holds may no longer work.
+        let grants = unstored
+            .iter()
+            .map(|(g, credentials)| format!("grant {g} (credentials {credentials})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::error!(grants = %grants,
+            "stopped with refreshed tokens the database never took: if the provider rotated \
+             their refresh tokens, these grants need re-authorization");
+        anyhow::bail!(
+            "stopped with {} refreshed result(s) the database never took: {grants}",
+            unstored.len()
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -181,6 +195,7 @@ async fn start(
         }
     };
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
+    tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
     let providers = provider::build_all(config, options.clock.clone())?;
     let cache = Arc::new(Cache::new());
     let refresher = Refresher::new(

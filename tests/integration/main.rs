@@ -16,6 +16,7 @@ mod ops;
 mod pg;
 mod process;
 mod provider;
+mod proxy;
 mod refresh;
 mod smoke;
 
