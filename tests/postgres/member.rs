@@ -39,6 +39,7 @@ pub fn config(path: &Path) -> Config {
 impl Member {
     /// Starts a member on `config` with `clock` and waits until it is ready.
     pub async fn start(config: &Config, clock: &Clock) -> Member {
+        crate::logs::init();
         let key_file = config.database_path().with_file_name("client.key");
         let (config, clock) = (config.clone(), clock.clone());
         let (addr_tx, addr_rx) = mpsc::channel();

@@ -9,7 +9,8 @@
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `feed`: the change feed and the full load at start.
-//! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower.
+//! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
+//!   `stale`: pooled connections a lost server left dead, found before use.
 //! - [`scratch`]: throwaway databases for tests and benchmarks.
 //!
 //! Every write transaction takes the next change number first: the counter
@@ -32,6 +33,7 @@ mod read;
 mod rotate;
 mod rows;
 pub mod scratch;
+mod stale;
 
 use std::time::Duration;
 
@@ -87,10 +89,16 @@ impl PgStore {
         key: &MasterKey,
         clock: Clock,
     ) -> Result<PgStore, StoreError> {
-        let pool = target.pool(CONNECTIONS, CONNECT_TIMEOUT)?;
+        let stale = stale::Staleness::default();
+        let pool = target.pool_with(
+            target.options()?,
+            CONNECTIONS,
+            CONNECT_TIMEOUT,
+            Some(&stale),
+        )?;
         MIGRATOR.run(&pool).await?;
         let store = PgStore {
-            listener: listen::Listener::new(target.clone()),
+            listener: listen::Listener::new(target.clone(), stale),
             pool,
             target: target.clone(),
             cipher: Cipher::new(key),
@@ -245,7 +253,11 @@ impl Backend for PgStore {
     }
 
     async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
-        self.changes(since).await
+        let changes = self.changes(since).await;
+        if changes.is_err() {
+            self.listener.retry_soon();
+        }
+        changes
     }
 
     async fn wait_for_changes(&self) {
