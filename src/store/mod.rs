@@ -34,7 +34,7 @@ use crypto::{CryptoError, MasterKey};
 pub use health::StoreHealth;
 pub use types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedCredential, SealedGrant, TokenCommit,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -10,14 +10,16 @@ mod integration {
     pub mod helpers;
     pub mod logs;
     pub mod pg;
+    pub mod process;
 }
 
 mod cluster;
+mod copy;
 mod member;
 mod relay;
 
 // The shared modules name each other from the crate root, as in their own binary.
-use integration::{api, fake_provider, helpers, logs, pg};
+use integration::{api, fake_provider, helpers, logs, pg, process};
 
 /// Every app of this binary runs on PostgreSQL.
 pub const POSTGRES: bool = true;

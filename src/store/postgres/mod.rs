@@ -8,6 +8,7 @@
 //! - `commit`: refresh results with compare-and-set (group commit).
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
+//! - `copy`: every grant as stored, out or in (`copy-store`).
 //! - `feed`: the change feed and the full load at start.
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
@@ -24,6 +25,7 @@
 
 mod commit;
 pub mod connect;
+mod copy;
 mod delete;
 mod feed;
 mod lease;
@@ -333,6 +335,14 @@ impl Backend for PgStore {
 
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.reseal(new_key).await
+    }
+
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError> {
+        self.export(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError> {
+        self.import(batch).await
     }
 }
 
