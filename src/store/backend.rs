@@ -82,7 +82,7 @@ use super::StoreError;
 use super::crypto::{Cipher, MasterKey};
 use super::types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedGrant, TokenCommit,
 };
 use crate::clock::UnixMillis;
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
@@ -247,4 +247,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// grants re-sealed. The store is unusable afterwards: open it again with
     /// the new key.
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError>;
+
+    /// Up to `limit` grants as stored (tokens sealed, each with its
+    /// credentials), the first with an id above `after`, in id order: the
+    /// source of `copy-store`, read page by page while nobody writes.
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError>;
+
+    /// Writes grants as [`Backend::export_page`] gave them (ids, sealed
+    /// tokens, lookup hashes, statuses and times kept; leases not), in one
+    /// transaction: the target of `copy-store`, which must hold no grant
+    /// with these ids. The data must be sealed under this store's key.
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError>;
 }

@@ -11,12 +11,14 @@
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`: credentials leaving, and their grants when unused.
 //! - `rotate`: re-sealing under a new key.
+//! - `copy`: every grant as stored, out or in (`copy-store`).
 //!
 //! Every write that hands out or replaces a token runs in a `BEGIN IMMEDIATE`
 //! transaction on a WAL database with `synchronous=FULL`: once a write returns,
 //! a `kill -9` cannot take it back.
 
 mod commit;
+mod copy;
 mod delete;
 mod feed;
 mod file;
@@ -294,6 +296,14 @@ impl Backend for SqliteStore {
 
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.reseal(new_key).await
+    }
+
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError> {
+        self.export(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError> {
+        self.import(batch).await
     }
 }
 
