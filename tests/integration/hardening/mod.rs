@@ -4,6 +4,7 @@
 //! running daemon.
 
 mod connections;
+mod disk_full;
 mod flood;
 mod host;
 mod numbers;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, eventually, send, spawn_app};
+use crate::helpers::{AppOptions, TestApp, eventually, send, spawn_app, spawn_app_with};
 use crate::logs::Logs;
 
 async fn metric(app: &TestApp, name: &str) -> Option<String> {
@@ -125,4 +125,47 @@ async fn a_deleted_database_file_refuses_writes_with_a_clear_error() {
     // Nothing comes back by itself: the file is gone.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(metric(&app, "tokend_store_up").await.as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_stop_that_cannot_store_a_refreshed_result_fails_naming_the_grant() {
+    let (logs, _guard) = Logs::capture();
+    let app = spawn_app_with(AppOptions {
+        drain_timeout: Some(Duration::from_secs(1)),
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(app.import("alice", "rt-alice").await.0, StatusCode::CREATED);
+    let (_, old) = app.token("alice").await;
+    // The provider answers once the database has turned read-only.
+    app.fake.set_delay(Duration::from_millis(500));
+    let calls = app.fake.refresh_calls();
+    let forced = app.post("/v1/tokens/alice/refresh").send();
+    let forced = tokio::spawn(forced);
+    let fake = app.fake.clone();
+    eventually("the provider call", async || fake.refresh_calls() > calls).await;
+    let path = app.database();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    eventually("the result held", async || {
+        readyz(&app).await.1["unstored_refreshes"] == 1
+    })
+    .await;
+    let (_, token) = app.token("alice").await;
+    assert_eq!(token["access_token"], old["access_token"], "not handed out");
+
+    let error = app.shutdown_result().await.unwrap_err().to_string();
+    assert!(
+        error.contains("never took") && error.contains("credentials alice"),
+        "{error}"
+    );
+    let _ = forced.await;
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("ERROR") && l.contains("never took"))
+        .unwrap_or_else(|| panic!("no ERROR line: {text}"));
+    assert!(line.contains("alice"), "{line}");
+    for token in ["rt-alice", old["access_token"].as_str().unwrap()] {
+        assert!(!line.contains(token) && !error.contains(token), "{line}");
+    }
 }
