@@ -55,8 +55,7 @@ impl Refresher {
     ) -> Result<Outcome, RefreshError> {
         let _permit = match permit {
             Some(p) => Some(p),
-            // Never closed; were it, a refresh without a permit beats none.
-            None => self.inner.permits.clone().acquire_owned().await.ok(),
+            None => self.permit().await,
         };
         if !self.store_takes_writes() {
             // No provider call: a rotated refresh token could not be kept.
@@ -100,6 +99,15 @@ impl Refresher {
     /// Reports a store error to the store's health; returns it.
     pub(super) fn report_store(&self, e: crate::store::StoreError) -> crate::store::StoreError {
         self.inner.store.report(e)
+    }
+
+    /// One of the `refresh.max_concurrency` permits every token-endpoint
+    /// call holds (refreshes of any trigger, an import's first refresh, code
+    /// exchanges): the bound is on calls in flight, whatever started them.
+    /// The semaphore is never closed; were it, a call without a permit
+    /// beats none.
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.permits.clone().acquire_owned().await.ok()
     }
 
     fn retry_soon(&self, grant_id: GrantId) {

@@ -123,7 +123,10 @@ impl Refresher {
             }
             return Ok(out);
         }
-        match provider.refresh(&req.refresh_token).await {
+        let permit = self.permit().await;
+        let answer = provider.refresh(&req.refresh_token).await;
+        drop(permit);
+        match answer {
             Ok(response) => {
                 let rt = response
                     .refresh_token
@@ -183,10 +186,13 @@ impl Refresher {
         if !self.store_takes_writes() {
             return Err(IntakeError::StoreUnavailable);
         }
+        let permit = self.permit().await;
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
             .await
-            .map_err(|e| self.refused(e))?;
+            .map_err(|e| self.refused(e));
+        drop(permit);
+        let response = response?;
         let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,
@@ -212,10 +218,13 @@ impl Refresher {
         if !self.store_takes_writes() {
             return Err(IntakeError::StoreUnavailable);
         }
+        let permit = self.permit().await;
         let response = provider
             .application_calendar(calendar_id)
             .await
-            .map_err(|e| self.refused(e))?;
+            .map_err(|e| self.refused(e));
+        drop(permit);
+        let response = response?;
         let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,

@@ -45,7 +45,10 @@ async fn call(daemon: &Daemon, method: Method, path: &str) -> (StatusCode, Value
     let r = daemon.request(method, path).send().await.unwrap();
     let status = r.status();
     let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn metric(daemon: &Daemon, name: &str) -> String {
