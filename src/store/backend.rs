@@ -41,7 +41,9 @@
 //! while holding the grant's lease ([`Backend::claim`]), so that one refresh
 //! token is spent once however many processes share the database. A lease
 //! is taken by one owner (one opened store: a daemon or a CLI command) until
-//! it expires; an expired lease is taken over. No transaction, row lock or
+//! it expires; an expired lease is taken over, and so is one whose owner is
+//! provably gone (the owner text of [`super::owner`], checked with
+//! [`super::owner::is_provably_dead`]). No transaction, row lock or
 //! advisory lock may be held while the lease is held: the caller calls the
 //! provider between `claim` and its write. The lease carries the grant's
 //! generation at the claim ([`Lease::generation`]): failure and

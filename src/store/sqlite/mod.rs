@@ -88,7 +88,7 @@ impl SqliteStore {
             clock,
             path: path.to_path_buf(),
             file_id: file::FileId::of(path)?,
-            owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            owner: crate::store::owner::this_process(rand::random()),
         };
         store.check_key().await?;
         Ok(store)
