@@ -49,6 +49,11 @@ pub enum ApiError {
     /// Not in SPEC's table: the request took longer than
     /// `server.request_timeout_secs` (a refresh it started goes on).
     Timeout,
+    /// Proxy only: the provider's API cannot be reached.
+    UpstreamUnreachable,
+    /// Proxy only: the provider's API did not answer within the
+    /// provider's `request_timeout_secs`.
+    UpstreamTimeout,
 }
 
 impl ApiError {
@@ -121,6 +126,17 @@ impl ApiError {
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
                 "the request took longer than server.request_timeout_secs".into(),
+            ),
+            UpstreamUnreachable => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "the provider's API cannot be reached".into(),
+            ),
+            UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the provider's API did not answer within the provider's request_timeout_secs"
+                    .into(),
             ),
         }
     }

@@ -96,6 +96,7 @@ fn route_label(template: &str) -> &'static str {
         paths
             .into_iter()
             .map(|p| (p, &*Box::leak(p.replace("{id}", ":id").into_boxed_str())))
+            .chain([(super::proxy::ROUTE, super::proxy::ROUTE_LABEL)])
             .collect()
     });
     labels

@@ -76,7 +76,8 @@ struct Running {
     services: Services,
     providers: Providers,
     /// Keeps `tokend rotate-key` out while the database is open.
-    _lock: DatabaseLock,
+    /// `None` with PostgreSQL, where rotate-key looks for connected members.
+    _lock: Option<DatabaseLock>,
 }
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests
@@ -186,8 +187,14 @@ async fn start(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
-    let lock = DatabaseLock::shared(&config.database_path())?;
-    crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
+    let lock = match config.postgres_url() {
+        Some(_) => None,
+        None => {
+            let lock = DatabaseLock::shared(&config.database_path())?;
+            crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
+            Some(lock)
+        }
+    };
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
     let providers = provider::build_all(config, options.clock.clone())?;

@@ -90,6 +90,15 @@ impl Refresher {
         result
     }
 
+    /// One of the `refresh.max_concurrency` permits every token-endpoint
+    /// call holds (refreshes of any trigger, an import's first refresh, code
+    /// exchanges): the bound is on calls in flight, whatever started them.
+    /// The semaphore is never closed; were it, a call without a permit
+    /// beats none.
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.permits.clone().acquire_owned().await.ok()
+    }
+
     /// Whether the store takes writes: a refresh (or any provider call
     /// whose result must be stored) is made only then.
     pub(super) fn store_takes_writes(&self) -> bool {
@@ -101,15 +110,6 @@ impl Refresher {
         self.inner.store.report(e)
     }
 
-    /// One of the `refresh.max_concurrency` permits every token-endpoint
-    /// call holds (refreshes of any trigger, an import's first refresh, code
-    /// exchanges): the bound is on calls in flight, whatever started them.
-    /// The semaphore is never closed; were it, a call without a permit
-    /// beats none.
-    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
-        self.inner.permits.clone().acquire_owned().await.ok()
-    }
-
     fn retry_soon(&self, grant_id: GrantId) {
         // Expiry only orders grants due at the same instant; unknown here.
         let expires_at = 0;
@@ -118,6 +118,8 @@ impl Refresher {
             + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
             grant: grant_id,
+            // Not known before the claim; this retry does not wait for the budget.
+            provider: super::queue::UNKNOWN_PROVIDER,
             due,
             expires_at,
         });

@@ -16,7 +16,10 @@
 //! - `intake`: grants arriving (import, code exchange, application calendar)
 //!   and the authorization URL; `retire`: credentials leaving (delete, revoke).
 //! - `schedule`: due times, backoff, and the task that sleeps until the
-//!   earliest due grant; `queue`: the grants waiting, earliest first.
+//!   earliest due grant; `queue`: the grants waiting, earliest first, one
+//!   queue per provider.
+//! - `budget`: the share of each provider's rate background refreshes may
+//!   use (`refresh_share`, `refresh_mode`).
 //! - `sync`: loading the cache at start and following other writers.
 //! - `events`: status transitions (needs_reauth, failing, recovered).
 //! - `error`: what callers learn when something fails.
@@ -25,6 +28,7 @@
 //! clock, metrics) and keeps them to itself: callers ask it for refreshes,
 //! never for its parts.
 
+pub mod budget;
 mod commit;
 mod error;
 mod events;
@@ -126,6 +130,8 @@ struct Inner {
     /// at most one forced refresh per grant per interval).
     forced: Mutex<HashMap<GrantId, UnixMillis>>,
     permits: Arc<Semaphore>,
+    /// Each provider's refresh budget (background refreshes only).
+    budgets: Arc<budget::Budgets>,
     schedule_tx: mpsc::UnboundedSender<Msg>,
     schedule_rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
     events: broadcast::Sender<StatusEvent>,
@@ -158,6 +164,8 @@ impl Refresher {
     ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
+        let permits = budget::LocalPermits::new(clock.clone());
+        let budgets = Arc::new(budget::Budgets::new(config, Arc::new(permits)));
         Refresher {
             inner: Arc::new(Inner {
                 store,
@@ -170,6 +178,7 @@ impl Refresher {
                 inflight: Mutex::new(HashMap::new()),
                 forced: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(config.refresh.max_concurrency)),
+                budgets,
                 schedule_tx,
                 schedule_rx: Mutex::new(Some(schedule_rx)),
                 events,
@@ -239,6 +248,7 @@ impl Refresher {
 
     /// Replaces the providers (SIGHUP): secrets, limits, endpoints.
     pub fn set_providers(&self, providers: Providers, config: &Config) {
+        self.inner.budgets.configure(config);
         self.inner
             .lease_ms
             .store(lease_lifetime(config), Ordering::Relaxed);
@@ -253,6 +263,15 @@ impl Refresher {
             .iter()
             .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
             .collect()
+    }
+
+    /// The provider's API answered a proxied request with 429: its calls
+    /// (background refreshes included) wait `retry_after`, as after a 429
+    /// from its token endpoint. An unknown provider is ignored.
+    pub fn pause_provider(&self, name: &str, retry_after: std::time::Duration) {
+        if let Some(provider) = self.provider(name) {
+            provider.pause(retry_after);
+        }
     }
 
     fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {

@@ -6,6 +6,8 @@
 //!   [`Claim`], [`Changes`], ...).
 //! - [`Store`]: the handle every part of tokend shares.
 //! - [`sqlite`]: the SQLite backend (WAL, `synchronous=FULL`).
+//! - [`postgres`]: the PostgreSQL backend (cluster mode: many members, one
+//!   database, changes pushed with `LISTEN`/`NOTIFY`).
 //! - [`crypto`]: the AEAD that seals token columns, and the key check; the
 //!   same for every backend.
 //! - [`key`]: where the encryption key comes from (file, systemd
@@ -22,6 +24,7 @@ pub mod crypto;
 pub mod health;
 pub mod key;
 pub mod owner;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 

@@ -40,7 +40,13 @@ fn this_machine() -> &'static str {
 /// A value without the separators the owner text uses.
 fn field(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_whitespace() || c == '=' { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c == '=' {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -49,7 +55,10 @@ fn field(s: &str) -> String {
 pub fn this_process(nonce: u32) -> String {
     let pid = std::process::id();
     let start = start_time(pid).unwrap_or(0);
-    format!("v1 {} pid={pid} start={start} n={nonce:08x}", this_machine())
+    format!(
+        "v1 {} pid={pid} start={start} n={nonce:08x}",
+        this_machine()
+    )
 }
 
 /// Whether the process that wrote `owner` is provably not alive: it ran on
@@ -149,7 +158,10 @@ mod tests {
         assert!(!is_provably_dead(&elsewhere), "another machine");
         let other_ns = owner(pid, 1).replace("pidns=", "pidns=1");
         assert!(!is_provably_dead(&other_ns), "another PID namespace");
-        assert!(!is_provably_dead("pid123-0000abcd"), "an older tokend's owner");
+        assert!(
+            !is_provably_dead("pid123-0000abcd"),
+            "an older tokend's owner"
+        );
         assert!(!is_provably_dead("v1 garbage"));
     }
 }
