@@ -87,10 +87,9 @@ pub fn is_provably_dead(owner: &str) -> bool {
     let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
         return false;
     };
-    match rustix::process::test_kill_process(pid) {
-        Err(Errno::SRCH) => return true,
-        // Alive, or not ours to signal (EPERM): it exists.
-        Ok(()) | Err(_) => {}
+    // EPERM (not ours to signal) means it exists, like success.
+    if let Err(Errno::SRCH) = rustix::process::test_kill_process(pid) {
+        return true;
     }
     match proc_stat(pid.as_raw_pid() as u32) {
         // Its PID was given to a process started later: the owner is gone.
