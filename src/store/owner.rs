@@ -5,8 +5,8 @@
 //! `kill -9`, an OOM kill, a power cut); everyone else then waits for it to
 //! expire: 3 × the provider timeout + 10 s, 70 s at the defaults, during
 //! which the grant cannot be refreshed. So the owner names its process:
-//! machine (host name and `/etc/machine-id`), PID namespace, PID and the
-//! process's start time (`/proc/PID/stat`). A lease whose owner is on this
+//! machine (host name, `/etc/machine-id`, boot id where readable), PID
+//! namespace, PID and the process's start time (`/proc/PID/stat`). A lease whose owner is on this
 //! machine, in this PID namespace, and provably gone (no such PID, a
 //! zombie, or the PID now belongs to a process started at another time)
 //! may be taken over at once. Anything less than proof (another machine,
@@ -28,11 +28,16 @@ fn this_machine() -> &'static str {
             .to_string_lossy()
             .into_owned();
         let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+        // Unreadable under systemd's ProcSubset=pid: then "-" for every
+        // process of the service alike.
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap_or_else(|_| "-".into());
         let pidns = rustix::fs::stat("/proc/self/ns/pid").map_or(0, |st| st.st_ino);
         format!(
-            "host={} machine={} pidns={pidns}",
+            "host={} machine={} boot={} pidns={pidns}",
             field(&host),
-            field(machine.trim())
+            field(machine.trim()),
+            field(boot.trim())
         )
     })
 }
