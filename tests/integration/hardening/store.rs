@@ -169,3 +169,28 @@ async fn a_stop_that_cannot_store_a_refreshed_result_fails_naming_the_grant() {
         assert!(!line.contains(token) && !error.contains(token), "{line}");
     }
 }
+
+#[tokio::test]
+async fn due_refreshes_wait_while_the_store_refuses_writes_and_resume_by_themselves() {
+    let app = spawn_app().await;
+    assert_eq!(app.import("alice", "rt-alice").await.0, StatusCode::CREATED);
+    let (_, before) = app.token("alice").await;
+    let calls = app.fake.refresh_calls();
+    let due = app.next_refresh_at("alice").await;
+    let path = app.database();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+    app.clock.advance(Duration::from_secs(60));
+    let (status, body, _) = fresh_token(&app, "alice").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+
+    // Due now: nothing is started while the store is down.
+    app.advance_to(due + 1_000);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.assert_no_more_calls(calls).await;
+
+    // Writable again: the refresh happens by itself, the clock standing still.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    app.wait_refresh_calls(calls + 1).await;
+    app.wait_token("alice", |t| t["access_token"] != before["access_token"])
+        .await;
+}
