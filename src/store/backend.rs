@@ -69,7 +69,11 @@
 //! # Adding a backend
 //! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
 //!    [`Cipher`] (the same associated data, so data moves between backends
-//!    sealed as it is).
+//!    sealed as it is). Name lease owners with
+//!    [`super::owner::this_process`] and take over a lease whose holder
+//!    [`super::owner::is_provably_dead`]; make sure the errors of a store
+//!    that cannot take writes are ones [`StoreError::is_outage`] knows, and
+//!    override [`Backend::check_writable`] if a ping does not prove writes.
 //! 2. Open it where the configured store is opened (`key::open_store`),
 //!    checking the key as above, and refuse to generate a key for a
 //!    database that already holds sealed data (as `KeyError::Missing` does
