@@ -23,6 +23,7 @@ mod file;
 mod lease;
 mod load;
 mod open;
+mod page_limit;
 mod put;
 mod read;
 mod rotate;
@@ -42,6 +43,8 @@ use crate::clock::{Clock, UnixMillis};
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
 pub use load::read_ahead_before_open;
 use open::{connect, open_pool};
+#[doc(hidden)]
+pub use page_limit::limit_pages_for_tests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,5 +1,7 @@
 //! The database refusing writes under a running daemon (issue 11.1): a file
-//! made read-only or deleted. tokend says so (`tokend_store_up` 0, a WARN,
+//! made read-only or deleted, and SQLite's own "disk full" (a page limit
+//! set through a test hook), after which the daemon's pooled connections
+//! used to stay broken. tokend says so (`tokend_store_up` 0, a WARN,
 //! `/readyz` 200 with `"store": "down"`), keeps serving the tokens that are
 //! still valid, makes no refresh call and answers 503 `store_unavailable`
 //! where a refresh or a write is needed; it recovers by itself once the
@@ -193,4 +195,58 @@ async fn due_refreshes_wait_while_the_store_refuses_writes_and_resume_by_themsel
     app.wait_refresh_calls(calls + 1).await;
     app.wait_token("alice", |t| t["access_token"] != before["access_token"])
         .await;
+}
+
+/// Imports `id` with an access token (no provider call) and a long refresh
+/// token, so that each import takes room in the database.
+async fn import_given(app: &TestApp, id: &str) -> (StatusCode, Value) {
+    let rt = format!("rt-{id}-{}", "x".repeat(1_000));
+    let body = serde_json::json!({
+        "provider": "cronofy",
+        "refresh_token": rt,
+        "access_token": format!("at-{id}"),
+        "expires_in": 3600,
+    });
+    send(app.put(&format!("/v1/credentials/{id}")).json(&body)).await
+}
+
+#[tokio::test]
+async fn a_full_database_refuses_imports_and_takes_them_again_when_space_returns() {
+    let app = spawn_app().await;
+    assert_eq!(import_given(&app, "alice").await.0, StatusCode::CREATED);
+    let path = app.database();
+    // SQLite's own "disk full": not one page more than the file has.
+    tokend::store::sqlite::limit_pages_for_tests(&path, Some(1));
+    let mut refused = None;
+    for i in 0..400 {
+        let (status, body) = import_given(&app, &format!("fill-{i}")).await;
+        if status != StatusCode::CREATED {
+            refused = Some((i, status, body));
+            break;
+        }
+    }
+    let (filled, status, body) = refused.expect("the full database refused an import");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "store_unavailable");
+    assert_eq!(metric(&app, "tokend_store_up").await.as_deref(), Some("0"));
+    assert_eq!(app.token("alice").await.0, StatusCode::OK, "still served");
+
+    // Space returns: writes work again within seconds, on the same daemon.
+    tokend::store::sqlite::limit_pages_for_tests(&path, None);
+    eventually("the store is up", async || {
+        metric(&app, "tokend_store_up").await.as_deref() == Some("1")
+    })
+    .await;
+    for i in 0..12 {
+        let (status, body) = import_given(&app, &format!("after-{i}")).await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "import {i} after space returned: {body}"
+        );
+    }
+    for i in 0..filled.min(12) {
+        let (status, body) = send(app.delete(&format!("/v1/credentials/fill-{i}"))).await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "delete {i}: {body}");
+    }
 }
