@@ -37,7 +37,7 @@ async fn a_full_disk_never_breaks_a_connection_and_writes_resume_when_space_retu
     let dir = tempfile::tempdir().unwrap();
     let (sqlite, store) = open(dir.path()).await;
     put(&store, "before", 10).await.unwrap();
-    sqlite.set_max_page_count(1).await;
+    page_limit::limit_pages_for_tests(&sqlite.path, Some(1));
     // Fill every free byte: some imports still fit, then SQLITE_FULL.
     let mut refused = None;
     for i in 0..500 {
@@ -51,7 +51,7 @@ async fn a_full_disk_never_breaks_a_connection_and_writes_resume_when_space_retu
     assert!(refused.to_string().contains("full"), "{refused}");
     assert!(store.get_credential("fill-0").await.unwrap().is_some());
 
-    sqlite.set_max_page_count(0).await;
+    page_limit::limit_pages_for_tests(&sqlite.path, None);
     for i in 0..12 {
         put(&store, &format!("after-{i}"), 3_000)
             .await
