@@ -53,6 +53,9 @@ pub struct TokenEntry {
     pub status: Status,
     /// The grant has other credentials (counted once per grant).
     linked: bool,
+    /// The provider issued the access token's lifetime (see
+    /// [`crate::model::AccessToken::lifetime_issued`]).
+    lifetime_issued: bool,
 }
 
 /// What only a grant whose refreshes fail (or that needs re-authorization)
@@ -118,6 +121,14 @@ impl TokenEntry {
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
 
+    /// The access token's lifetime, if the provider issued it: the longest
+    /// `min_ttl` that can be met is known only then.
+    pub fn issued_lifetime_secs(&self) -> Option<i64> {
+        self.access
+            .filter(|_| self.lifetime_issued)
+            .map(|a| a.lifetime_secs)
+    }
+
     /// The access token itself, for the proxy's `Authorization` header.
     pub fn access_token(&self) -> Option<SecretString> {
         let access = self.access.as_ref()?;
@@ -173,7 +184,7 @@ type Hashing = foldhash::fast::RandomState;
 /// What is counted over all entries (STATUS=, metrics, the refresh
 /// budget), kept in the map's slot beside the key: a count walks the table
 /// in order instead of following a million pointers to scattered entries
-/// (170 ms → a few ms). 24 bytes.
+/// (170 ms → a few ms). 32 bytes.
 #[derive(Debug)]
 struct Meta {
     /// `i64::MAX` without a token.
@@ -190,6 +201,9 @@ struct Meta {
     linked: bool,
     /// The refresh budget does not keep this credential's grant warm.
     lapsed: AtomicBool,
+    /// A provider call of the grant's refresh is under way in this process
+    /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
+    refreshing: bool,
 }
 
 impl Meta {
@@ -208,6 +222,7 @@ impl Meta {
             status: e.status,
             linked: e.linked,
             lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
+            refreshing: false,
         }
     }
 }
@@ -240,6 +255,33 @@ impl Cache {
         self.entries
             .get(credential_id)
             .map(|e| Arc::clone(&e.key().0))
+    }
+
+    /// The entry, and whether a refresh of its grant is calling the
+    /// provider now: both read under one lock of the map's shard, so an
+    /// entry read as not refreshing is never one a finished refresh has
+    /// already replaced (the publish clears the flag with the swap).
+    /// Recorded as handed out (see `usage`).
+    pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
+        self.entries.get(credential_id).map(|e| {
+            self.record_hand_out(e.value());
+            (Arc::clone(&e.key().0), e.value().refreshing)
+        })
+    }
+
+    /// Marks (or unmarks) the grant's entries as being refreshed: set
+    /// before the provider call is sent, cleared by the publish of its
+    /// result (or here, when the refresh ends otherwise). Hand-outs of a
+    /// marked entry wait for the refresh: some servers revoke the old
+    /// access token the moment they issue the new one.
+    pub fn set_refreshing(&self, grant: &GrantState, on: bool) {
+        for cred in &grant.credentials {
+            if let Some(mut e) = self.entries.get_mut(cred.id.as_str())
+                && e.key().0.grant_id == grant.id
+            {
+                e.value_mut().refreshing = on;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -286,6 +328,7 @@ impl Cache {
                 provider,
                 status: grant.status,
                 linked: grant.credentials.len() > 1,
+                lifetime_issued: grant.access.as_ref().is_some_and(|a| a.lifetime_issued),
             });
         }
     }
@@ -308,6 +351,7 @@ impl Cache {
                 provider: old.provider,
                 status: grant.status,
                 linked: old.linked,
+                lifetime_issued: old.lifetime_issued,
             });
         }
     }

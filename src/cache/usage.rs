@@ -15,12 +15,15 @@ impl Cache {
     /// The entry of `credential_id`, recorded as handed out now.
     pub fn hand_out(&self, credential_id: &str) -> Option<Arc<TokenEntry>> {
         let e = self.entries.get(credential_id)?;
-        let now = self.now_secs.load(Relaxed);
-        let handed_out = &e.value().handed_out;
-        if handed_out.load(Relaxed) < now {
-            handed_out.store(now, Relaxed);
-        }
+        self.record_hand_out(e.value());
         Some(Arc::clone(&e.key().0))
+    }
+
+    pub(super) fn record_hand_out(&self, meta: &Meta) {
+        let now = self.now_secs.load(Relaxed);
+        if meta.handed_out.load(Relaxed) < now {
+            meta.handed_out.store(now, Relaxed);
+        }
     }
 
     /// The time [`Cache::hand_out`] records from now on (Unix seconds).

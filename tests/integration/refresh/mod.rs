@@ -5,6 +5,8 @@
 mod budget;
 mod budget_auto;
 mod concurrency;
+mod expiry;
 mod failures;
+mod inflight;
 mod race;
 mod schedule;
