@@ -246,6 +246,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// (or is gone) and nothing was written.
     async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError>;
 
+    /// Records when credentials were last handed out (`(credential id, at)`),
+    /// keeping a later time already recorded; unknown ids are skipped. One
+    /// transaction, written about once a minute: it only orders which grants
+    /// the refresh budget keeps warm after a restart, so it is not part of
+    /// the change feed. The default records nothing (the order starts afresh
+    /// at each start).
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Calls `each` with every credential's recorded last hand-out, a page
+    /// at a time (read at start). The default has none.
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        let _ = each;
+        Ok(())
+    }
+
     /// Re-seals every token under `new_key`, recomputes the lookup hashes,
     /// bumps every grant's generation (so a process still holding the old key
     /// loses its compare-and-set instead of writing old-key rows) and records

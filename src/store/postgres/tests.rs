@@ -89,7 +89,7 @@ async fn a_change_wakes_another_members_follower() {
 
 #[tokio::test]
 async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = ScratchDb::create().await else {
         return;
     };
     let key = MasterKey::generate();

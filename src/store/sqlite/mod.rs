@@ -12,6 +12,7 @@
 //! - `delete`: credentials leaving, and their grants when unused.
 //! - `rotate`: re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
+//! - `usage`: when credentials were last handed out (the refresh budget's order).
 //!
 //! Every write that hands out or replaces a token runs in a `BEGIN IMMEDIATE`
 //! transaction on a WAL database with `synchronous=FULL`: once a write returns,
@@ -29,6 +30,7 @@ mod page_limit;
 mod put;
 mod read;
 mod rotate;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -295,6 +297,17 @@ impl Backend for SqliteStore {
 
     async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError> {
         self.needs_reauth(lease, error).await
+    }
+
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        self.write_hand_outs(batch).await
+    }
+
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        self.read_hand_outs(each).await
     }
 
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
