@@ -91,6 +91,7 @@ async fn hand_out(
         .header("authorization", format!("Bearer {key}"))
         .body(http_body_util::Empty::new())
         .unwrap();
+    sender.ready().await.unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
     response.into_body().collect().await.unwrap();
