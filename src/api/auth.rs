@@ -28,6 +28,9 @@ pub struct Client {
     unix_uids: Vec<u32>,
     patterns: Vec<String>,
     pub manage: bool,
+    /// May it receive tokens (`GET /v1/tokens/{id}`, forced refresh)? A
+    /// client without this right can still use the proxy.
+    pub read_tokens: bool,
 }
 
 impl Client {
@@ -59,6 +62,7 @@ impl Clients {
                     unix_uids: Vec::new(),
                     patterns: vec!["*".into()],
                     manage: true,
+                    read_tokens: true,
                 })],
             });
         }
@@ -75,6 +79,7 @@ impl Clients {
                     unix_uids: c.unix_uids.clone(),
                     patterns: c.credentials.clone(),
                     manage: c.manage,
+                    read_tokens: c.read_tokens,
                 })
             })
             .collect();

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use super::audit::{self, Action};
 use super::credentials::{check_provider, check_redirect_uri, may_manage, view_response};
 use super::error::ApiError;
 use super::{AppState, Caller, Json, Query, check_id};
@@ -124,6 +125,7 @@ pub async fn callback(
     check_issuer(&state, &claims.p, body.iss.as_deref())?;
     may_manage(&client, &claims.c)?;
     let verifier = claims.k.then(|| pkce_verifier(&services.store, &claims.n));
+    let action = Action::SignIn.or_reauthorize(&services.cache, &claims.c);
     services
         .refresher
         .exchange_code(
@@ -134,6 +136,7 @@ pub async fn callback(
             verifier.as_ref(),
         )
         .await?;
+    audit::record(action, &claims.c, &client, &claims.p);
     view_response(&services.store, &claims.c, true).await
 }
 
@@ -152,9 +155,8 @@ fn check_issuer(state: &AppState, provider: &str, iss: Option<&str>) -> Result<(
     };
     match iss {
         Some(got) if got == expected => Ok(()),
-        Some(got) => Err(ApiError::InvalidRequest(format!(
-            "iss {:?} is not providers.{provider}.issuer {expected:?}: the code may come from another server (mix-up); start the authorization again",
-            got.chars().take(200).collect::<String>()
+        Some(_) => Err(ApiError::InvalidRequest(format!(
+            "iss is not providers.{provider}.issuer {expected:?}: the code may come from another server (mix-up); start the authorization again"
         ))),
         None => Err(ApiError::InvalidRequest(format!(
             "iss is missing: providers.{provider}.issuer is set, so the callback must pass on the iss the provider sent with the code (or remove issuer if this provider sends none)"

@@ -8,12 +8,13 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::audit::{self, Action};
 use super::auth::Client;
 use super::error::ApiError;
 use super::{AppState, Caller, CredentialId, Json, Query};
 use crate::config::ProviderKind;
 use crate::model::Status;
-use crate::refresh::Import;
+use crate::refresh::{DeleteError, Import};
 use crate::store::{ListFilter, Store};
 
 #[derive(Debug, Deserialize)]
@@ -79,6 +80,8 @@ pub async fn import(
         )));
     }
     may_manage(&client, &id)?;
+    let action = Action::Import.or_reauthorize(&services.cache, &id);
+    let provider = body.provider.clone();
     let out = services
         .refresher
         .import(Import {
@@ -90,6 +93,7 @@ pub async fn import(
             scope: body.scope,
         })
         .await?;
+    audit::record(action, &id, &client, &provider);
     view_response(&services.store, &id, out.created).await
 }
 
@@ -106,6 +110,7 @@ pub async fn authorization_code(
         crate::refresh::pkce::check_verifier(verifier).map_err(ApiError::InvalidRequest)?;
     }
     may_manage(&client, &id)?;
+    let action = Action::SignIn.or_reauthorize(&services.cache, &id);
     services
         .refresher
         .exchange_code(
@@ -116,6 +121,7 @@ pub async fn authorization_code(
             body.code_verifier.as_ref(),
         )
         .await?;
+    audit::record(action, &id, &client, &body.provider);
     view_response(&services.store, &id, true).await
 }
 
@@ -206,11 +212,32 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
     may_manage(&client, &id)?;
-    services
-        .refresher
-        .delete(&id, q.revoke.unwrap_or(false))
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let revoke = q.revoke.unwrap_or(false);
+    let provider = services
+        .cache
+        .get(&id)
+        .map(|entry| services.cache.provider_of(&entry));
+    match services.refresher.delete(&id, revoke).await {
+        Ok(()) => {
+            let action = if revoke {
+                Action::Revoke
+            } else {
+                Action::Delete
+            };
+            audit::record(action, &id, &client, provider.as_deref().unwrap_or("?"));
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        // Name the sharing credentials this client may read; count the rest.
+        Err(DeleteError::GrantShared { others }) => {
+            let (named, hidden): (Vec<_>, Vec<_>) =
+                others.into_iter().partition(|o| client.may_read(o));
+            Err(ApiError::GrantShared {
+                named,
+                hidden: hidden.len(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(super) fn may_read(client: &Client, id: &str) -> Result<(), ApiError> {

@@ -21,7 +21,12 @@ pub enum ApiError {
     /// No route at this path.
     NotFoundPath,
     NeedsReauth(String),
-    GrantShared,
+    /// `named`: the sharing credentials the caller may see; `hidden`: how
+    /// many more it may not.
+    GrantShared {
+        named: Vec<String>,
+        hidden: usize,
+    },
     RateLimited {
         retry_after: u64,
     },
@@ -29,6 +34,11 @@ pub enum ApiError {
     ProviderUnavailable {
         retry_after: u64,
         message: String,
+    },
+    /// The store refuses writes (or cannot be reached) and the request
+    /// needs it: a token that needs a refresh, an import, a deletion.
+    StoreUnavailable {
+        retry_after: u64,
     },
     /// Not in SPEC's table: the daemon is still loading its cache.
     NotReady,
@@ -39,6 +49,11 @@ pub enum ApiError {
     /// Not in SPEC's table: the request took longer than
     /// `server.request_timeout_secs` (a refresh it started goes on).
     Timeout,
+    /// Proxy only: the provider's API cannot be reached.
+    UpstreamUnreachable,
+    /// Proxy only: the provider's API did not answer within the
+    /// provider's `request_timeout_secs`.
+    UpstreamTimeout,
 }
 
 impl ApiError {
@@ -69,10 +84,10 @@ impl ApiError {
                 "needs_reauth",
                 format!("the grant is dead at the provider; a person must re-authorize ({m})"),
             ),
-            GrantShared => (
+            GrantShared { named, hidden } => (
                 StatusCode::CONFLICT,
                 "grant_shared",
-                "other credentials share this grant; revoking it would cut them off".into(),
+                grant_shared_message(named, *hidden),
             ),
             RateLimited { .. } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -84,6 +99,13 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "provider_unavailable",
                 message.clone(),
+            ),
+            StoreUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the database refuses writes or cannot be reached, and this needs it \
+                 (a token that must be refreshed, a change to a credential); try again later"
+                    .into(),
             ),
             NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -105,13 +127,25 @@ impl ApiError {
                 "request_timeout",
                 "the request took longer than server.request_timeout_secs".into(),
             ),
+            UpstreamUnreachable => (
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                "the provider's API cannot be reached".into(),
+            ),
+            UpstreamTimeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                "the provider's API did not answer within the provider's request_timeout_secs"
+                    .into(),
+            ),
         }
     }
 
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after }
-            | ApiError::ProviderUnavailable { retry_after, .. } => Some((*retry_after).max(1)),
+            | ApiError::ProviderUnavailable { retry_after, .. }
+            | ApiError::StoreUnavailable { retry_after } => Some((*retry_after).max(1)),
             ApiError::NotReady => Some(1),
             _ => None,
         }
@@ -145,7 +179,18 @@ pub fn retry_after_secs(at: i64, now: i64) -> u64 {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_outage() {
+            tracing::warn!(error = %e, "request refused: the database is unavailable");
+            return store_unavailable();
+        }
         ApiError::Internal(Box::new(e))
+    }
+}
+
+/// 503 `store_unavailable`, to come back after a few of the store's probes.
+fn store_unavailable() -> ApiError {
+    ApiError::StoreUnavailable {
+        retry_after: crate::store::health::RETRY_AFTER.as_secs(),
     }
 }
 
@@ -172,6 +217,7 @@ impl From<IntakeError> for ApiError {
             IntakeError::Refused(m) => ApiError::InvalidRequest(m),
             IntakeError::Provider(f) => provider_failure(&f, f.to_string()),
             IntakeError::Store(e) => e.into(),
+            IntakeError::StoreUnavailable => store_unavailable(),
         }
     }
 }
@@ -180,13 +226,19 @@ impl From<DeleteError> for ApiError {
     fn from(e: DeleteError) -> Self {
         match e {
             DeleteError::NotFound => ApiError::NotFound,
-            DeleteError::GrantShared => ApiError::GrantShared,
+            // The handler names only what the caller may read (see
+            // `credentials::delete`); this default names nobody.
+            DeleteError::GrantShared { others } => ApiError::GrantShared {
+                named: Vec::new(),
+                hidden: others.len(),
+            },
             DeleteError::Refused(m) => ApiError::InvalidRequest(m),
             DeleteError::Provider(f) => provider_failure(
                 &f,
                 format!("could not revoke at the provider; the credential is kept: {f}"),
             ),
             DeleteError::Store(e) => e.into(),
+            DeleteError::StoreUnavailable => store_unavailable(),
         }
     }
 }
@@ -200,9 +252,31 @@ impl From<RefreshError> for ApiError {
             RefreshError::UnknownProvider(p) => {
                 ApiError::ProviderError(format!("provider {p} is not configured"))
             }
+            RefreshError::StoreUnavailable => store_unavailable(),
+            RefreshError::Store(e) if e.is_outage() => {
+                tracing::warn!(error = %e, "refresh refused: the database is unavailable");
+                store_unavailable()
+            }
             e @ (RefreshError::Store(_) | RefreshError::Interrupted(_)) => {
                 ApiError::Internal(Box::new(e))
             }
         }
     }
+}
+
+/// "Credentials a, b (and 2 you may not see) share this grant ..."
+fn grant_shared_message(named: &[String], hidden: usize) -> String {
+    let mut who: Vec<String> = named.iter().map(|n| format!("{n:?}")).collect();
+    if hidden > 0 {
+        let more = if named.is_empty() { "" } else { "more " };
+        let s = if hidden == 1 { "" } else { "s" };
+        who.push(format!(
+            "{hidden} {more}credential{s} this client may not read"
+        ));
+    }
+    format!(
+        "other credentials share this grant ({}); revoking it would cut them off: \
+         delete them first, or delete this one without revoke=true",
+        who.join(", ")
+    )
 }

@@ -10,12 +10,15 @@
 //! - `observe`: health probes, `/metrics`, request counts.
 //! - `fast`: the per-connection service: `GET /v1/tokens/{id}` answered
 //!   from the cache without the router, everything else through it.
+//! - `proxy`: `/v1/proxy/{id}/{path}`, the provider's API called with the
+//!   credential's token (SPEC §10).
 //!
 //! Handlers read the cache (tokens) and the store (views), and ask the
 //! refresher for anything that needs a provider; they never call one.
 //! Every response carries `Cache-Control: no-store` and
 //! `X-Content-Type-Options: nosniff`.
 
+mod audit;
 pub mod auth;
 mod authorize;
 mod credentials;
@@ -24,6 +27,7 @@ mod extract;
 mod fast;
 pub mod guard;
 mod observe;
+mod proxy;
 mod state;
 mod tokens;
 
@@ -41,7 +45,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, on};
+use axum::routing::{MethodFilter, MethodRouter, any, on};
 use http_body_util::BodyExt;
 
 use error::ApiError;
@@ -107,9 +111,11 @@ pub fn service(state: AppState) -> fast::MakeConnection {
 /// The `(method, path)` of every route the router serves, in axum's path
 /// syntax (`{id}`), which is OpenAPI's too.
 pub fn routes() -> Vec<(Method, &'static str)> {
+    let proxy = proxy::METHODS.map(|m| (m, proxy::DOC_ROUTE));
     endpoints()
         .into_iter()
         .map(|e| (e.method, e.path))
+        .chain(proxy)
         .collect()
 }
 
@@ -121,7 +127,8 @@ pub fn router(state: AppState) -> Router {
     // Routes on one path merge; the same method twice on a path panics here.
     let routes = endpoints()
         .into_iter()
-        .fold(Router::new(), |r, e| r.route(e.path, e.handler));
+        .fold(Router::new(), |r, e| r.route(e.path, e.handler))
+        .route(proxy::ROUTE, any(proxy::forward));
     routes
         .fallback(|| async { ApiError::NotFoundPath })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -220,9 +227,24 @@ fn admit_remembered<B>(
 }
 
 /// Tokens must never sit in a cache, and nothing here is meant to be
-/// sniffed into something a browser would run.
+/// sniffed into something a browser would run. On the proxy route, tokend's
+/// own answers are marked as such, and an API's answer keeps its own
+/// caching and sniffing headers (the common ones fill in what it lacks).
 async fn common_headers(request: Request, next: Next) -> Response {
+    let proxied = request.uri().path().starts_with(proxy::PREFIX);
     let mut response = next.run(request).await;
+    if proxied && proxy::finish(&mut response) {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ] {
+            headers
+                .entry(name)
+                .or_insert(HeaderValue::from_static(value));
+        }
+        return response;
+    }
     add_common_headers(&mut response);
     response
 }

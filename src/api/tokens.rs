@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::error::{ApiError, retry_after_secs};
-use super::{AppState, Caller, CredentialId, OptionalJson, Query};
+use super::{AppState, Caller, CredentialId, OptionalJson, Query, Services};
 use crate::cache::{Cache, TokenEntry};
 use crate::clock::UnixMillis;
 use crate::model::Status;
@@ -46,6 +46,18 @@ pub async fn get_token(
         .saturating_mul(1000)
         .min(i64::MAX as u64) as i64;
     let entry = readable_entry(&services.cache, &client, &id)?;
+    current_token(&state, services, entry, &id, min_ttl_ms).await
+}
+
+/// The token response for `entry` with more than `min_ttl_ms` left,
+/// refreshed first (single-flight) when it has less. The proxy shares it.
+pub(super) async fn current_token(
+    state: &AppState,
+    services: &Services,
+    entry: Arc<TokenEntry>,
+    id: &str,
+    min_ttl_ms: i64,
+) -> Result<Response, ApiError> {
     let now = state.now();
     if let Some(response) = respond(&entry, now, min_ttl_ms) {
         return Ok(response);
@@ -69,7 +81,7 @@ pub async fn get_token(
         .refresher
         .refresh_grant(entry.grant_id, Trigger::MinTtl(min_ttl_ms))
         .await;
-    after_refresh(&state, &services.cache, &id, result, min_ttl_ms)
+    after_refresh(state, &services.cache, id, result, min_ttl_ms)
 }
 
 pub async fn force_refresh(
@@ -79,20 +91,33 @@ pub async fn force_refresh(
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
-    let refresher = &services.refresher;
     let entry = readable_entry(&services.cache, &client, &id)?;
+    refresh_rejected(&state, services, entry, &id, body.rejected_token.as_ref()).await
+}
+
+/// `POST /v1/tokens/{id}/refresh` once the caller is cleared: a forced
+/// refresh unless `rejected` names an older token than the current one,
+/// within the per-grant window. The proxy shares it after an API's 401.
+pub(super) async fn refresh_rejected(
+    state: &AppState,
+    services: &Services,
+    entry: Arc<TokenEntry>,
+    id: &str,
+    rejected: Option<&SecretString>,
+) -> Result<Response, ApiError> {
+    let refresher = &services.refresher;
     let now = state.now();
     if entry.status == Status::NeedsReauth {
         return Err(ApiError::NeedsReauth(
             entry.last_error().unwrap_or_default().to_owned(),
         ));
     }
-    let names_current = match (&body.rejected_token, &entry.access) {
+    let names_current = match (rejected, &entry.access) {
         (Some(rejected), Some(_)) => entry.is_token(rejected.expose_secret()),
         _ => false,
     };
     // The caller holds an older token than the current one: that is the answer.
-    if body.rejected_token.is_some()
+    if rejected.is_some()
         && !names_current
         && let Some(response) = respond(&entry, now, 0)
     {
@@ -115,11 +140,28 @@ pub async fn force_refresh(
         seen_generation: entry.generation,
     };
     let result = refresher.refresh_grant(entry.grant_id, trigger).await;
-    after_refresh(&state, &services.cache, &id, result, 0)
+    after_refresh(state, &services.cache, id, result, 0)
 }
 
-/// The cache entry of a credential this client may read: 403 before 404.
+/// The cache entry of a credential whose tokens this client may receive:
+/// 403 before 404.
 pub(super) fn readable_entry(
+    cache: &Cache,
+    client: &super::auth::Client,
+    id: &str,
+) -> Result<Arc<TokenEntry>, ApiError> {
+    if !client.read_tokens {
+        return Err(ApiError::Forbidden(format!(
+            "client {:?} has read_tokens = false: it may use /v1/proxy but never receives a token",
+            client.name
+        )));
+    }
+    visible_entry(cache, client, id)
+}
+
+/// The cache entry of a credential this client's patterns match (the
+/// proxy's check): 403 before 404.
+pub(super) fn visible_entry(
     cache: &Cache,
     client: &super::auth::Client,
     id: &str,

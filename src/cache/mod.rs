@@ -115,6 +115,16 @@ impl TokenEntry {
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
 
+    /// The access token itself, for the proxy's `Authorization` header.
+    pub fn access_token(&self) -> Option<SecretString> {
+        let access = self.access.as_ref()?;
+        let (start, end) = (access.token_at.0 as usize, access.token_at.1 as usize);
+        let json = &self.body_prefix()[start..end];
+        serde_json::from_str::<String>(json)
+            .ok()
+            .map(SecretString::from)
+    }
+
     pub fn consecutive_failures(&self) -> i64 {
         self.health.as_ref().map_or(0, |h| h.consecutive_failures)
     }

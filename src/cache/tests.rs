@@ -63,6 +63,19 @@ fn rendered_prefix_is_the_response_without_expires_in() {
 }
 
 #[test]
+fn the_access_token_comes_back_unescaped() {
+    let cache = Cache::new();
+    cache.publish(&grant(1, &[("alice", json!({}))], "a\"b\\c/é"));
+    let e = cache.get("alice").unwrap();
+    let token = e.access_token().unwrap();
+    assert_eq!(token.expose_secret(), "a\"b\\c/é");
+    let mut g = grant(2, &[("bob", json!({}))], "x");
+    g.access = None;
+    cache.publish(&g);
+    assert!(cache.get("bob").unwrap().access_token().is_none());
+}
+
+#[test]
 fn a_grant_without_a_token_is_found_by_id_and_matches_no_token() {
     let cache = Cache::new();
     let mut g = grant(7, &[("id.with:all@the_chars-0", json!({}))], "x");

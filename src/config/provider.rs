@@ -53,6 +53,21 @@ impl DataCenter {
     }
 }
 
+/// Which grants are refreshed in the background (see the refresh budget
+/// in `refresh::budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum RefreshMode {
+    /// Every grant while the budget covers them all; past it, the most
+    /// recently handed-out ones, as many as the budget covers.
+    #[default]
+    Auto,
+    /// Every active grant, within the budget (behind when it does not cover them).
+    Eager,
+    /// None: a token request that needs a refresh makes it.
+    OnDemand,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", try_from = "String")]
 pub enum AuthMethod {
@@ -70,6 +85,9 @@ pub struct ProviderConfig {
     /// Cronofy only; `us` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_center: Option<DataCenter>,
+    /// Cronofy: overrides the data centre's api host (token, revoke,
+    /// application calendars and the proxy). oauth2: where the proxy
+    /// forwards; without it the proxy refuses this provider.
     #[serde(
         default,
         deserialize_with = "empty_as_none",
@@ -142,11 +160,28 @@ pub struct ProviderConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub issuer: Option<String>,
+    /// Which grants are kept warm by background refreshes.
+    #[serde(default)]
+    pub refresh_mode: RefreshMode,
+    /// The share of `max_requests_per_minute` background refreshes may
+    /// use; token requests, forced refreshes and new grants may use all of it.
+    #[serde(default = "default_refresh_share")]
+    pub refresh_share: f64,
 }
 
 impl ProviderConfig {
     pub fn data_center(&self) -> DataCenter {
         self.data_center.unwrap_or_default()
+    }
+
+    /// Where `/v1/proxy` forwards: `api_base_url`, else (Cronofy) the data
+    /// centre's api host. `None` for an oauth2 provider without one.
+    pub fn proxy_base_url(&self) -> Option<Url> {
+        match (self.kind, &self.api_base_url) {
+            (_, Some(url)) => Some(url.clone()),
+            (ProviderKind::Cronofy, None) => Some(self.data_center().api_base_url()),
+            (ProviderKind::Oauth2, None) => None,
+        }
     }
 
     /// Nothing that shapes the provider client differs, secrets included
@@ -182,6 +217,9 @@ fn default_provider_timeout() -> u64 {
 }
 fn default_pkce() -> bool {
     true
+}
+fn default_refresh_share() -> f64 {
+    0.5
 }
 
 #[cfg(test)]
@@ -233,6 +271,64 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn refresh_mode_and_share_default_and_are_checked() {
+        let c = load("").unwrap();
+        assert_eq!(c.providers["c"].refresh_mode, RefreshMode::Auto);
+        assert_eq!(c.providers["c"].refresh_share, 0.5);
+        let c = load("refresh_mode = \"on_demand\"\nrefresh_share = 1").unwrap();
+        assert_eq!(c.providers["c"].refresh_mode, RefreshMode::OnDemand);
+        assert_eq!(c.providers["c"].refresh_share, 1.0);
+        assert_eq!(
+            load("refresh_mode = \"eager\"").unwrap().providers["c"].refresh_mode,
+            RefreshMode::Eager
+        );
+        let err = load("refresh_mode = \"lazy\"").unwrap_err();
+        assert!(
+            err.contains(
+                "providers.c.refresh_mode: unknown value; use one of: auto, eager, on_demand"
+            ),
+            "{err}"
+        );
+        for bad in ["0", "0.0", "1.5", "-0.2", "nan"] {
+            let err = load(&format!("refresh_share = {bad}")).unwrap_err();
+            assert!(
+                err.contains("providers.c.refresh_share must be in (0, 1]"),
+                "{bad}: {err}"
+            );
+        }
+        let err = load("refresh_share = \"0.5\"").unwrap_err();
+        assert!(
+            err.contains("providers.c.refresh_share must be a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn proxy_base_url_by_kind() {
+        let c = load("data_center = \"de\"").unwrap();
+        assert_eq!(
+            c.providers["c"].proxy_base_url().unwrap().as_str(),
+            "https://api-de.cronofy.com/"
+        );
+        let c = load("api_base_url = \"http://127.0.0.1:9/x\"").unwrap();
+        assert_eq!(
+            c.providers["c"].proxy_base_url().unwrap().as_str(),
+            "http://127.0.0.1:9/x"
+        );
+        let oauth2 = |extra: &str| {
+            let mut p = c.providers["c"].clone();
+            p.kind = ProviderKind::Oauth2;
+            p.api_base_url = (!extra.is_empty()).then(|| Url::parse(extra).unwrap());
+            p.proxy_base_url()
+        };
+        assert_eq!(oauth2(""), None);
+        assert_eq!(
+            oauth2("https://www.googleapis.com").unwrap().as_str(),
+            "https://www.googleapis.com/"
+        );
     }
 
     #[test]

@@ -255,6 +255,10 @@ impl Provider for Cronofy {
     fn rate_limit_pauses(&self) -> u64 {
         self.core.limiter.pauses()
     }
+
+    fn pause(&self, retry_after: std::time::Duration) {
+        self.core.limiter.pause(retry_after);
+    }
 }
 
 #[cfg(test)]

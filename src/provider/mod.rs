@@ -21,6 +21,8 @@ mod cronofy;
 pub mod explain;
 pub mod http;
 mod limit;
+pub(crate) use limit::EpochClock;
+pub use limit::in_background;
 mod oauth2;
 pub mod pkce;
 mod shared;
@@ -151,6 +153,11 @@ pub trait Provider: Send + Sync + Debug {
 
     /// How many times a 429 paused this provider since start (a metric).
     fn rate_limit_pauses(&self) -> u64;
+
+    /// Pauses calls to this provider for `retry_after` (never shortens a
+    /// pause under way): its API answered 429 to a proxied request, and
+    /// Cronofy counts API and token calls against one limit.
+    fn pause(&self, retry_after: Duration);
 }
 
 /// The configured providers by name.

@@ -20,7 +20,13 @@ impl Refresher {
                 .await?
                 .ok_or(DeleteError::NotFound)?;
             if grant.state.credentials.len() > 1 {
-                return Err(DeleteError::GrantShared);
+                let others = grant.state.credentials.iter().map(|c| c.id.clone());
+                return Err(DeleteError::GrantShared {
+                    others: others.filter(|c| c != id).collect(),
+                });
+            }
+            if !self.store_takes_writes() {
+                return Err(DeleteError::StoreUnavailable);
             }
             let provider = self.provider(&grant.state.provider).ok_or_else(|| {
                 DeleteError::Refused(format!(
@@ -40,7 +46,8 @@ impl Refresher {
         }
         let out = store
             .delete_credential(id)
-            .await?
+            .await
+            .map_err(|e| self.report_store(e))?
             .ok_or(DeleteError::NotFound)?;
         self.inner.cache.remove_credential(id);
         if out.grant_deleted {

@@ -57,6 +57,8 @@ pub struct Snapshot {
     pub earliest_expiry_secs: Option<f64>,
     /// 429 pauses since start, by provider.
     pub rate_limit_pauses: Vec<(String, u64)>,
+    /// The store refuses writes or cannot be reached (`tokend_store_up` 0).
+    pub store_down: bool,
 }
 
 /// The route label of `GET /v1/tokens/{id}`.
@@ -80,6 +82,7 @@ struct Inner {
     pauses: Family<ProviderLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
     pending_writes: Gauge,
+    store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
@@ -154,6 +157,12 @@ impl Metrics {
             "Refreshed tokens held in memory because the database refused the write",
             pending_writes.clone(),
         );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while the database takes writes, 0 while it refuses them or cannot be reached",
+            store_up.clone(),
+        );
         let handed_out = http_requests
             .get_or_create(&HttpLabels {
                 route: HAND_OUT_ROUTE,
@@ -172,6 +181,7 @@ impl Metrics {
                 pauses,
                 webhooks,
                 pending_writes,
+                store_up,
                 handed_out,
             }),
         }
@@ -231,6 +241,7 @@ impl Metrics {
                 .set(n as i64);
         }
         self.inner.credentials.set(now.credentials as i64);
+        self.inner.store_up.set(i64::from(!now.store_down));
         self.inner
             .earliest_expiry
             .set(now.earliest_expiry_secs.unwrap_or(f64::INFINITY));

@@ -25,7 +25,7 @@ pub use interop::{AccessLife, AuthorizationRedirect};
 // --- end interop
 // --- the provider's calendar API for the client examples (examples/); see `fake_provider/api.rs`.
 mod api;
-use api::{API_CALENDARS_PATH, ApiState, api_calendars};
+use api::{API_CALENDARS_PATH, API_PREFIX, ApiState, api_calendars};
 // --- end api
 
 /// How the fake treats a refresh token once it has issued a new one.
@@ -272,6 +272,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let received_at = interop::now(&inner);
+    let _call = interop::TokenCall::start(&inner, uri.path());
     let recorded = Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),
@@ -348,6 +349,9 @@ fn serve(g: &mut Inner, req: &Recorded) -> Response {
     let is_app_cal = path == "/v1/application_calendars";
     if path == API_CALENDARS_PATH {
         return api_calendars(g, req);
+    }
+    if path.starts_with(API_PREFIX) {
+        return api::api(g, req);
     }
     if !(is_token || is_revoke || is_app_cal) {
         return oauth_error(404, "not_found", "no such path");

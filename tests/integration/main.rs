@@ -15,5 +15,6 @@ mod operator;
 mod ops;
 mod process;
 mod provider;
+mod proxy;
 mod refresh;
 mod smoke;

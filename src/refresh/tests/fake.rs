@@ -160,4 +160,6 @@ impl Provider for FakeProvider {
     fn rate_limit_pauses(&self) -> u64 {
         u64::from(lock(&self.paused_until).is_some())
     }
+
+    fn pause(&self, _: std::time::Duration) {}
 }

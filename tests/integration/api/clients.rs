@@ -209,3 +209,39 @@ async fn the_generated_default_client() {
     let configured = super::spawn_with_clients().await;
     assert!(!configured.dir.path().join("client.key").exists());
 }
+
+#[tokio::test]
+async fn grant_shared_names_only_the_sharers_the_client_may_read() {
+    let app = super::spawn_with_clients().await;
+    app.fake.add_refresh_token("rt-shared", json!({}));
+    for id in ["team-1", "team-2", "other"] {
+        let body = json!({"provider": "cronofy", "refresh_token": "rt-shared"});
+        let (status, _) = send(
+            as_client(
+                &app,
+                ADMIN_KEY,
+                Method::PUT,
+                &format!("/v1/credentials/{id}"),
+            )
+            .json(&body),
+        )
+        .await;
+        assert!(status.is_success(), "import {id}: {status}");
+    }
+    let got = send(as_client(
+        &app,
+        TEAM_KEY,
+        Method::DELETE,
+        "/v1/credentials/team-1?revoke=true",
+    ))
+    .await;
+    assert_error(&got, StatusCode::CONFLICT, "grant_shared");
+    let message = got.1["message"].as_str().unwrap();
+    assert!(message.contains("\"team-2\""), "{message}");
+    assert!(
+        message.contains("1 more credential this client may not read"),
+        "{message}"
+    );
+    assert!(!message.contains("\"other\""), "{message}");
+    assert!(app.fake.revoked().is_empty());
+}

@@ -84,6 +84,9 @@ async fn revoke_on_a_shared_grant_is_409_and_changes_nothing() {
     import_shared(&app, &["alice", "bob"], "rt-shared").await;
     let got = send(app.delete("/v1/credentials/alice?revoke=true")).await;
     assert_error(&got, StatusCode::CONFLICT, "grant_shared");
+    let message = got.1["message"].as_str().unwrap();
+    assert!(message.contains("\"bob\""), "names the sharer: {message}");
+    assert!(!message.contains("alice"), "not the one deleted: {message}");
     assert!(app.fake.revoked().is_empty());
     assert!(app.fake.is_valid("rt-shared"));
     assert_eq!(app.token("alice").await.0, StatusCode::OK);

@@ -4,6 +4,7 @@
 //! requests as a given client, raw HTTP for headers reqwest will not send,
 //! and assertions on the SPEC's error body and common headers.
 
+mod audit;
 mod authorize;
 mod clients;
 mod credentials;
@@ -11,6 +12,7 @@ mod defences;
 mod delete;
 mod errors;
 mod headers;
+mod linked;
 mod listing;
 mod openapi;
 mod precedence;

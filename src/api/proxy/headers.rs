@@ -1,0 +1,155 @@
+//! Which headers cross the proxy.
+//!
+//! Towards the API: the caller's headers except hop-by-hop ones, `Host`,
+//! `Authorization` (the caller's tokend key), `Cookie` and `Proxy-*`; then
+//! `Authorization: Bearer <access token>`. Back to the caller: the API's
+//! headers except hop-by-hop ones and `Set-Cookie`.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use secrecy::{ExposeSecret, SecretString};
+
+/// RFC 9110 §7.6.1's connection-specific fields, plus the older ones
+/// proxies still see (`Keep-Alive`, `Proxy-Connection`).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// The headers to send upstream, with the access token.
+pub(super) fn upstream(incoming: &HeaderMap, token: &SecretString) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(incoming.len() + 1);
+    let named = connection_named(incoming);
+    for (name, value) in incoming {
+        let drop = is_hop_by_hop(name, &named)
+            || name == header::HOST
+            || name == header::AUTHORIZATION
+            || name == header::COOKIE
+            || name.as_str().starts_with("proxy-")
+            // The body is sent from memory; the client frames it anew.
+            || name == header::CONTENT_LENGTH;
+        if !drop {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out.insert(header::AUTHORIZATION, bearer(token));
+    out
+}
+
+/// The API's headers to pass back.
+pub(super) fn downstream(answer: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(answer.len());
+    let named = connection_named(answer);
+    for (name, value) in answer {
+        if !is_hop_by_hop(name, &named) && name != header::SET_COOKIE {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// `Authorization: Bearer <token>`, marked sensitive (never logged by
+/// hyper or HPACK-indexed).
+pub(super) fn bearer(token: &SecretString) -> HeaderValue {
+    let text = zeroize::Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+    let mut value = HeaderValue::from_str(&text)
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
+    value.set_sensitive(true);
+    value
+}
+
+fn is_hop_by_hop(name: &HeaderName, named: &[HeaderName]) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || named.contains(name)
+}
+
+/// The extra hop-by-hop fields a `Connection` header names.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn upstream_drops_what_is_ours_or_the_hops_and_adds_the_token() {
+        let incoming = map(&[
+            ("host", "127.0.0.1:7780"),
+            ("authorization", "Bearer tkd_client-key"),
+            ("cookie", "session=1"),
+            ("proxy-authorization", "Basic x"),
+            ("proxy-anything", "1"),
+            ("connection", "keep-alive, x-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-hop", "1"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "5"),
+            ("content-type", "application/json"),
+            ("accept", "application/json"),
+            ("x-custom", "a"),
+            ("x-custom", "b"),
+        ]);
+        let out = upstream(&incoming, &SecretString::from("at-9"));
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            ["content-type", "accept", "x-custom", "authorization"],
+            "{out:?}"
+        );
+        assert_eq!(out.get_all("x-custom").iter().count(), 2);
+        assert_eq!(out["authorization"], "Bearer at-9");
+        assert!(out["authorization"].is_sensitive());
+    }
+
+    #[test]
+    fn downstream_drops_hops_and_cookies_only() {
+        let answer = map(&[
+            ("set-cookie", "a=1"),
+            ("connection", "close"),
+            ("transfer-encoding", "chunked"),
+            ("proxy-authenticate", "Basic"),
+            ("content-type", "text/plain"),
+            ("content-length", "3"),
+            ("location", "https://elsewhere.example/"),
+            ("retry-after", "30"),
+            ("cache-control", "max-age=60"),
+        ]);
+        let out = downstream(&answer);
+        let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "content-type",
+                "content-length",
+                "location",
+                "retry-after",
+                "cache-control"
+            ]
+        );
+    }
+}
