@@ -299,6 +299,7 @@ mod tests {
                     unix_uids: Vec::new(),
                     patterns: vec!["*".into()],
                     manage: false,
+                    read_tokens: true,
                 })
             })
             .collect();
