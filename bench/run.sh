@@ -10,9 +10,11 @@
 #
 # Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
 # SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
-# ONLY (sections to run, e.g. `ONLY=scale` or `ONLY=handout,micro`; default
-# all of handout, refresh, scale, micro). With BENCH_DIR, a scale database
-# already seeded there with SCALE_N credentials is reused, not seeded again.
+# CALLGRIND_N1 / CALLGRIND_N2 / CALLGRIND_IDS (the instruction count),
+# ONLY (sections to run, e.g. `ONLY=scale`, `ONLY=callgrind` or
+# `ONLY=handout,micro`; default all of callgrind, handout, refresh, scale,
+# micro). With BENCH_DIR, a scale database already seeded there with SCALE_N
+# credentials is reused, not seeded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,7 +26,10 @@ else
     : "${ROUNDS:=3}" "${HANDOUT_SECS:=10}" "${SCALE_N:=1000000}" "${REFRESH_N:=100000}" "${IDLE_SECS:=60}"
 fi
 HANDOUT_N=${HANDOUT_N:-100000}
-ONLY=${ONLY:-handout,refresh,scale,micro}
+CALLGRIND_N1=${CALLGRIND_N1:-2000}
+CALLGRIND_N2=${CALLGRIND_N2:-12000}
+CALLGRIND_IDS=${CALLGRIND_IDS:-1000}
+ONLY=${ONLY:-callgrind,handout,refresh,scale,micro}
 section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
 SERVER_CPU=${SERVER_CPU:-0}
@@ -43,6 +48,7 @@ need=()
 for tool in wrk curl sqlite3 taskset python3; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
+if section callgrind; then command -v valgrind >/dev/null || need+=(valgrind); fi
 if ((${#need[@]})); then
     pkgs=()
     for tool in "${need[@]}"; do
@@ -71,10 +77,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_log FILE PATTERN: the first match of PATTERN (a sed -E capture) in FILE.
+# wait_log FILE PATTERN [TENTHS]: the first match of PATTERN (a sed -E
+# capture) in FILE, waiting up to TENTHS tenths of a second (default 300).
 wait_log() {
     local i
-    for i in $(seq 300); do
+    for i in $(seq "${3:-300}"); do
         local hit
         hit=$(sed -nE "s/.*$2.*/\\1/p" "$1" 2>/dev/null | head -1)
         if [[ -n $hit ]]; then echo "$hit"; return; fi
@@ -171,6 +178,52 @@ handout_rounds() {
 proc_kb() { sed -nE "s/^$2:[[:space:]]+([0-9]+) kB/\\1/p" "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
+# --- 0. instructions per hand-out (callgrind) ---------------------------------
+# callgrind counts the user-space instructions a process executes, the same
+# figure whatever else the machine does. Each server runs twice under it,
+# answering N1 and then N2 hand-outs on one keep-alive TCP connection (the
+# client is not measured); the difference over N2 - N1 is the cost of one
+# request, start-up and shutdown cancelling out. tokend is waited for by its
+# `ready` log line, not by polling /readyz, so both runs serve only the
+# hand-outs.
+callgrind_run() { # WHAT N -> total instructions of the server process
+    local what=$1 n=$2 dir=$WORK/callgrind pid addr log out
+    log=$dir/$what.$n.log
+    out=$dir/$what.$n.callgrind
+    local vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --log-file="$dir/$what.$n.valgrind")
+    case $what in
+        tokend)
+            "${vg[@]}" "$BIN/tokend" --config "$dir/tokend.toml" serve 2>"$log" &
+            pid=$!; PIDS+=("$pid")
+            addr=$(wait_log "$log" '.*"message":"listening","address":"([^"]*)".*' 3000)
+            wait_log "$log" '.*"message":"(ready)".*' 3000 >/dev/null ;;
+        bare)
+            "${vg[@]}" "$BIN/bare-hyper" --listen 127.0.0.1:0 2>"$log" &
+            pid=$!; PIDS+=("$pid")
+            addr=$(wait_log "$log" 'listening on (127[^ ]*)$' 3000) ;;
+    esac
+    local load
+    load=$("$BIN/uds-load" --tcp "$addr" --requests "$n" --connections 1 \
+        --ids "$CALLGRIND_IDS" --key "$KEY")
+    [[ $(field non_2xx <<<"$load") == 0 && $(field requests <<<"$load") == "$n" ]] ||
+        { echo "$load" >&2; exit 1; }
+    stop "$pid"
+    sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -1
+}
+
+if section callgrind; then
+say "callgrind: $CALLGRIND_N1 and $CALLGRIND_N2 hand-outs, tokend and bare hyper"
+mkdir -p "$WORK/callgrind"
+write_config "$WORK/callgrind" "http://127.0.0.1:9"
+"$BIN/seed" --config "$WORK/callgrind/tokend.toml" --count "$CALLGRIND_IDS" >&2
+for what in bare tokend; do
+    i1=$(callgrind_run "$what" "$CALLGRIND_N1")
+    i2=$(callgrind_run "$what" "$CALLGRIND_N2")
+    put "callgrind_$what" "$i1 $i2 $CALLGRIND_N1 $CALLGRIND_N2"
+    say "callgrind: $what $(((i2 - i1) / (CALLGRIND_N2 - CALLGRIND_N1))) instructions per hand-out"
+done
+fi
+
 # The baseline server serves the hand-out rounds of (1) and (3).
 if section handout || section scale; then start_bare "$WORK"; fi
 
@@ -265,6 +318,6 @@ fi
 # --- the table ------------------------------------------------------------------
 {
     echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
-    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS"
+    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS CALLGRIND_N1=$CALLGRIND_N1 CALLGRIND_N2=$CALLGRIND_N2"
 } >&2
 python3 "$ROOT/bench/table.py" "$RESULTS"

@@ -77,11 +77,24 @@ def main():
             if not t or not b:
                 continue
             ratio = round_ratios(runs, f"{tag}_{net}_tokend", f"{tag}_{net}_bare", 0)
+            # Issue 18 asks 0.95x on the unix socket, where a sidecar's
+            # callers are; TCP keeps issue 7's 0.80x.
+            floor = 0.95 if net == "unix" else 0.80
             row(f"{label}, {net}: req/s", f"{t[0]:,.0f}", f"{b[0]:,.0f} (bare hyper)",
-                f"{ratio:.2f}x", ">= 0.80x", ratio >= 0.80)
+                f"{ratio:.2f}x", f">= {floor:.2f}x", ratio >= floor)
             p99 = round_ratios(runs, f"{tag}_{net}_tokend", f"{tag}_{net}_bare", 2)
             row(f"{label}, {net}: p50 / p99", f"{t[1]/1000:.2f} / {t[2]/1000:.2f} ms",
                 f"{b[1]/1000:.2f} / {b[2]/1000:.2f} ms", f"p99 {p99:.2f}x", "p99 <= 1.5x", p99 <= 1.5)
+
+    def per_request(key):
+        """Instructions per hand-out: (I2 - I1) / (N2 - N1) of the two runs."""
+        i1, i2, n1, n2 = (int(x) for x in runs[key][0].split())
+        return (i2 - i1) / (n2 - n1)
+
+    if "callgrind_tokend" in runs and "callgrind_bare" in runs:
+        t, b = per_request("callgrind_tokend"), per_request("callgrind_bare")
+        row("hand-out, tcp keep-alive: instructions per request (callgrind)",
+            f"{t:,.0f}", f"{b:,.0f} (bare hyper)", f"{t/b:.2f}x", "<= 1.5x", t / b <= 1.5)
 
     n = int(runs.get("handout_n", ["100000"])[0])
     handout("handout", f"hand-out, {n:,} credentials")
