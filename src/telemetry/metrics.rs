@@ -32,6 +32,12 @@ struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabels {
+    provider: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -80,6 +86,8 @@ struct Inner {
     pauses: Family<ProviderLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
     pending_writes: Gauge,
+    proxy_requests: Family<ProxyLabels, Counter>,
+    proxy_seconds: HistogramFamily<ProviderLabels>,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
@@ -88,6 +96,11 @@ struct Inner {
 fn refresh_histogram() -> Histogram {
     // 10 ms to about 40 s: a provider call plus a synchronous commit.
     Histogram::new(exponential_buckets(0.01, 2.0, 13))
+}
+
+fn proxy_histogram() -> Histogram {
+    // 1 ms to about 33 s: an API call from a nearby host to a slow one.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
 impl Default for Metrics {
@@ -154,6 +167,19 @@ impl Metrics {
             "Refreshed tokens held in memory because the database refused the write",
             pending_writes.clone(),
         );
+        let proxy_requests = Family::<ProxyLabels, Counter>::default();
+        registry.register(
+            "proxy_requests",
+            "Requests through /v1/proxy by provider and the status answered (the API's or tokend's own)",
+            proxy_requests.clone(),
+        );
+        let proxy_seconds: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(proxy_histogram);
+        registry.register(
+            "proxy_duration_seconds",
+            "Time from a proxied request to the start of its answer, by provider",
+            proxy_seconds.clone(),
+        );
         let handed_out = http_requests
             .get_or_create(&HttpLabels {
                 route: HAND_OUT_ROUTE,
@@ -172,6 +198,8 @@ impl Metrics {
                 pauses,
                 webhooks,
                 pending_writes,
+                proxy_requests,
+                proxy_seconds,
                 handed_out,
             }),
         }
@@ -189,6 +217,23 @@ impl Metrics {
             .inc();
         self.inner
             .refresh_seconds
+            .get_or_create(&ProviderLabels { provider })
+            .observe(seconds);
+    }
+
+    /// One request through the proxy for `provider`, answered `status`
+    /// after `seconds` (until its answer began; the body may stream on).
+    pub fn proxy_request(&self, provider: &str, status: u16, seconds: f64) {
+        let provider = provider.to_owned();
+        self.inner
+            .proxy_requests
+            .get_or_create(&ProxyLabels {
+                provider: provider.clone(),
+                status,
+            })
+            .inc();
+        self.inner
+            .proxy_seconds
             .get_or_create(&ProviderLabels { provider })
             .observe(seconds);
     }

@@ -6,6 +6,7 @@
 //! - `headers`: which headers cross, each way.
 //! - `upstream`: the call (no redirects followed, a deadline on the head)
 //!   and the answer streamed back.
+//! - `observe`: metrics by provider and status, one DEBUG line a request.
 //!
 //! The checks before any call come in the API's usual order (the router's
 //! gate: browser/proxy/Host, client key, body size; then the path, the
@@ -15,6 +16,7 @@
 //! `POST /v1/tokens/{id}/refresh`.
 
 mod headers;
+mod observe;
 mod target;
 mod upstream;
 
@@ -63,10 +65,13 @@ pub(super) async fn forward(
     Caller(client): Caller,
     request: Request,
 ) -> Response {
-    match proxy(&state, &client, request).await {
+    let mut seen = observe::Seen::start(request.method().clone());
+    let response = match proxy(&state, &client, request, &mut seen).await {
         Ok(response) => response,
         Err(own) => *own,
-    }
+    };
+    seen.record(state.metrics(), response.status().as_u16());
+    response
 }
 
 /// Marks an answer of this route as tokend's own unless it came from the
@@ -85,6 +90,7 @@ async fn proxy(
     state: &AppState,
     client: &super::auth::Client,
     request: Request,
+    seen: &mut observe::Seen,
 ) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     if matches!(parts.method, Method::TRACE | Method::CONNECT) {
@@ -96,10 +102,12 @@ async fn proxy(
         ))
     })?;
     check_id(id).map_err(own)?;
+    seen.credential = Some(id.to_owned());
     target::check_path(path).map_err(|m| own(ApiError::InvalidRequest(m.into())))?;
     let services = state.services().map_err(own)?;
     let entry = tokens::visible_entry(&services.cache, client, id).map_err(own)?;
     let provider = services.cache.provider_of(&entry);
+    seen.provider = Some(provider.clone());
     let (base, timeout) = {
         let config = state.config();
         let Some(p) = config.providers.get(&*provider) else {
