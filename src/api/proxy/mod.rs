@@ -96,12 +96,15 @@ async fn proxy(
     if matches!(parts.method, Method::TRACE | Method::CONNECT) {
         return Err(own(ApiError::MethodNotAllowed));
     }
-    let (id, path) = target::split(parts.uri.path()).ok_or_else(|| {
+    let malformed = || {
         own(ApiError::InvalidRequest(
             "malformed path: use /v1/proxy/{credential_id}/{path}".into(),
         ))
-    })?;
-    check_id(id).map_err(own)?;
+    };
+    let (raw_id, path) = target::split(parts.uri.path()).ok_or_else(malformed)?;
+    let id = target::decode_id(raw_id).ok_or_else(malformed)?;
+    check_id(&id).map_err(own)?;
+    let id = id.as_str();
     seen.credential = Some(id.to_owned());
     target::check_path(path).map_err(|m| own(ApiError::InvalidRequest(m.into())))?;
     let services = state.services().map_err(own)?;
