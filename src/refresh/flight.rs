@@ -55,8 +55,7 @@ impl Refresher {
     ) -> Result<Outcome, RefreshError> {
         let _permit = match permit {
             Some(p) => Some(p),
-            // Never closed; were it, a refresh without a permit beats none.
-            None => self.inner.permits.clone().acquire_owned().await.ok(),
+            None => self.permit().await,
         };
         let result = match self.claim(grant_id).await {
             Ok((lease, grant)) => {
@@ -80,6 +79,15 @@ impl Refresher {
             self.retry_soon(grant_id);
         }
         result
+    }
+
+    /// One of the `refresh.max_concurrency` permits every token-endpoint
+    /// call holds (refreshes of any trigger, an import's first refresh, code
+    /// exchanges): the bound is on calls in flight, whatever started them.
+    /// The semaphore is never closed; were it, a call without a permit
+    /// beats none.
+    pub(super) async fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.permits.clone().acquire_owned().await.ok()
     }
 
     fn retry_soon(&self, grant_id: GrantId) {

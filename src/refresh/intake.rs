@@ -118,7 +118,10 @@ impl Refresher {
             }
             return Ok(out);
         }
-        match provider.refresh(&req.refresh_token).await {
+        let permit = self.permit().await;
+        let answer = provider.refresh(&req.refresh_token).await;
+        drop(permit);
+        match answer {
             Ok(response) => {
                 let rt = response
                     .refresh_token
@@ -175,10 +178,13 @@ impl Refresher {
         code_verifier: Option<&SecretString>,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
+        let permit = self.permit().await;
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
             .await
-            .map_err(|e| self.refused(e))?;
+            .map_err(|e| self.refused(e));
+        drop(permit);
+        let response = response?;
         let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,
@@ -201,10 +207,13 @@ impl Refresher {
         calendar_id: &str,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
+        let permit = self.permit().await;
         let response = provider
             .application_calendar(calendar_id)
             .await
-            .map_err(|e| self.refused(e))?;
+            .map_err(|e| self.refused(e));
+        drop(permit);
+        let response = response?;
         let rt = self.required_refresh_token(&response)?;
         self.store_new(Arrival {
             id,

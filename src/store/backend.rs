@@ -133,7 +133,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Creates or replaces each credential of `batch`, in order, in one
     /// transaction (all or none). A credential whose refresh token a grant of
     /// the same provider already holds (found by lookup hash) is linked to
-    /// that grant, which keeps whichever access token lasts longer; else a
+    /// that grant, which keeps whichever access token lasts longer, and
+    /// starts with the grant's current extras (its credentials', the
+    /// latest-written last) with its own merged over them; else a
     /// new grant is created. A credential moved off a grant that no other
     /// credential uses deletes that grant. Later entries see earlier ones.
     /// Keep batches to some thousands: other writers wait for the commit.

@@ -272,6 +272,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let received_at = interop::now(&inner);
+    let _call = interop::TokenCall::start(&inner, uri.path());
     let recorded = Recorded {
         method: method.to_string(),
         path: uri.path().to_owned(),

@@ -96,6 +96,36 @@ pub(crate) async fn a_shared_refresh_token_links_credentials_to_one_grant(f: Fix
     );
 }
 
+pub(crate) async fn a_linked_credential_starts_with_the_grants_extras(f: Fixture) {
+    let store = &f.store;
+    let first = extras(
+        json!({"account_id": "acc_1", "sub": "acc_1", "linking_profile": {"profile_id": "pro_1"}}),
+    );
+    put(store, "alice", "shared-rt", None, &first).await;
+    // An import brings no extras: it shows the grant's at once.
+    let b = put(store, "bob", "shared-rt", None, &Extras::new()).await;
+    let bob = &b.state.credentials[1];
+    assert_eq!(bob.id, "bob");
+    assert_eq!(bob.extras, first, "the put reports them");
+    assert_eq!(
+        store.get_credential("bob").await.unwrap().unwrap().extras,
+        first,
+        "and stores them"
+    );
+    // What arrives with a credential is merged over the grant's.
+    let own = extras(json!({"sub": "acc_3"}));
+    let c = put(store, "carol", "shared-rt", None, &own).await;
+    let carol = &c.state.credentials[2].extras;
+    assert_eq!(
+        (&carol["sub"], &carol["account_id"]),
+        (&json!("acc_3"), &json!("acc_1"))
+    );
+    assert_eq!(carol["linking_profile"]["profile_id"], "pro_1");
+    // The others keep theirs.
+    let alice = store.get_credential("alice").await.unwrap().unwrap();
+    assert_eq!(alice.extras, first);
+}
+
 pub(crate) async fn another_providers_identical_token_is_another_grant(f: Fixture) {
     let store = &f.store;
     let a = put(store, "alice", "shared-rt", None, &Extras::new()).await;

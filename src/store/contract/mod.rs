@@ -52,6 +52,7 @@ macro_rules! store_contract {
         $crate::store::contract::store_contract!(@each $fixture;
             put_and_read_back,
             a_shared_refresh_token_links_credentials_to_one_grant,
+            a_linked_credential_starts_with_the_grants_extras,
             another_providers_identical_token_is_another_grant,
             deleting_the_last_credential_deletes_the_grant,
             moving_a_credential_drops_the_orphaned_grant,

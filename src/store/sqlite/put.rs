@@ -1,15 +1,18 @@
 //! New credentials: one at a time (import, code exchange, application
 //! calendar) or many in one transaction (bulk imports, benchmarks). A
 //! credential whose refresh token a grant of the same provider already holds
-//! is linked to that grant instead of creating a second one. Each reports the
+//! is linked to that grant instead of creating a second one, starting with
+//! the grant's current extras (it shows the account it joins at once, not
+//! only after the next refresh). Each reports the
 //! grant as written, so the caller publishes it without reading it back.
 
 use sqlx::{Sqlite, Transaction};
 
 use super::delete::delete_grant_if_unused;
+use super::read::parse_extras;
 use super::{SqliteStore, next_change_seq};
 use crate::clock::UnixMillis;
-use crate::model::{CredentialExtras, GrantId, GrantState, Status};
+use crate::model::{CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};
 
@@ -99,7 +102,26 @@ impl SqliteStore {
             None => (self.insert_grant(tx, seq, now, new, &hash).await?, false),
         };
 
-        let extras = serde_json::to_string(new.extras).expect("a JSON map serializes");
+        let extras = if linked {
+            // The grant's current extras (account_id, sub, linking_profile,
+            // merged refresh extras), the latest-written credential's last,
+            // with what arrived for this credential over them.
+            let rows = sqlx::query_scalar!(
+                "SELECT extras FROM credentials WHERE grant_id = ?1 ORDER BY change_seq, id",
+                grant_id.0
+            )
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut merged = Extras::new();
+            for row in &rows {
+                merge_extras(&mut merged, &parse_extras(row)?);
+            }
+            merge_extras(&mut merged, new.extras);
+            serde_json::to_string(&merged)
+        } else {
+            serde_json::to_string(new.extras)
+        }
+        .expect("a JSON map serializes");
         let previous =
             sqlx::query_scalar!("SELECT grant_id FROM credentials WHERE id = ?1", new.id)
                 .fetch_optional(&mut **tx)

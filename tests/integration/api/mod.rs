@@ -12,6 +12,7 @@ mod defences;
 mod delete;
 mod errors;
 mod headers;
+mod linked;
 mod listing;
 mod openapi;
 mod precedence;

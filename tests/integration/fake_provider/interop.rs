@@ -14,6 +14,9 @@
 //! - [`FakeProvider::revoke_access_on_refresh`]: a refresh revokes the
 //!   grant's previous access token the moment it issues the new one.
 //!
+//! - [`FakeProvider::max_token_calls_in_flight`]: the most token-endpoint
+//!   calls the fake was answering at once (a client's concurrency bound).
+//!
 //! Every access token the fake issues is remembered, so
 //! [`FakeProvider::access_token_valid`] (and the bearer route
 //! [`FakeProvider::bearer_url`]) tell whether the server would accept it.
@@ -71,6 +74,9 @@ pub(super) struct Interop {
     grant_of: HashMap<String, u64>,
     current: HashMap<u64, String>,
     grants: u64,
+    /// Token-endpoint calls being answered now, and the most at once.
+    in_flight: usize,
+    max_in_flight: usize,
     /// The token request `serve` is answering: set in [`intercept`] and
     /// taken in [`issued`] under the same lock hold, so never another's.
     serving: Option<Serving>,
@@ -137,10 +143,43 @@ impl FakeProvider {
         self.lock().interop.access.get(access_token).cloned()
     }
 
+    /// The most token-endpoint calls (any grant type, application
+    /// calendars too) the fake was answering at the same time.
+    pub fn max_token_calls_in_flight(&self) -> usize {
+        self.lock().interop.max_in_flight
+    }
+
     /// An API route that answers 200 to a valid `Authorization: Bearer`
     /// token (as of the fake's clock) and 401 `invalid_token` otherwise.
     pub fn bearer_url(&self) -> String {
         format!("{}{BEARER_PATH}", self.url)
+    }
+}
+
+/// Counts a token-endpoint call as in flight until dropped (also when the
+/// client goes away mid-answer and the handler is dropped with it).
+pub(super) struct TokenCall(std::sync::Arc<std::sync::Mutex<Inner>>);
+
+impl TokenCall {
+    pub(super) fn start(
+        inner: &std::sync::Arc<std::sync::Mutex<Inner>>,
+        path: &str,
+    ) -> Option<Self> {
+        let token_call = TOKEN_PATHS.contains(&path) || path == "/v1/application_calendars";
+        if !token_call {
+            return None;
+        }
+        let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.interop.in_flight += 1;
+        g.interop.max_in_flight = g.interop.max_in_flight.max(g.interop.in_flight);
+        Some(TokenCall(inner.clone()))
+    }
+}
+
+impl Drop for TokenCall {
+    fn drop(&mut self) {
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        g.interop.in_flight -= 1;
     }
 }
 
