@@ -266,30 +266,38 @@ put divan "$WORK/divan.txt"
 fi
 
 # --- 5. the API proxy --------------------------------------------------------
-# The same GET sent straight to a fast fake API and through tokend's proxy.
-# The fake API and the load generator share LOAD_CPU (the API and its client
-# are the same in both runs); tokend gets SERVER_CPU, as a sidecar beside the
-# client would. Latency at one connection (what a request pays), throughput
-# at CONNECTIONS; then memory while a STREAM_MB answer streams through, once
-# read at full speed and once by a slow reader (25 MB/s).
+# The same GET sent straight to a fast fake API and through tokend's proxy,
+# round by round, back to back. Nothing is pinned here: a proxied request
+# passes between tokend's tasks and threads several times (server
+# connection, client connection, back), and two worker threads pinned to one
+# core that others also use turn each hand-off into a wait for that core.
+# Latency at one connection (what a request pays), throughput at
+# CONNECTIONS with the CPU time tokend and the fake API spent per request;
+# then tokend's memory while a STREAM_MB answer streams through, once read
+# at full speed and once by a slow reader (25 MB/s).
 if section proxy; then
-"${pin_load[@]}" "$BIN/fake-api" --listen 127.0.0.1:0 2>"$WORK/fake-api.log" &
+"$BIN/fake-api" --listen 127.0.0.1:0 2>"$WORK/fake-api.log" &
 API_PID=$!; PIDS+=("$API_PID")
 API_URL=http://$(wait_log "$WORK/fake-api.log" 'listening on (.*)$')
 mkdir -p "$WORK/proxy"
 write_config "$WORK/proxy" "$API_URL"
 "$BIN/seed" --config "$WORK/proxy/tokend.toml" --count 1 >&2
-start_tokend "$WORK/proxy"
+start_tokend "$WORK/proxy" unpinned
 wait_ready "$TOKEND_URL" >/dev/null
 PROXIED=/v1/proxy/cred-0000000
 
-get_path() { # URL PATH CONNECTIONS -> "rps p50_us p99_us"
-    local out
-    out=$(BENCH_PATH=$2 BENCH_KEY=$KEY "${pin_load[@]}" wrk -t1 -c"$3" -d"${HANDOUT_SECS}s" \
+# get_path URL PATH CONNECTIONS -> "rps p50_us p99_us tokend_cpu_ns fake_cpu_ns"
+# (the last two: CPU time each process spent per request during the run)
+get_path() {
+    local out t0 f0 n
+    t0=$(cpu_ticks "$TOKEND_PID"); f0=$(cpu_ticks "$API_PID")
+    out=$(BENCH_PATH=$2 BENCH_KEY=$KEY wrk -t1 -c"$3" -d"${HANDOUT_SECS}s" \
         -s "$ROOT/bench/wrk-path.lua" "$1/" 2>&1)
-    [[ $(field non_2xx <<<"$out") == 0 && $(field requests <<<"$out") -gt 0 ]] ||
-        { echo "$out" >&2; exit 1; }
-    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")"
+    n=$(field requests <<<"$out")
+    [[ $(field non_2xx <<<"$out") == 0 && $n -gt 0 ]] || { echo "$out" >&2; exit 1; }
+    local per=$((1000000000 / $(getconf CLK_TCK)))
+    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")" \
+        "$((($(cpu_ticks "$TOKEND_PID") - t0) * per / n)) $((($(cpu_ticks "$API_PID") - f0) * per / n))"
 }
 for r in $(seq "$ROUNDS"); do
     put proxy_c1_direct "$(get_path "$API_URL" /v1/calendars 1)"
@@ -312,7 +320,7 @@ stream() {
           sleep 0.02
       done ) &
     local sampler=$!
-    got=$("${pin_load[@]}" curl -sS -o /dev/null --limit-rate "$1" -w '%{size_download} %{time_total}' \
+    got=$(curl -sS -o /dev/null --limit-rate "$1" -w '%{size_download} %{time_total}' \
         -H "Authorization: Bearer $KEY" "$TOKEND_URL$PROXIED/stream/$bytes")
     touch "$WORK/proxy/streamed"; wait "$sampler"
     [[ ${got%% *} == "$bytes" ]] || { echo "streamed $got of $bytes bytes" >&2; exit 1; }

@@ -1,7 +1,7 @@
 //! A fast fake of a provider's API for the proxy benchmark.
 //!
 //! Every request with an `Authorization: Bearer ...` header gets a fixed
-//! Cronofy-shaped calendar list (about 200 bytes); `GET /stream/{bytes}`
+//! Cronofy-shaped calendar list (239 bytes); `GET /stream/{bytes}`
 //! gets that many bytes of `x` instead, made chunk by chunk as the client
 //! reads (64 KiB each, from one static buffer), so the fake itself holds no
 //! more than a chunk whatever the size. No bearer: 401. The benchmark sends
@@ -81,7 +81,7 @@ impl Body for Answer {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
-            Answer::Fixed(text) if text.is_empty() => Poll::Ready(None),
+            Answer::Fixed("") => Poll::Ready(None),
             Answer::Fixed(text) => {
                 let frame = Frame::data(Bytes::from_static(text.as_bytes()));
                 *text = "";
