@@ -35,6 +35,11 @@ pub enum ApiError {
         retry_after: u64,
         message: String,
     },
+    /// The store refuses writes (or cannot be reached) and the request
+    /// needs it: a token that needs a refresh, an import, a deletion.
+    StoreUnavailable {
+        retry_after: u64,
+    },
     /// Not in SPEC's table: the daemon is still loading its cache.
     NotReady,
     /// Not in SPEC's table: the database failed us (or the refresh task
@@ -95,6 +100,13 @@ impl ApiError {
                 "provider_unavailable",
                 message.clone(),
             ),
+            StoreUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the database refuses writes or cannot be reached, and this needs it \
+                 (a token that must be refreshed, a change to a credential); try again later"
+                    .into(),
+            ),
             NotReady => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not_ready",
@@ -132,7 +144,8 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited { retry_after }
-            | ApiError::ProviderUnavailable { retry_after, .. } => Some((*retry_after).max(1)),
+            | ApiError::ProviderUnavailable { retry_after, .. }
+            | ApiError::StoreUnavailable { retry_after } => Some((*retry_after).max(1)),
             ApiError::NotReady => Some(1),
             _ => None,
         }
@@ -166,7 +179,18 @@ pub fn retry_after_secs(at: i64, now: i64) -> u64 {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if e.is_outage() {
+            tracing::warn!(error = %e, "request refused: the database is unavailable");
+            return store_unavailable();
+        }
         ApiError::Internal(Box::new(e))
+    }
+}
+
+/// 503 `store_unavailable`, to come back after a few of the store's probes.
+fn store_unavailable() -> ApiError {
+    ApiError::StoreUnavailable {
+        retry_after: crate::store::health::RETRY_AFTER.as_secs(),
     }
 }
 
@@ -193,6 +217,7 @@ impl From<IntakeError> for ApiError {
             IntakeError::Refused(m) => ApiError::InvalidRequest(m),
             IntakeError::Provider(f) => provider_failure(&f, f.to_string()),
             IntakeError::Store(e) => e.into(),
+            IntakeError::StoreUnavailable => store_unavailable(),
         }
     }
 }
@@ -213,6 +238,7 @@ impl From<DeleteError> for ApiError {
                 format!("could not revoke at the provider; the credential is kept: {f}"),
             ),
             DeleteError::Store(e) => e.into(),
+            DeleteError::StoreUnavailable => store_unavailable(),
         }
     }
 }
@@ -225,6 +251,11 @@ impl From<RefreshError> for ApiError {
             RefreshError::Provider(f) => provider_failure(&f, f.to_string()),
             RefreshError::UnknownProvider(p) => {
                 ApiError::ProviderError(format!("provider {p} is not configured"))
+            }
+            RefreshError::StoreUnavailable => store_unavailable(),
+            RefreshError::Store(e) if e.is_outage() => {
+                tracing::warn!(error = %e, "refresh refused: the database is unavailable");
+                store_unavailable()
             }
             e @ (RefreshError::Store(_) | RefreshError::Interrupted(_)) => {
                 ApiError::Internal(Box::new(e))

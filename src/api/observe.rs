@@ -32,6 +32,7 @@ pub(super) async fn metrics(
         credentials: cache.len(),
         earliest_expiry_secs: cache.earliest_expiry().map(|at| (at - now) as f64 / 1000.0),
         rate_limit_pauses: services.refresher.rate_limit_pauses(),
+        store_down: !services.store.health().is_up(),
     };
     let body = state.metrics().render(&snapshot);
     let openmetrics = headers
@@ -108,10 +109,25 @@ pub(super) async fn healthz() -> StatusCode {
     StatusCode::OK
 }
 
-pub(super) async fn readyz(State(state): State<AppState>) -> StatusCode {
-    if state.readiness().is_ready() && state.is_durable() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
+/// `GET /readyz`: 503 (no body) until the cache is loaded, then 200 with
+/// the store's state. A store that refuses writes does not make the daemon
+/// unready: it still serves every token that is valid, and taking every
+/// application host out of its load balancer at once for a database outage
+/// would stop those too.
+pub(super) async fn readyz(State(state): State<AppState>) -> Response {
+    let services = match state.services() {
+        Ok(s) if state.readiness().is_ready() => s,
+        _ => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    let health = services.store.health();
+    let unstored = services.refresher.unstored_results().len();
+    let body = match health.reason() {
+        None if unstored == 0 => serde_json::json!({"status": "ready", "store": "up"}),
+        _ => serde_json::json!({
+            "status": "ready",
+            "store": "down",
+            "unstored_refreshes": unstored,
+        }),
+    };
+    axum::Json(body).into_response()
 }

@@ -17,7 +17,7 @@ use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 
 /// Whether the daemon can serve tokens: the database is open and the cache
-/// loaded, and no durable write is pending.
+/// loaded (a store that refuses writes later does not change it).
 #[derive(Clone, Debug, Default)]
 pub struct Readiness(Arc<AtomicBool>);
 
@@ -99,14 +99,6 @@ impl AppState {
 
     pub(super) fn services(&self) -> Result<&Services, ApiError> {
         self.inner.services.get().ok_or(ApiError::NotReady)
-    }
-
-    /// Whether the services are up and every refreshed token is durable.
-    pub(super) fn is_durable(&self) -> bool {
-        self.inner
-            .services
-            .get()
-            .is_some_and(|s| s.refresher.is_durable())
     }
 
     pub(super) fn now(&self) -> UnixMillis {

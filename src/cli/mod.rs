@@ -149,6 +149,11 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
             Ok(())
         }
         Command::Migrate => {
+            if let Some(target) = crate::store::key::postgres_target(&config)? {
+                crate::store::postgres::PgStore::migrate(&target).await?;
+                eprintln!("database {} is up to date", target.location());
+                return Ok(());
+            }
             let path = config.database_path();
             Store::migrate(&path).await?;
             eprintln!("database {} is up to date", path.display());
@@ -168,7 +173,7 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
 /// Opens the database of an existing installation; never creates one.
 pub(super) async fn existing_store(config: &Config) -> anyhow::Result<Store> {
     let path = config.database_path();
-    if !path.exists() {
+    if config.postgres_url().is_none() && !path.exists() {
         // A root shell on an installed system lacks the service's
         // $STATE_DIRECTORY, so a relative path lands in the working directory.
         let hint = match config.storage.database.is_relative()
@@ -219,11 +224,25 @@ async fn rotate_key(config: &Config, new_key_file: &std::path::Path) -> anyhow::
     // Taken before the database is opened and held until the rotation is
     // committed: a daemon using the old key meanwhile would fail every write.
     let database = config.database_path();
-    let _exclusive = match database.exists() {
+    let _exclusive = match config.postgres_url().is_none() && database.exists() {
         true => Some(DatabaseLock::exclusive(&database)?),
         false => None,
     };
     let store = existing_store(config).await?;
+    if let Some(target) = crate::store::key::postgres_target(config)? {
+        // No lock file spans hosts: the members' own connections say who runs.
+        let members = crate::store::postgres::PgStore::connected_members(&target).await?;
+        if !members.is_empty() {
+            store.close().await;
+            bail!(
+                "{} member(s) of the cluster are connected to {} (from {}): stop tokend on every host \
+                 first (systemctl stop tokend), then run rotate-key again",
+                members.len(),
+                target.location(),
+                members.join(", ")
+            );
+        }
+    }
     let old_id = store.key_id();
     let count = store.rotate_key(&new_key).await?;
     store.close().await;

@@ -24,7 +24,7 @@ use url::Url;
 
 use fields::{empty_as_none, none_as_empty, octal_mode, octal_mode_out, socket_addrs};
 pub use load::{ConfigError, DEFAULT_CONFIG_PATH, load, load_from};
-pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind};
+pub use provider::{AuthMethod, DataCenter, ProviderConfig, ProviderKind, RefreshMode};
 pub use secrets::{CREDSTORE_DIRS, SecretError, SecretSearch};
 pub(crate) use validate::valid_table_name;
 
@@ -70,9 +70,14 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
+    /// A SQLite file, or a `postgres://`/`postgresql://` URL (cluster mode).
     pub database: PathBuf,
     #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
     pub encryption_key_file: Option<PathBuf>,
+    /// The PostgreSQL password, read from this file (relative: looked up
+    /// like the other secret files, `$CREDENTIALS_DIRECTORY` first).
+    #[serde(deserialize_with = "empty_as_none", serialize_with = "none_as_empty")]
+    pub database_password_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -163,9 +168,22 @@ impl Config {
     }
 
     /// The database path: relative paths live under `$STATE_DIRECTORY` when
-    /// systemd sets it, else under the working directory.
+    /// systemd sets it, else under the working directory. With PostgreSQL
+    /// there is no file, and this is where `tokend.db` would be: the files
+    /// that live beside the database (the generated default client key)
+    /// are this host's own and stay there.
     pub fn database_path(&self) -> PathBuf {
-        resolve_state_path(&self.storage.database, std::env::var_os("STATE_DIRECTORY"))
+        let database = match self.postgres_url() {
+            Some(_) => Path::new("tokend.db"),
+            None => &self.storage.database,
+        };
+        resolve_state_path(database, std::env::var_os("STATE_DIRECTORY"))
+    }
+
+    /// The PostgreSQL URL when `storage.database` is one (cluster mode).
+    pub fn postgres_url(&self) -> Option<&str> {
+        let database = self.storage.database.to_str()?;
+        crate::store::postgres::is_postgres_url(database).then_some(database)
     }
 }
 

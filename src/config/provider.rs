@@ -53,6 +53,21 @@ impl DataCenter {
     }
 }
 
+/// Which grants are refreshed in the background (see the refresh budget
+/// in `refresh::budget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum RefreshMode {
+    /// Every grant while the budget covers them all; past it, the most
+    /// recently handed-out ones, as many as the budget covers.
+    #[default]
+    Auto,
+    /// Every active grant, within the budget (behind when it does not cover them).
+    Eager,
+    /// None: a token request that needs a refresh makes it.
+    OnDemand,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case", try_from = "String")]
 pub enum AuthMethod {
@@ -145,6 +160,13 @@ pub struct ProviderConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub issuer: Option<String>,
+    /// Which grants are kept warm by background refreshes.
+    #[serde(default)]
+    pub refresh_mode: RefreshMode,
+    /// The share of `max_requests_per_minute` background refreshes may
+    /// use; token requests, forced refreshes and new grants may use all of it.
+    #[serde(default = "default_refresh_share")]
+    pub refresh_share: f64,
 }
 
 impl ProviderConfig {
@@ -196,6 +218,9 @@ fn default_provider_timeout() -> u64 {
 fn default_pkce() -> bool {
     true
 }
+fn default_refresh_share() -> f64 {
+    0.5
+}
 
 #[cfg(test)]
 mod tests {
@@ -246,6 +271,39 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn refresh_mode_and_share_default_and_are_checked() {
+        let c = load("").unwrap();
+        assert_eq!(c.providers["c"].refresh_mode, RefreshMode::Auto);
+        assert_eq!(c.providers["c"].refresh_share, 0.5);
+        let c = load("refresh_mode = \"on_demand\"\nrefresh_share = 1").unwrap();
+        assert_eq!(c.providers["c"].refresh_mode, RefreshMode::OnDemand);
+        assert_eq!(c.providers["c"].refresh_share, 1.0);
+        assert_eq!(
+            load("refresh_mode = \"eager\"").unwrap().providers["c"].refresh_mode,
+            RefreshMode::Eager
+        );
+        let err = load("refresh_mode = \"lazy\"").unwrap_err();
+        assert!(
+            err.contains(
+                "providers.c.refresh_mode: unknown value; use one of: auto, eager, on_demand"
+            ),
+            "{err}"
+        );
+        for bad in ["0", "0.0", "1.5", "-0.2", "nan"] {
+            let err = load(&format!("refresh_share = {bad}")).unwrap_err();
+            assert!(
+                err.contains("providers.c.refresh_share must be in (0, 1]"),
+                "{bad}: {err}"
+            );
+        }
+        let err = load("refresh_share = \"0.5\"").unwrap_err();
+        assert!(
+            err.contains("providers.c.refresh_share must be a number"),
+            "{err}"
+        );
     }
 
     #[test]

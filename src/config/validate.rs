@@ -22,6 +22,19 @@ impl Config {
         if self.storage.database.as_os_str().is_empty() {
             p.push("storage.database must not be empty".into());
         }
+        match self.postgres_url() {
+            Some(url) => {
+                if let Err(e) = crate::store::postgres::PgTarget::parse(url, None) {
+                    p.push(e.to_string());
+                }
+            }
+            None if self.storage.database_password_file.is_some() => p.push(
+                "storage.database_password_file is for a PostgreSQL database: set storage.database \
+                 to a postgres:// URL, or leave the password file empty"
+                    .into(),
+            ),
+            None => {}
+        }
         for (name, provider) in &self.providers {
             provider_problems(name, provider, &mut p);
         }
@@ -204,6 +217,14 @@ fn provider_problems(name: &str, c: &ProviderConfig, p: &mut Vec<String>) {
     }
     if c.burst == 0 {
         p.push(format!("{} must be at least 1", key("burst")));
+    }
+    if !(c.refresh_share > 0.0 && c.refresh_share <= 1.0) {
+        p.push(format!(
+            "{} must be in (0, 1], got {}: the share of max_requests_per_minute that \
+             background refreshes may use (0.5 leaves half for token requests and your own calls)",
+            key("refresh_share"),
+            c.refresh_share
+        ));
     }
     if c.request_timeout_secs == 0 {
         p.push(format!(

@@ -3,7 +3,7 @@
 //! valid ones, e.g. `providers.c.data_center: unknown value; use one of: us, de, uk, ca, au, sg`
 //! (serde's own message names a Rust type instead).
 
-use super::{AuthMethod, DataCenter, LogFormat, ProviderKind};
+use super::{AuthMethod, DataCenter, LogFormat, ProviderKind, RefreshMode};
 
 macro_rules! named_values {
     ($ty:ty, { $($variant:path => $name:literal),+ $(,)? }) => {
@@ -42,6 +42,12 @@ named_values!(DataCenter, {
 named_values!(AuthMethod, {
     AuthMethod::ClientSecretPost => "client_secret_post",
     AuthMethod::ClientSecretBasic => "client_secret_basic",
+});
+
+named_values!(RefreshMode, {
+    RefreshMode::Auto => "auto",
+    RefreshMode::Eager => "eager",
+    RefreshMode::OnDemand => "on_demand",
 });
 
 named_values!(LogFormat, {

@@ -76,7 +76,8 @@ struct Running {
     services: Services,
     providers: Providers,
     /// Keeps `tokend rotate-key` out while the database is open.
-    _lock: DatabaseLock,
+    /// `None` with PostgreSQL, where rotate-key looks for connected members.
+    _lock: Option<DatabaseLock>,
 }
 
 /// Serves until `shutdown` completes; then stops accepting, lets requests
@@ -152,12 +153,26 @@ pub async fn serve(
     }
     // Held until the database is closed: its lock goes last.
     let running = started?;
-    running
-        .services
-        .refresher
-        .drain(options.drain_timeout)
-        .await;
+    let refresher = &running.services.refresher;
+    refresher.drain(options.drain_timeout).await;
+    let unstored = refresher.unstored_results();
     running.services.store.close().await;
+    if !unstored.is_empty() {
+        // The provider may have rotated these refresh tokens: what the
+        // database holds may no longer work.
+        let grants = unstored
+            .iter()
+            .map(|(g, credentials)| format!("grant {g} (credentials {credentials})"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        tracing::error!(grants = %grants,
+            "stopped with refreshed tokens the database never took: if the provider rotated \
+             their refresh tokens, these grants need re-authorization");
+        anyhow::bail!(
+            "stopped with {} refreshed result(s) the database never took: {grants}",
+            unstored.len()
+        );
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -171,9 +186,16 @@ async fn start(
     metrics: Metrics,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Running> {
-    let lock = DatabaseLock::shared(&config.database_path())?;
-    crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
+    let lock = match config.postgres_url() {
+        Some(_) => None,
+        None => {
+            let lock = DatabaseLock::shared(&config.database_path())?;
+            crate::store::sqlite::read_ahead_before_open(&config.database_path()).await;
+            Some(lock)
+        }
+    };
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
+    tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
     let providers = provider::build_all(config, options.clock.clone())?;
     let cache = Arc::new(Cache::new());
     let refresher = Refresher::new(

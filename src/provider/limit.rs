@@ -5,11 +5,19 @@
 //! with a manual clock instead of sleeping. Every call that reaches the
 //! provider (token, revocation, application calendar, and every retry with a
 //! previous client secret) takes one cell: providers count them all.
+//!
+//! Background refreshes (run inside [`in_background`]) wait while a token
+//! request, forced refresh or new grant waits for a cell: those go first and
+//! may use the whole rate (the refresh budget keeps background refreshes to
+//! their share before they get here).
 
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use governor::clock::Clock as GovernorClock;
 use governor::middleware::NoOpMiddleware;
@@ -22,7 +30,7 @@ use crate::clock::{Clock, UnixMillis, millis};
 /// Our clock as governor sees it: instants are durations since the Unix
 /// epoch, which governor already knows how to do arithmetic on.
 #[derive(Clone, Debug)]
-struct EpochClock(Clock);
+pub(crate) struct EpochClock(pub(crate) Clock);
 
 impl GovernorClock for EpochClock {
     type Instant = Duration;
@@ -30,6 +38,21 @@ impl GovernorClock for EpochClock {
     fn now(&self) -> Duration {
         Duration::from_millis(u64::try_from(self.0.now()).unwrap_or(0))
     }
+}
+
+tokio::task_local! {
+    /// Set for the provider calls of a background (scheduled) refresh.
+    static BACKGROUND: ();
+}
+
+/// Runs `work` as background work: its provider calls yield to every
+/// foreground call waiting for the same provider.
+pub async fn in_background<F: Future>(work: F) -> F::Output {
+    BACKGROUND.scope((), work).await
+}
+
+fn is_background() -> bool {
+    BACKGROUND.try_with(|_| ()).is_ok()
 }
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, EpochClock, NoOpMiddleware<Duration>>;
@@ -43,6 +66,28 @@ pub(crate) struct Limiter {
     paused_until: AtomicI64,
     /// How many 429s paused this provider (a metric).
     pauses: AtomicU64,
+    /// Foreground calls waiting for a cell: background calls wait for none.
+    foreground_waiting: AtomicUsize,
+    /// Told when the last waiting foreground call got its cell (or gave up).
+    foreground_done: Notify,
+}
+
+/// Counts a foreground call as waiting for as long as it lives.
+struct Waiting<'a>(&'a Limiter);
+
+impl<'a> Waiting<'a> {
+    fn new(limiter: &'a Limiter) -> Self {
+        limiter.foreground_waiting.fetch_add(1, Ordering::AcqRel);
+        Waiting(limiter)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.0.foreground_waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.foreground_done.notify_waiters();
+        }
+    }
 }
 
 impl Limiter {
@@ -54,14 +99,27 @@ impl Limiter {
             clock,
             paused_until: AtomicI64::new(0),
             pauses: AtomicU64::new(0),
+            foreground_waiting: AtomicUsize::new(0),
+            foreground_done: Notify::new(),
         }
     }
 
     /// Waits for a cell. Fails at once, without taking one, while a 429 pause
     /// runs: the caller's own retry schedule is better than a queue here.
     pub(crate) async fn acquire(&self) -> Result<(), ProviderError> {
+        let background = is_background();
+        let _waiting = (!background).then(|| Waiting::new(self));
         loop {
             self.check_pause()?;
+            if background && self.foreground_waiting.load(Ordering::Acquire) > 0 {
+                let done = self.foreground_done.notified();
+                tokio::pin!(done);
+                done.as_mut().enable();
+                if self.foreground_waiting.load(Ordering::Acquire) > 0 {
+                    done.await;
+                }
+                continue;
+            }
             match self.gcra.check() {
                 Ok(()) => return Ok(()),
                 Err(not_until) => {
@@ -144,6 +202,47 @@ mod tests {
             .expect("third call went through once a second passed")
             .unwrap()
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn foreground_calls_go_before_waiting_background_calls() {
+        let clock = Clock::manual(1_000_000);
+        let l = std::sync::Arc::new(limiter(60, 1, &clock));
+        l.acquire().await.unwrap(); // the burst is spent: the next cell in 1 s
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let spawn = |name: &'static str, background: bool| {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                let call = async {
+                    l.acquire().await.unwrap();
+                    order.lock().unwrap().push(name);
+                };
+                if background {
+                    in_background(call).await
+                } else {
+                    call.await
+                }
+            })
+        };
+        let background: Vec<_> = (0..3).map(|_| spawn("background", true)).collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let foreground = spawn("foreground", false);
+        tokio::task::yield_now().await;
+        for _ in 0..4 {
+            clock.advance(Duration::from_secs(1));
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+        foreground.await.unwrap();
+        for b in background {
+            b.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.len(), 4);
+        assert_eq!(order[0], "foreground", "{order:?}");
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ mod cronofy;
 pub mod explain;
 pub mod http;
 mod limit;
+pub(crate) use limit::EpochClock;
+pub use limit::in_background;
 mod oauth2;
 pub mod pkce;
 mod shared;

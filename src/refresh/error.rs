@@ -91,12 +91,29 @@ pub enum RefreshError {
     /// down, or the task panicked).
     #[error("the refresh did not finish: {0}")]
     Interrupted(Arc<tokio::task::JoinError>),
+    /// The store refuses writes (see [`crate::store::StoreHealth`]): no
+    /// provider call was made, since its result could not be kept.
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
 }
+
+/// Why nothing that needs the store was done while it is down.
+pub(super) const STORE_UNAVAILABLE: &str = "the database refuses writes or cannot be reached; nothing that needs it is done until it is back";
 
 impl RefreshError {
     /// See [`ProviderFailure::is_transient`]; only provider failures are.
     pub fn is_transient(&self) -> bool {
         matches!(self, RefreshError::Provider(f) if f.is_transient())
+    }
+
+    /// The store cannot take writes now: said before any provider call, or
+    /// an outage error of the store itself ([`StoreError::is_outage`]).
+    pub fn is_store_outage(&self) -> bool {
+        match self {
+            RefreshError::StoreUnavailable => true,
+            RefreshError::Store(e) => e.is_outage(),
+            _ => false,
+        }
     }
 
     /// When the refresher tries this grant again, if it failed at the provider.
@@ -129,6 +146,10 @@ pub enum IntakeError {
     Provider(ProviderFailure),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store refuses writes: the provider was not called (a code
+    /// exchanged or a refresh token spent now could not be kept).
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
 }
 
 impl IntakeError {
@@ -159,6 +180,9 @@ pub enum DeleteError {
     Refused(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store refuses writes: nothing was revoked or deleted.
+    #[error("{STORE_UNAVAILABLE}")]
+    StoreUnavailable,
 }
 
 #[cfg(test)]

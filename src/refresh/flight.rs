@@ -57,6 +57,11 @@ impl Refresher {
             Some(p) => Some(p),
             None => self.permit().await,
         };
+        if !self.store_takes_writes() {
+            // No provider call: a rotated refresh token could not be kept.
+            self.retry_soon(grant_id);
+            return Err(RefreshError::StoreUnavailable);
+        }
         let result = match self.claim(grant_id).await {
             Ok((lease, grant)) => {
                 let result = self.attempt(&lease, grant, trigger).await;
@@ -75,6 +80,10 @@ impl Refresher {
         if let Err(RefreshError::Store(e)) = &result {
             // The database failed before any provider call (busy, re-keyed,
             // unreadable): look again soon, or the grant drops out of the schedule.
+            self.inner
+                .store
+                .health()
+                .report(&self.inner.store.location(), e);
             tracing::warn!(grant_id = %grant_id, error = %e, "refresh skipped: database error; retrying in a few seconds");
             self.retry_soon(grant_id);
         }
@@ -90,6 +99,17 @@ impl Refresher {
         self.inner.permits.clone().acquire_owned().await.ok()
     }
 
+    /// Whether the store takes writes: a refresh (or any provider call
+    /// whose result must be stored) is made only then.
+    pub(super) fn store_takes_writes(&self) -> bool {
+        self.inner.store.health().is_up()
+    }
+
+    /// Reports a store error to the store's health; returns it.
+    pub(super) fn report_store(&self, e: crate::store::StoreError) -> crate::store::StoreError {
+        self.inner.store.report(e)
+    }
+
     fn retry_soon(&self, grant_id: GrantId) {
         // Expiry only orders grants due at the same instant; unknown here.
         let expires_at = 0;
@@ -98,6 +118,8 @@ impl Refresher {
             + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
             grant: grant_id,
+            // Not known before the claim; this retry does not wait for the budget.
+            provider: super::queue::UNKNOWN_PROVIDER,
             due,
             expires_at,
         });

@@ -92,6 +92,11 @@ impl Refresher {
                 })
                 .await;
         }
+        if !self.store_takes_writes() {
+            // Refreshing now could spend the caller's refresh token for a
+            // result that could not be kept.
+            return Err(IntakeError::StoreUnavailable);
+        }
         let store = &self.inner.store;
         if let Some(grant) = store
             .grant_by_refresh_token(&req.provider, &req.refresh_token)
@@ -178,6 +183,9 @@ impl Refresher {
         code_verifier: Option<&SecretString>,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
+        if !self.store_takes_writes() {
+            return Err(IntakeError::StoreUnavailable);
+        }
         let permit = self.permit().await;
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
@@ -207,6 +215,9 @@ impl Refresher {
         calendar_id: &str,
     ) -> Result<IntakeOutcome, IntakeError> {
         let provider = self.provider_named(provider_name)?;
+        if !self.store_takes_writes() {
+            return Err(IntakeError::StoreUnavailable);
+        }
         let permit = self.permit().await;
         let response = provider
             .application_calendar(calendar_id)
@@ -266,7 +277,9 @@ impl Refresher {
                 last_refresh_at: a.issued.then_some(now),
                 failure: a.failed.as_ref().map(|(_, why)| why.as_str()),
             })
-            .await?;
+            .await
+            .map_err(|e| self.report_store(e))?;
+        self.inner.store.health().up();
         if let Some(orphan) = out.orphaned_grant {
             self.forget(orphan);
         }

@@ -16,7 +16,10 @@
 //! - `intake`: grants arriving (import, code exchange, application calendar)
 //!   and the authorization URL; `retire`: credentials leaving (delete, revoke).
 //! - `schedule`: due times, backoff, and the task that sleeps until the
-//!   earliest due grant; `queue`: the grants waiting, earliest first.
+//!   earliest due grant; `queue`: the grants waiting, earliest first, one
+//!   queue per provider.
+//! - `budget`: the share of each provider's rate background refreshes may
+//!   use (`refresh_share`, `refresh_mode`).
 //! - `sync`: loading the cache at start and following other writers.
 //! - `events`: status transitions (needs_reauth, failing, recovered).
 //! - `error`: what callers learn when something fails.
@@ -25,6 +28,7 @@
 //! clock, metrics) and keeps them to itself: callers ask it for refreshes,
 //! never for its parts.
 
+pub mod budget;
 mod commit;
 mod error;
 mod events;
@@ -40,8 +44,8 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -126,11 +130,16 @@ struct Inner {
     /// at most one forced refresh per grant per interval).
     forced: Mutex<HashMap<GrantId, UnixMillis>>,
     permits: Arc<Semaphore>,
+    /// Each provider's refresh budget (background refreshes only).
+    budgets: Arc<budget::Budgets>,
     schedule_tx: mpsc::UnboundedSender<Msg>,
     schedule_rx: Mutex<Option<mpsc::UnboundedReceiver<Msg>>>,
     events: broadcast::Sender<StatusEvent>,
-    /// Refreshed tokens the provider issued that are not yet durable.
-    pending_writes: AtomicUsize,
+    /// Grants whose refreshed tokens the provider issued but the store has
+    /// not taken yet (held in memory, the write retried), with their
+    /// credential ids for the log. A std mutex: held only to insert, remove
+    /// or copy.
+    unstored: Mutex<BTreeMap<GrantId, String>>,
     metrics: Metrics,
     /// Started on the first refresh (it needs a runtime to run on).
     committer: OnceLock<commit::Committer>,
@@ -155,6 +164,8 @@ impl Refresher {
     ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
+        let permits = budget::LocalPermits::new(clock.clone());
+        let budgets = Arc::new(budget::Budgets::new(config, Arc::new(permits)));
         Refresher {
             inner: Arc::new(Inner {
                 store,
@@ -167,10 +178,11 @@ impl Refresher {
                 inflight: Mutex::new(HashMap::new()),
                 forced: Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(config.refresh.max_concurrency)),
+                budgets,
                 schedule_tx,
                 schedule_rx: Mutex::new(Some(schedule_rx)),
                 events,
-                pending_writes: AtomicUsize::new(0),
+                unstored: Mutex::new(BTreeMap::new()),
                 metrics,
                 committer: OnceLock::new(),
             }),
@@ -194,13 +206,49 @@ impl Refresher {
     }
 
     /// False while a refreshed token is held in memory because the database
-    /// refused the write (disk full, read-only): `/readyz` says 503 then.
+    /// refused the write (disk full, read-only).
     pub fn is_durable(&self) -> bool {
-        self.inner.pending_writes.load(Ordering::Acquire) == 0
+        self.unstored_results().is_empty()
+    }
+
+    /// The grants (with their credential ids) whose refreshed tokens are
+    /// held in memory because the store has not taken them yet: what a
+    /// shutdown now would lose.
+    pub fn unstored_results(&self) -> Vec<(GrantId, String)> {
+        self.inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(g, c)| (*g, c.clone()))
+            .collect()
+    }
+
+    /// Holds a refreshed result the store refused (see `unstored`).
+    fn hold(&self, grant: &GrantState) {
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unstored.insert(grant.id, outcome::credential_list(grant));
+        self.inner.metrics.set_pending_writes(unstored.len());
+    }
+
+    /// The held result of `grant` is stored now.
+    fn release_hold(&self, grant: GrantId) {
+        let mut unstored = self
+            .inner
+            .unstored
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unstored.remove(&grant);
+        self.inner.metrics.set_pending_writes(unstored.len());
     }
 
     /// Replaces the providers (SIGHUP): secrets, limits, endpoints.
     pub fn set_providers(&self, providers: Providers, config: &Config) {
+        self.inner.budgets.configure(config);
         self.inner
             .lease_ms
             .store(lease_lifetime(config), Ordering::Relaxed);

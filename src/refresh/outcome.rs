@@ -2,11 +2,11 @@
 //! failure recorded (needs_reauth for good, else a retry on the backoff
 //! schedule), with the metric, the log line and any status event.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::commit::CommitError;
 use super::error::ProviderFailure;
 use super::issue::{access_token, next_due};
 use super::schedule::backoff;
@@ -16,7 +16,7 @@ use crate::provider::{ProviderError, TokenResponse};
 use crate::store::{CommitOutcome, Lease, TokenCommit};
 
 /// Longest pause between retries of a durable write the database refused.
-const MAX_WRITE_RETRY: Duration = Duration::from_secs(5);
+const MAX_WRITE_RETRY: Duration = Duration::from_secs(2);
 
 impl Refresher {
     /// Makes the answer durable, then publishes it. A database that refuses
@@ -61,10 +61,13 @@ impl Refresher {
                     return Ok(Outcome::Current);
                 }
                 Err(e) => {
+                    if let CommitError::Store(e) = &e {
+                        let store = &self.inner.store;
+                        store.health().report(&store.location(), e);
+                    }
                     if !pending {
                         pending = true;
-                        let now_pending = self.inner.pending_writes.fetch_add(1, Ordering::AcqRel);
-                        self.inner.metrics.set_pending_writes(now_pending + 1);
+                        self.hold(&grant.state);
                     }
                     tracing::error!(grant_id = %grant.state.id, error = %e,
                         "cannot store refreshed tokens; holding them in memory and retrying");
@@ -73,9 +76,9 @@ impl Refresher {
                 }
             }
         };
+        self.inner.store.health().up();
         if pending {
-            let left = self.inner.pending_writes.fetch_sub(1, Ordering::AcqRel);
-            self.inner.metrics.set_pending_writes(left - 1);
+            self.release_hold(grant.state.id);
             tracing::info!(grant_id = %grant.state.id, "refreshed tokens are stored now");
         }
         self.publish(&state);
@@ -157,6 +160,7 @@ impl Refresher {
             Ok(Some(failures)) => state.consecutive_failures = failures,
             Ok(None) => return self.adopt(state.id).await,
             Err(e) => {
+                let e = self.report_store(e);
                 tracing::error!(grant_id = %state.id, error = %e, "cannot record a refresh failure")
             }
         }

@@ -6,6 +6,9 @@
 //! it reaches the top (or in a rebuild, should such entries pile up). That
 //! is 24 bytes a grant in the heap and 16 in the map: at a million grants a
 //! third of what an ordered set with an index beside it took.
+//!
+//! [`Queues`] keeps one queue per provider, so that a provider whose
+//! refresh budget is spent holds up none of the others.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -74,6 +77,68 @@ impl Queue {
     #[cfg(test)]
     pub fn due_of(&self, grant: GrantId) -> Option<UnixMillis> {
         self.due.get(&grant).copied()
+    }
+}
+
+/// The queue of grants whose provider is not known where they were
+/// queued (a retry after a database error): no budget applies.
+pub const UNKNOWN_PROVIDER: u16 = u16::MAX;
+
+/// One [`Queue`] per provider (by the budget's provider index).
+#[derive(Debug, Default)]
+pub struct Queues {
+    by_provider: Vec<Queue>,
+    unknown: Queue,
+    /// Room for the first provider's queue (see [`Queue::with_capacity`]).
+    capacity: usize,
+}
+
+impl Queues {
+    /// Queues with room for `n` grants in the first provider's queue: most
+    /// deployments have one provider that holds nearly every grant.
+    pub fn with_capacity(n: usize) -> Self {
+        Queues {
+            capacity: n,
+            ..Queues::default()
+        }
+    }
+
+    pub fn set(&mut self, provider: u16, grant: GrantId, due: UnixMillis, expires_at: UnixMillis) {
+        if provider == UNKNOWN_PROVIDER {
+            self.unknown.set(grant, due, expires_at);
+            return;
+        }
+        self.unknown.remove(grant);
+        let i = usize::from(provider);
+        while self.by_provider.len() <= i {
+            let capacity = std::mem::take(&mut self.capacity);
+            self.by_provider.push(Queue::with_capacity(capacity));
+        }
+        self.by_provider[i].set(grant, due, expires_at);
+    }
+
+    pub fn remove(&mut self, grant: GrantId) {
+        self.unknown.remove(grant);
+        for q in &mut self.by_provider {
+            q.remove(grant);
+        }
+    }
+
+    /// Each provider's queue (the unknown one last, as [`UNKNOWN_PROVIDER`]).
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u16, &mut Queue)> {
+        let unknown = std::iter::once((UNKNOWN_PROVIDER, &mut self.unknown));
+        (0u16..).zip(self.by_provider.iter_mut()).chain(unknown)
+    }
+
+    pub fn get_mut(&mut self, provider: u16) -> Option<&mut Queue> {
+        if provider == UNKNOWN_PROVIDER {
+            return Some(&mut self.unknown);
+        }
+        self.by_provider.get_mut(usize::from(provider))
+    }
+
+    pub fn len(&self) -> usize {
+        self.unknown.len() + self.by_provider.iter().map(Queue::len).sum::<usize>()
     }
 }
 

@@ -25,6 +25,9 @@ impl Refresher {
                     others: others.filter(|c| c != id).collect(),
                 });
             }
+            if !self.store_takes_writes() {
+                return Err(DeleteError::StoreUnavailable);
+            }
             let provider = self.provider(&grant.state.provider).ok_or_else(|| {
                 DeleteError::Refused(format!(
                     "provider {} is not configured",
@@ -43,7 +46,8 @@ impl Refresher {
         }
         let out = store
             .delete_credential(id)
-            .await?
+            .await
+            .map_err(|e| self.report_store(e))?
             .ok_or(DeleteError::NotFound)?;
         self.inner.cache.remove_credential(id);
         if out.grant_deleted {

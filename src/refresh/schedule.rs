@@ -1,12 +1,14 @@
 //! When to refresh: the due-time formula, retry backoff, and the one task
-//! that sleeps until the earliest due grant.
+//! that sleeps until the earliest due grant whose provider's refresh budget
+//! has a permit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::queue::Queue;
+use super::queue::{Queues, UNKNOWN_PROVIDER};
 use super::{Refresher, Trigger};
 use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
@@ -41,6 +43,8 @@ pub fn backoff(failures: i64, cfg: &RefreshConfig, unit: f64) -> Duration {
 pub enum Msg {
     Schedule {
         grant: GrantId,
+        /// The budget's index of the grant's provider ([`UNKNOWN_PROVIDER`] if not known).
+        provider: u16,
         due: UnixMillis,
         expires_at: UnixMillis,
     },
@@ -74,6 +78,7 @@ impl Refresher {
         let msg = match placement(grant, floor) {
             Some((due, expires_at)) => Msg::Schedule {
                 grant: grant.id,
+                provider: self.inner.budgets.index(&grant.provider),
                 due,
                 expires_at,
             },
@@ -100,33 +105,56 @@ pub(super) fn placement(grant: &GrantState, floor: UnixMillis) -> Option<(UnixMi
 }
 
 /// The scheduler task: sleeps until the earliest due grant, starts its
-/// refresh when a concurrency permit is free, and is woken by `Msg`s.
-/// No polling: with nothing due it sleeps until the next due time.
+/// refresh when its provider's budget has a permit and a concurrency permit
+/// is free, and is woken by `Msg`s. No polling: with nothing due it sleeps
+/// until the next due time (or the next budget permit).
 pub(super) async fn run(
     refresher: Refresher,
-    mut queue: Queue,
+    mut queues: Queues,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     mut stop: watch::Receiver<bool>,
 ) {
     let clock = refresher.inner.clock.clone();
+    let budgets = Arc::clone(&refresher.inner.budgets);
     let permits = Arc::clone(&refresher.inner.permits);
+    // From when each provider's budget has a permit again (by index).
+    let mut spent_until: HashMap<u16, UnixMillis> = HashMap::new();
     loop {
-        let next = queue.peek();
         let now = clock.now();
-        let due_now = next.is_some_and(|(at, _)| at <= now);
-        let wake_at = next.map_or(UnixMillis::MAX, |(at, _)| at);
+        // The provider whose earliest grant is due first, among those with
+        // a permit; else when to look again.
+        let (mut ready, mut wake_at) = (None::<(UnixMillis, u16)>, UnixMillis::MAX);
+        for (provider, queue) in queues.iter_mut() {
+            let Some((due, _)) = queue.peek() else {
+                continue;
+            };
+            if provider != UNKNOWN_PROVIDER && !budgets.refreshes_in_background(provider) {
+                continue;
+            }
+            let at = due.max(spent_until.get(&provider).copied().unwrap_or(0));
+            if at > now {
+                wake_at = wake_at.min(at);
+            } else if ready.is_none_or(|(d, _)| due < d) {
+                ready = Some((due, provider));
+            }
+        }
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
             msg = rx.recv() => match msg {
-                Some(Msg::Schedule { grant, due, expires_at }) => queue.set(grant, due, expires_at),
-                Some(Msg::Unschedule(grant)) => queue.remove(grant),
+                Some(Msg::Schedule { grant, provider, due, expires_at }) => queues.set(provider, grant, due, expires_at),
+                Some(Msg::Unschedule(grant)) => queues.remove(grant),
                 Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },
-            permit = permits.clone().acquire_owned(), if due_now => {
+            permit = permits.clone().acquire_owned(), if ready.is_some() => {
                 let Ok(permit) = permit else { break };
-                if let Some(grant) = queue.pop() {
+                let Some((_, provider)) = ready else { continue };
+                if provider != UNKNOWN_PROVIDER && let Err(at) = budgets.try_take(provider) {
+                    spent_until.insert(provider, at);
+                    continue;
+                }
+                if let Some(grant) = queues.get_mut(provider).and_then(|q| q.pop()) {
                     let r = refresher.clone();
                     tokio::spawn(async move {
                         // Errors are logged and rescheduled inside; nothing to do here.
@@ -134,10 +162,10 @@ pub(super) async fn run(
                     });
                 }
             }
-            _ = clock.sleep_until(wake_at), if next.is_some() && !due_now => {}
+            _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
         }
     }
-    tracing::debug!(pending = queue.len(), "scheduler stopped");
+    tracing::debug!(pending = queues.len(), "scheduler stopped");
 }
 
 #[cfg(test)]

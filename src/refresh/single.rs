@@ -49,7 +49,14 @@ impl Refresher {
                     // request span, if any); callers that join share it.
                     let task = tokio::spawn(
                         async move {
-                            let result = this.flight(grant, trigger, permit).await;
+                            let flight = this.flight(grant, trigger, permit);
+                            // Scheduled refreshes yield to every other call in
+                            // the provider's limiter.
+                            let result = if trigger == Trigger::Scheduled {
+                                crate::provider::in_background(flight).await
+                            } else {
+                                flight.await
+                            };
                             this.inner
                                 .inflight
                                 .lock()

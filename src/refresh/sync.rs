@@ -7,7 +7,7 @@
 
 use tokio::sync::watch;
 
-use super::queue::Queue;
+use super::queue::Queues;
 use super::schedule::placement;
 use super::{RefreshError, Refresher};
 use crate::model::Status;
@@ -16,12 +16,12 @@ impl Refresher {
     /// Loads every grant into the cache and into the scheduler's queue
     /// (built here, not sent to the scheduler one message at a time); returns
     /// the change number the cache reflects, and the queue.
-    pub(super) async fn load(&self) -> Result<(i64, Queue), RefreshError> {
+    pub(super) async fn load(&self) -> Result<(i64, Queues), RefreshError> {
         let started = std::time::Instant::now();
         let now = self.inner.clock.now();
         let (mut grants, mut credentials, mut overdue) = (0usize, 0usize, 0usize);
         let size = self.inner.store.count_grants().await?;
-        let mut queue = Queue::with_capacity(size);
+        let mut queue = Queues::with_capacity(size);
         let seq = self
             .inner
             .store
@@ -34,7 +34,8 @@ impl Refresher {
                 }
                 self.inner.cache.publish(&grant);
                 if let Some((due, expires_at)) = placement(&grant, now) {
-                    queue.set(grant.id, due, expires_at);
+                    let provider = self.inner.budgets.index(&grant.provider);
+                    queue.set(provider, grant.id, due, expires_at);
                 }
             })
             .await?;
@@ -57,7 +58,13 @@ impl Refresher {
             }
             match self.catch_up(seq).await {
                 Ok(next) => seq = next,
-                Err(e) => tracing::warn!(error = %e, "cannot read changes from the database"),
+                Err(e) => {
+                    if let RefreshError::Store(e) = &e {
+                        let store = &self.inner.store;
+                        store.health().report(&store.location(), e);
+                    }
+                    tracing::warn!(error = %e, "cannot read changes from the database")
+                }
             }
         }
     }

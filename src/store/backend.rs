@@ -57,7 +57,12 @@
 //! Deleted credentials are reported as deleted.
 //!
 //! **Errors.** A failure is a [`StoreError`] that keeps its cause; a write
-//! that returns an error changed nothing.
+//! that returns an error changed nothing, and leaves nothing behind that
+//! breaks the next call (SQLite: a connection whose transaction failed is
+//! never handed out again). A failure that means the store cannot take
+//! writes now (a full disk, a lost server) is one that
+//! [`StoreError::is_outage`] recognises: callers report it to the store's
+//! [`super::StoreHealth`].
 //!
 //! # Adding a backend
 //! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
@@ -100,6 +105,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// A cheap liveness probe.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Proves that the store takes a durable write now (a small real write
+    /// that changes nothing anyone reads) and is still the store that was
+    /// opened. [`super::StoreHealth::watch`] asks it every second while the
+    /// store is down. The default pings: enough for a server whose outages
+    /// are lost connections.
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.ping().await
+    }
 
     /// Waits for statements in flight and releases connections (SQLite also
     /// checkpoints its WAL). The store is not used afterwards.

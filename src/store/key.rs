@@ -60,6 +60,17 @@ pub enum KeyError {
         key_id: String,
         beside: PathBuf,
     },
+    #[error(
+        "a PostgreSQL database is shared by every member, so tokend never generates its key: \
+         give every member the same 32-byte key through storage.encryption_key_file or systemd \
+         LoadCredential=tokend.key (make one with `head -c 32 /dev/urandom | base64`; \
+         copy-store moves an existing installation's key along with its data)"
+    )]
+    NoSharedKey,
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
+    #[error(transparent)]
+    Target(#[from] super::postgres::TargetError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -139,6 +150,49 @@ pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
     Ok(())
 }
 
+/// The key of a shared (PostgreSQL) database: configured, from systemd's
+/// credentials, or `tokend.key` in the state directory; never generated,
+/// since every member must hold the same one.
+pub fn load_shared_key(
+    configured: Option<&Path>,
+    credentials_dir: Option<&Path>,
+    state_dir: &Path,
+) -> Result<(MasterKey, KeyOrigin), KeyError> {
+    if let Some(path) = configured {
+        return Ok((read_key(path)?, KeyOrigin::Configured(path.to_path_buf())));
+    }
+    if let Some(dir) = credentials_dir {
+        let path = dir.join(KEY_FILE_NAME);
+        if path.exists() {
+            return Ok((read_key(&path)?, KeyOrigin::SystemdCredential(path)));
+        }
+    }
+    let beside = state_dir.join(KEY_FILE_NAME);
+    if beside.exists() {
+        return Ok((read_key(&beside)?, KeyOrigin::BesideDatabase(beside)));
+    }
+    Err(KeyError::NoSharedKey)
+}
+
+/// The configured PostgreSQL database, its password read from
+/// `storage.database_password_file` when set; `None` for SQLite.
+pub fn postgres_target(
+    config: &crate::config::Config,
+) -> Result<Option<super::postgres::PgTarget>, KeyError> {
+    let Some(url) = config.postgres_url() else {
+        return Ok(None);
+    };
+    let password = config
+        .storage
+        .database_password_file
+        .as_deref()
+        .map(|path| {
+            crate::config::SecretSearch::from_env().read("storage.database_password_file", path)
+        })
+        .transpose()?;
+    Ok(Some(super::postgres::PgTarget::parse(url, password)?))
+}
+
 /// Opens the configured database with the configured (or generated) key,
 /// logging where the key came from; a generated key gets a WARN that says how
 /// to supply a real one.
@@ -148,6 +202,17 @@ pub async fn open_store(
 ) -> Result<(Store, KeyOrigin), KeyError> {
     let database = config.database_path();
     let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    if let Some(target) = postgres_target(config)? {
+        let state_dir = database.parent().unwrap_or(Path::new("."));
+        let (key, origin) = load_shared_key(
+            config.storage.encryption_key_file.as_deref(),
+            credentials_dir.as_deref(),
+            state_dir,
+        )?;
+        let store = Store::new(super::postgres::PgStore::open(&target, &key, clock).await?);
+        tracing::info!(database = %target.location(), key_id = %store.key_id(), key_file = %origin.path().display(), "database open");
+        return Ok((store, origin));
+    }
     let (key, origin) = load_key(
         config.storage.encryption_key_file.as_deref(),
         credentials_dir.as_deref(),

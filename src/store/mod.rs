@@ -6,16 +6,22 @@
 //!   [`Claim`], [`Changes`], ...).
 //! - [`Store`]: the handle every part of tokend shares.
 //! - [`sqlite`]: the SQLite backend (WAL, `synchronous=FULL`).
+//! - [`postgres`]: the PostgreSQL backend (cluster mode: many members, one
+//!   database, changes pushed with `LISTEN`/`NOTIFY`).
 //! - [`crypto`]: the AEAD that seals token columns, and the key check; the
 //!   same for every backend.
 //! - [`key`]: where the encryption key comes from (file, systemd
 //!   credential, or generated on first start), and opening the configured store.
+//! - [`health`]: whether the store takes writes now (a full disk, a
+//!   database that cannot be reached), for every backend alike.
 
 mod backend;
 #[cfg(test)]
 pub(crate) mod contract;
 pub mod crypto;
+pub mod health;
 pub mod key;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -25,6 +31,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 pub use backend::{Backend, POLL_INTERVAL};
 use crypto::{CryptoError, MasterKey};
+pub use health::StoreHealth;
 pub use types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
     TokenCommit,
@@ -55,23 +62,95 @@ pub enum StoreError {
     },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The store cannot take writes for a reason the backend saw itself
+    /// (SQLite: the database file was deleted, replaced or made read-only
+    /// while open).
+    #[error("the database {database} cannot take writes: {reason}")]
+    Unwritable {
+        /// [`Backend::location`]: never a secret.
+        database: String,
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Whether this error means the store cannot take writes (or cannot be
+    /// reached) now, and may again later without anything changing in
+    /// tokend: a full disk, a read-only or vanished file, an I/O error, a
+    /// lock held too long, a lost connection. Not a conflict, a wrong key or
+    /// corrupt data. Such an error turns [`StoreHealth`] down.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Unwritable { .. } | StoreError::File { .. } => true,
+            StoreError::Sqlx(e) => sqlx_outage(e),
+            StoreError::Migrate(_)
+            | StoreError::Crypto(_)
+            | StoreError::WrongKey { .. }
+            | StoreError::Corrupt(_) => false,
+        }
+    }
+}
+
+/// See [`StoreError::is_outage`].
+fn sqlx_outage(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| outage_code(&code)),
+        _ => false,
+    }
+}
+
+/// A database error code that means "not now": SQLite's (a number, the
+/// primary code in its low byte) BUSY, LOCKED, NOMEM, READONLY, IOERR,
+/// FULL, CANTOPEN; PostgreSQL's (SQLSTATE) connection exceptions (class
+/// 08), insufficient resources (53, e.g. disk full), operator intervention
+/// (57, e.g. shutting down) and a read-only transaction (25006, a standby).
+fn outage_code(code: &str) -> bool {
+    if let Ok(n) = code.parse::<i32>() {
+        return matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14);
+    }
+    code.starts_with("08") || code.starts_with("53") || code.starts_with("57") || code == "25006"
 }
 
 /// The handle every part of tokend shares: one backend behind the
 /// [`Backend`] seam (call its methods on the handle). Cheap to clone.
+/// The handle also carries the store's [`StoreHealth`], which every part
+/// that meets a store failure reports to.
 #[derive(Clone, Debug)]
-pub struct Store(Arc<dyn Backend>);
+pub struct Store(Arc<dyn Backend>, StoreHealth);
 
 impl Store {
     /// A handle on `backend`.
     pub fn new(backend: impl Backend + 'static) -> Store {
-        Store(Arc::new(backend))
+        Store::from_arc(Arc::new(backend))
     }
 
     /// A handle on a backend that is shared already (e.g. one wrapped to
     /// inject faults in a test, whose own handle the test keeps).
     pub fn from_arc(backend: Arc<dyn Backend>) -> Store {
-        Store(backend)
+        Store::with_health(backend, StoreHealth::default())
+    }
+
+    /// A handle on `backend` reporting to `health` (a backend that sees
+    /// outages by itself, e.g. a lost server connection, reports there too).
+    pub fn with_health(backend: Arc<dyn Backend>, health: StoreHealth) -> Store {
+        Store(backend, health)
+    }
+
+    /// Whether the store takes writes now (see [`health`]).
+    pub fn health(&self) -> &StoreHealth {
+        &self.1
+    }
+
+    /// Reports `error` to the store's health (an outage turns it down);
+    /// returns it, for `map_err`.
+    pub fn report(&self, error: StoreError) -> StoreError {
+        self.1.report(&self.0.location(), &error);
+        error
     }
 
     /// Opens (creating, 0600, if missing) the SQLite database at `path`,

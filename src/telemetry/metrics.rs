@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub earliest_expiry_secs: Option<f64>,
     /// 429 pauses since start, by provider.
     pub rate_limit_pauses: Vec<(String, u64)>,
+    /// The store refuses writes or cannot be reached (`tokend_store_up` 0).
+    pub store_down: bool,
 }
 
 /// The route label of `GET /v1/tokens/{id}`.
@@ -88,6 +90,7 @@ struct Inner {
     pending_writes: Gauge,
     proxy_requests: Family<ProxyLabels, Counter>,
     proxy_seconds: HistogramFamily<ProviderLabels>,
+    store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
@@ -180,6 +183,12 @@ impl Metrics {
             "Time from a proxied request to the start of its answer, by provider",
             proxy_seconds.clone(),
         );
+        let store_up = Gauge::default();
+        registry.register(
+            "store_up",
+            "1 while the database takes writes, 0 while it refuses them or cannot be reached",
+            store_up.clone(),
+        );
         let handed_out = http_requests
             .get_or_create(&HttpLabels {
                 route: HAND_OUT_ROUTE,
@@ -200,6 +209,7 @@ impl Metrics {
                 pending_writes,
                 proxy_requests,
                 proxy_seconds,
+                store_up,
                 handed_out,
             }),
         }
@@ -225,16 +235,15 @@ impl Metrics {
     /// after `seconds` (until its answer began; the body may stream on).
     pub fn proxy_request(&self, provider: &str, status: u16, seconds: f64) {
         let provider = provider.to_owned();
-        self.inner
-            .proxy_requests
-            .get_or_create(&ProxyLabels {
-                provider: provider.clone(),
-                status,
-            })
-            .inc();
+        let requests = ProxyLabels {
+            provider: provider.clone(),
+            status,
+        };
+        self.inner.proxy_requests.get_or_create(&requests).inc();
+        let durations = ProviderLabels { provider };
         self.inner
             .proxy_seconds
-            .get_or_create(&ProviderLabels { provider })
+            .get_or_create(&durations)
             .observe(seconds);
     }
 
@@ -276,6 +285,7 @@ impl Metrics {
                 .set(n as i64);
         }
         self.inner.credentials.set(now.credentials as i64);
+        self.inner.store_up.set(i64::from(!now.store_down));
         self.inner
             .earliest_expiry
             .set(now.earliest_expiry_secs.unwrap_or(f64::INFINITY));

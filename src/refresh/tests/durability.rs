@@ -25,6 +25,11 @@ async fn a_refused_commit_is_held_and_retried_and_nothing_is_handed_out_before()
     // Refused: the new token exists only in memory, so it is not handed
     // out, and the daemon says it is not ready.
     assert!(!h.refresher.is_durable());
+    assert!(
+        !h.store.health().is_up(),
+        "the refused commit turned the store down"
+    );
+    assert_eq!(h.refresher.unstored_results(), [(g, "alice".to_owned())]);
     let pending = |n: u8| format!("tokend_durable_writes_pending {n}\n");
     let metrics = || h.metrics.render(&Default::default());
     assert!(metrics().contains(&pending(1)), "{}", metrics());
@@ -34,6 +39,10 @@ async fn a_refused_commit_is_held_and_retried_and_nothing_is_handed_out_before()
     assert_eq!(flight.await.unwrap().unwrap(), Outcome::Refreshed);
     assert_eq!(faults.commits().0, 3);
     assert!(h.refresher.is_durable());
+    assert!(
+        h.store.health().is_up(),
+        "the stored commit turned it up again"
+    );
     assert!(metrics().contains(&pending(0)));
     assert_eq!(h.handed_out("alice"), "at-new");
     assert_eq!(h.stored_tokens(g).await.0, "rt-2");

@@ -39,7 +39,9 @@ impl Faults {
             transactions: AtomicUsize::new(0),
             results: AtomicUsize::new(0),
         });
-        (Store::from_arc(faulty.clone()), Faults(faulty))
+        // One health for both handles, as one store has.
+        let health = faulty.inner.health().clone();
+        (Store::with_health(faulty.clone(), health), Faults(faulty))
     }
 
     pub(super) fn refuse_commits(&self, n: usize) {
@@ -148,7 +150,10 @@ impl Backend for Faulty {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if refused {
-            return Err(StoreError::Corrupt("disk full (injected)".into()));
+            return Err(StoreError::Unwritable {
+                database: self.inner.location(),
+                reason: "disk full (injected)".into(),
+            });
         }
         self.inner.commit_refreshes(batch).await
     }

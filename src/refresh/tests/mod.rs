@@ -11,7 +11,8 @@
 //!
 //! - `fake`: the scripted provider.
 //! - `faulty`: a store wrapper that refuses writes on demand and counts them.
-//! - `flight`, `failures`, `races`, `intake`, `durability`: the tests.
+//! - `flight`, `failures`, `races`, `intake`, `durability`, `store_down`:
+//!   the tests.
 
 mod durability;
 mod failures;
@@ -20,6 +21,7 @@ mod faulty;
 mod flight;
 mod intake;
 mod races;
+mod store_down;
 
 use std::collections::HashMap;
 use std::sync::Arc;

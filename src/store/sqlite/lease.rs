@@ -17,6 +17,7 @@ impl SqliteStore {
         grant_id: GrantId,
         lease_ms: i64,
     ) -> Result<Claim, StoreError> {
+        self.check_file()?;
         let now = self.now();
         let until = now.saturating_add(lease_ms);
         let serial = self.write_lock.lock().await;

@@ -19,6 +19,7 @@
 mod commit;
 mod delete;
 mod feed;
+mod file;
 mod lease;
 mod load;
 mod open;
@@ -62,6 +63,8 @@ pub struct SqliteStore {
     cipher: Cipher,
     clock: Clock,
     path: PathBuf,
+    /// The file `path` named when opened: a write to another (or none) is refused.
+    file_id: file::FileId,
     /// Identifies this handle's leases in the shared database.
     owner: String,
 }
@@ -84,6 +87,7 @@ impl SqliteStore {
             cipher: Cipher::new(key),
             clock,
             path: path.to_path_buf(),
+            file_id: file::FileId::of(path)?,
             owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
         };
         store.check_key().await?;
@@ -141,7 +145,9 @@ impl SqliteStore {
 
     /// A write transaction that takes the write lock up front, so two writers
     /// never deadlock upgrading read locks (busy_timeout then serialises them).
+    /// The file is checked first (see `file`).
     async fn begin_write(&self) -> Result<Transaction<'static, sqlx::Sqlite>, StoreError> {
+        self.check_file()?;
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
@@ -190,6 +196,10 @@ impl Backend for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.probe_write().await
     }
 
     async fn close(&self) {
@@ -302,3 +312,6 @@ mod tests;
 
 #[cfg(test)]
 mod load_tests;
+
+#[cfg(test)]
+mod fault_tests;

@@ -5,8 +5,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    SqliteTransactionManager,
+};
+use sqlx::{SqlitePool, TransactionManager};
 
 use crate::store::StoreError;
 
@@ -30,6 +33,23 @@ pub(super) async fn connect(
     Ok(SqlitePoolOptions::new()
         .max_connections(connections)
         .min_connections(1)
+        // A transaction whose COMMIT (or statement) failed with SQLITE_FULL
+        // or an I/O error is rolled back by SQLite itself; sqlx's ROLLBACK
+        // then fails and sqlx still counts the connection as inside a
+        // transaction, so every later BEGIN on it would fail ("attempted to
+        // call begin_with at non-zero transaction depth"). Such a connection
+        // is closed instead of handed out (a new one is opened): one failed
+        // write never breaks the next. (sqlx pings a connection as it comes
+        // back to the pool, after any rollback it queued, so the count
+        // read here is settled.)
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                Ok(
+                    <SqliteTransactionManager as TransactionManager>::get_transaction_depth(conn)
+                        == 0,
+                )
+            })
+        })
         .connect_with(options)
         .await?)
 }

@@ -10,3 +10,4 @@ mod numbers;
 mod provider_headers;
 mod rotate;
 mod secrets;
+mod store;

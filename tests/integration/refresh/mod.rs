@@ -2,6 +2,7 @@
 //! single-flight, shared grants, backoff, Retry-After, invalid_grant,
 //! application calendars, and two daemons racing on one database.
 
+mod budget;
 mod concurrency;
 mod failures;
 mod race;

@@ -1,0 +1,148 @@
+//! Refresh leases, and the writes a lease holder makes when its refresh
+//! did not produce tokens: a failure to retry, or a grant that needs a
+//! person. The lease's generation fences them (see `crate::store::Backend`).
+//!
+//! A lease is one `UPDATE` in its own transaction: the row lock it takes
+//! lasts for that statement alone. Between `claim` and the write that ends
+//! the lease (while the provider is called) the member holds nothing in
+//! PostgreSQL but the row's `lease_owner`/`lease_until` values, which
+//! another member takes over once `lease_until` has passed.
+
+use super::rows::{GrantRow, grant_columns};
+use super::{PgStore, next_change_seq};
+use crate::clock::UnixMillis;
+use crate::model::GrantId;
+use crate::store::{Claim, Lease, StoreError};
+
+impl PgStore {
+    /// See [`crate::store::Backend::claim`]. Lease times are this member's
+    /// clock: members keep their clocks in step (NTP), well within the
+    /// lease's margin over the provider timeout.
+    #[tracing::instrument(skip_all, fields(grant_id = %grant_id), err)]
+    pub(super) async fn take_lease(
+        &self,
+        grant_id: GrantId,
+        lease_ms: i64,
+    ) -> Result<Claim, StoreError> {
+        let now = self.now();
+        let until = now.saturating_add(lease_ms);
+        let taken: Option<GrantRow> = sqlx::query_as(concat!(
+            "UPDATE grants SET lease_owner = $1, lease_until = $2
+             WHERE id = $3 AND (lease_owner IS NULL OR lease_until <= $4 OR lease_owner = $1)
+             RETURNING ",
+            grant_columns!()
+        ))
+        .bind(&self.owner)
+        .bind(until)
+        .bind(grant_id.0)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = taken {
+            let mut conn = self.pool.acquire().await?;
+            let credentials = super::read::credentials_of_grant(&mut conn, grant_id).await?;
+            drop(conn);
+            let grant = self.grant_of_rows(row, credentials)?;
+            let lease = Lease {
+                grant_id,
+                generation: grant.state.generation,
+            };
+            return Ok(Claim::Acquired { lease, grant });
+        }
+        let held: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT lease_until FROM grants WHERE id = $1")
+                .bind(grant_id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match held {
+            None => Claim::Gone,
+            Some(until) => Claim::Held {
+                until: until.unwrap_or(now),
+            },
+        })
+    }
+
+    /// See [`crate::store::Backend::release`].
+    pub(super) async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE grants SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(lease.grant_id.0)
+        .bind(&self.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// See [`crate::store::Backend::record_failure`].
+    #[tracing::instrument(skip_all, fields(grant_id = %lease.grant_id), err)]
+    pub(super) async fn failure(
+        &self,
+        lease: &Lease,
+        error: &str,
+        next_refresh_at: UnixMillis,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let failures: Option<i64> = sqlx::query_scalar(
+            "UPDATE grants SET consecutive_failures = consecutive_failures + 1, last_error = $1,
+                 next_refresh_at = $2, updated_at = $3, change_seq = $4,
+                 lease_owner = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_owner END,
+                 lease_until = CASE WHEN lease_owner = $5 THEN NULL ELSE lease_until END
+             WHERE id = $6 AND generation = $7 RETURNING consecutive_failures",
+        )
+        .bind(error)
+        .bind(next_refresh_at)
+        .bind(now)
+        .bind(seq)
+        .bind(&self.owner)
+        .bind(lease.grant_id.0)
+        .bind(lease.generation)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if failures.is_some() {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+            self.release_lease(lease).await?;
+        }
+        Ok(failures)
+    }
+
+    /// See [`crate::store::Backend::mark_needs_reauth`].
+    #[tracing::instrument(skip_all, fields(grant_id = %lease.grant_id), err)]
+    pub(super) async fn needs_reauth(
+        &self,
+        lease: &Lease,
+        error: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let marked = sqlx::query(
+            "UPDATE grants SET status = 'needs_reauth', last_error = $1, next_refresh_at = NULL,
+                 consecutive_failures = consecutive_failures + 1, updated_at = $2, change_seq = $3,
+                 lease_owner = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_owner END,
+                 lease_until = CASE WHEN lease_owner = $4 THEN NULL ELSE lease_until END
+             WHERE id = $5 AND generation = $6",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(seq)
+        .bind(&self.owner)
+        .bind(lease.grant_id.0)
+        .bind(lease.generation)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if marked {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+            self.release_lease(lease).await?;
+        }
+        Ok(marked)
+    }
+}

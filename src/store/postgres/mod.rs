@@ -1,0 +1,329 @@
+//! The PostgreSQL backend: one database that every member of a cluster (a
+//! `tokend serve` per application host) and the CLI share.
+//!
+//! - `connect`: the URL, its password kept out of every message, the pools.
+//! - `rows`: rows as stored, and turning them into the model.
+//! - `read`: grants, credential views, listings.
+//! - `put`: new credentials, one or a batch in one transaction.
+//! - `commit`: refresh results with compare-and-set (group commit).
+//! - `lease`: refresh leases and the failure writes made under them.
+//! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
+//! - `feed`: the change feed and the full load at start.
+//! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower.
+//!
+//! Every write transaction takes the next change number first: the counter
+//! row's lock serialises writers (so they never deadlock on each other's
+//! rows) and makes commit order the change number's order, which is what a
+//! reader of the feed relies on. A lease is one statement on its own, so no
+//! lock outlives it: nothing is held while a member calls a provider.
+//! Writes return once PostgreSQL acknowledged the commit
+//! (`synchronous_commit` as the server is configured; its default is
+//! durable).
+
+mod commit;
+pub mod connect;
+mod delete;
+mod feed;
+mod lease;
+mod listen;
+mod put;
+mod read;
+mod rotate;
+mod rows;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Transaction};
+
+use super::crypto::{Cipher, MasterKey};
+use super::types::*;
+use super::{Backend, StoreError};
+use crate::clock::{Clock, UnixMillis};
+use crate::model::{CredentialView, Grant, GrantId, GrantState};
+pub use connect::{PgTarget, TargetError, is_postgres_url};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connections for statements. The refresher's group commit and leases are
+/// the busy users; more connections than that only queue in the server.
+const CONNECTIONS: u32 = 8;
+
+/// How long a connection attempt (or a wait for a free connection) may take
+/// before the operation fails: an unreachable server must be an error soon,
+/// not a request that hangs.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A store in one PostgreSQL database.
+pub struct PgStore {
+    pool: PgPool,
+    target: PgTarget,
+    cipher: Cipher,
+    clock: Clock,
+    /// Identifies this handle's leases in the shared database.
+    owner: String,
+    listener: listen::Listener,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("database", &self.target.location())
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Connects, applies migrations (under sqlx's advisory lock, so members
+    /// starting together migrate one after the other) and checks that `key`
+    /// is the one the database was sealed with.
+    pub async fn open(
+        target: &PgTarget,
+        key: &MasterKey,
+        clock: Clock,
+    ) -> Result<PgStore, StoreError> {
+        let pool = target.pool(CONNECTIONS, CONNECT_TIMEOUT)?;
+        MIGRATOR.run(&pool).await?;
+        let store = PgStore {
+            listener: listen::Listener::new(target.clone()),
+            pool,
+            target: target.clone(),
+            cipher: Cipher::new(key),
+            clock,
+            owner: format!(
+                "{}-pid{}-{:08x}",
+                hostname(),
+                std::process::id(),
+                rand::random::<u32>()
+            ),
+        };
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations (also done by [`PgStore::open`]).
+    pub async fn migrate(target: &PgTarget) -> Result<(), StoreError> {
+        let pool = target.pool(1, CONNECT_TIMEOUT)?;
+        MIGRATOR.run(&pool).await?;
+        pool.close().await;
+        Ok(())
+    }
+
+    /// The client addresses of the serving members connected to the
+    /// database now (each listens for changes on a connection of its own).
+    pub async fn connected_members(target: &PgTarget) -> Result<Vec<String>, StoreError> {
+        let pool = target.pool(1, CONNECT_TIMEOUT)?;
+        let members: Vec<String> = sqlx::query_scalar(
+            "SELECT coalesce(host(client_addr), 'local socket') FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = $1",
+        )
+        .bind(connect::MEMBER_APPLICATION)
+        .fetch_all(&pool)
+        .await?;
+        pool.close().await;
+        Ok(members)
+    }
+
+    /// Whether the database holds no grant and no credential yet (the
+    /// target of `copy-store` must).
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM grants) OR EXISTS (SELECT 1 FROM credentials)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(!any)
+    }
+
+    async fn check_key(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Two members starting on an empty database: the first to insert
+        // records its key, the other reads it back below.
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ('key_id', $1), ('key_check', $2)
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(self.cipher.key_id())
+        .bind(hex::encode(self.cipher.key_check()))
+        .execute(&mut *tx)
+        .await?;
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, value FROM meta WHERE key IN ('key_id', 'key_check')")
+                .fetch_all(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let get = |k: &str| stored.iter().find(|r| r.0 == k).map(|r| r.1.clone());
+        let (Some(id), Some(check)) = (get("key_id"), get("key_check")) else {
+            return Err(StoreError::Corrupt("meta lacks key_id or key_check".into()));
+        };
+        if id != self.cipher.key_id() {
+            return Err(StoreError::WrongKey {
+                database: self.location(),
+                stored: id,
+                configured: self.cipher.key_id(),
+            });
+        }
+        let check = hex::decode(check)
+            .map_err(|_| StoreError::Corrupt("meta.key_check is not hex".into()))?;
+        self.cipher.verify_key_check(&check)?;
+        Ok(())
+    }
+
+    fn now(&self) -> UnixMillis {
+        self.clock.now()
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned())
+}
+
+/// Records which key seals this database, and a value only that key opens.
+async fn write_key_check(
+    tx: &mut Transaction<'static, Postgres>,
+    cipher: &Cipher,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('key_id', $1), ('key_check', $2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(cipher.key_id())
+    .bind(hex::encode(cipher.key_check()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the next change number; rows touched in this transaction carry it.
+/// The counter row stays locked until the transaction ends: writers queue
+/// here, before touching any other row.
+async fn next_change_seq(tx: &mut Transaction<'static, Postgres>) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("UPDATE change_counter SET seq = seq + 1 WHERE id = 0 RETURNING seq")
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// The seam, answered by the inherent methods in this folder's files.
+#[async_trait]
+impl Backend for PgStore {
+    fn cipher(&self) -> &Cipher {
+        &self.cipher
+    }
+
+    fn location(&self) -> String {
+        self.target.location()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.listener.stop();
+        self.pool.close().await;
+    }
+
+    async fn count_grants(&self) -> Result<usize, StoreError> {
+        self.count().await
+    }
+
+    async fn load_each(
+        &self,
+        each: &mut (dyn FnMut(GrantState) + Send),
+    ) -> Result<i64, StoreError> {
+        self.load_pages(feed::PAGE, each).await
+    }
+
+    async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
+        self.changes(since).await
+    }
+
+    async fn wait_for_changes(&self) {
+        self.listener.wait().await
+    }
+
+    async fn put_credentials(
+        &self,
+        batch: &[NewCredential<'_>],
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        self.put_batch(batch).await
+    }
+
+    async fn delete_credential(&self, id: &str) -> Result<Option<DeleteOutcome>, StoreError> {
+        self.delete(id).await
+    }
+
+    async fn get_grant(&self, id: GrantId) -> Result<Option<Grant>, StoreError> {
+        self.grant(id).await
+    }
+
+    async fn grant_id_of(&self, credential_id: &str) -> Result<Option<GrantId>, StoreError> {
+        self.grant_of(credential_id).await
+    }
+
+    async fn grant_by_refresh_token(
+        &self,
+        provider: &str,
+        refresh_token: &SecretString,
+    ) -> Result<Option<GrantId>, StoreError> {
+        self.grant_holding(provider, refresh_token).await
+    }
+
+    async fn get_credential(&self, id: &str) -> Result<Option<CredentialView>, StoreError> {
+        self.view(id).await
+    }
+
+    async fn list_credentials(
+        &self,
+        filter: &ListFilter,
+        patterns: &[String],
+    ) -> Result<Vec<CredentialView>, StoreError> {
+        self.list(filter, patterns).await
+    }
+
+    async fn claim(&self, grant_id: GrantId, lease_ms: i64) -> Result<Claim, StoreError> {
+        self.take_lease(grant_id, lease_ms).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.release_lease(lease).await
+    }
+
+    async fn commit_refreshes(
+        &self,
+        batch: &[TokenCommit],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
+        self.commit_batch(batch).await
+    }
+
+    async fn record_failure(
+        &self,
+        lease: &Lease,
+        error: &str,
+        next_refresh_at: UnixMillis,
+    ) -> Result<Option<i64>, StoreError> {
+        self.failure(lease, error, next_refresh_at).await
+    }
+
+    async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError> {
+        self.needs_reauth(lease, error).await
+    }
+
+    async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
+        self.reseal(new_key).await
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testdb;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,223 @@
+//! New credentials: one at a time or many in one transaction. A credential
+//! whose refresh token a grant of the same provider already holds is linked
+//! to that grant instead of creating a second one. Each reports the grant as
+//! written, so the caller publishes it without reading it back.
+
+use sqlx::{Postgres, Transaction};
+
+use super::delete::delete_grant_if_unused;
+use super::{PgStore, next_change_seq};
+use crate::clock::UnixMillis;
+use crate::model::{CredentialExtras, GrantId, GrantState, Status};
+use crate::store::crypto::Field;
+use crate::store::{NewCredential, PutOutcome, StoreError};
+
+impl PgStore {
+    /// See [`crate::store::Backend::put_credentials`].
+    #[tracing::instrument(skip_all, fields(count = batch.len()), err)]
+    pub(super) async fn put_batch(
+        &self,
+        batch: &[NewCredential<'_>],
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let seq = next_change_seq(&mut tx).await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            outcomes.push(self.put_in(&mut tx, seq, now, new).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn put_in(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        seq: i64,
+        now: UnixMillis,
+        new: &NewCredential<'_>,
+    ) -> Result<PutOutcome, StoreError> {
+        let hash = self.cipher.lookup_hash(new.provider, new.refresh_token);
+        let existing: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, expires_at FROM grants WHERE provider = $1 AND refresh_token_hash = $2 FOR UPDATE",
+        )
+        .bind(new.provider)
+        .bind(&hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+
+        let (grant_id, linked) = match existing {
+            Some((id, expires_at)) => {
+                let id = GrantId(id);
+                // The provider just issued an access token on this refresh token,
+                // so the grant lives; keep whichever access token lasts longer.
+                if let Some(access) = new
+                    .access
+                    .filter(|a| expires_at.is_none_or(|e| a.expires_at > e))
+                {
+                    let sealed = self
+                        .cipher
+                        .seal_secret(id.0, Field::AccessToken, &access.token);
+                    sqlx::query(
+                        "UPDATE grants SET access_token = $1, token_type = $2, expires_at = $3, lifetime_secs = $4,
+                             scope = coalesce($5, scope), status = 'active', consecutive_failures = 0,
+                             last_error = NULL, next_refresh_at = coalesce($6, next_refresh_at),
+                             last_refresh_at = coalesce($10, last_refresh_at),
+                             generation = generation + 1, updated_at = $7, change_seq = $8
+                         WHERE id = $9",
+                    )
+                    .bind(sealed)
+                    .bind(&access.token_type)
+                    .bind(access.expires_at)
+                    .bind(access.lifetime_secs)
+                    .bind(new.scope)
+                    .bind(new.next_refresh_at)
+                    .bind(now)
+                    .bind(seq)
+                    .bind(id.0)
+                    .bind(new.last_refresh_at)
+                    .execute(&mut **tx)
+                    .await?;
+                } else if let Some(error) = new.failure {
+                    sqlx::query(
+                        "UPDATE grants SET consecutive_failures = consecutive_failures + 1,
+                             last_error = $1, next_refresh_at = coalesce($2, next_refresh_at),
+                             updated_at = $3, change_seq = $4
+                         WHERE id = $5",
+                    )
+                    .bind(error)
+                    .bind(new.next_refresh_at)
+                    .bind(now)
+                    .bind(seq)
+                    .bind(id.0)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                (id, true)
+            }
+            None => (self.insert_grant(tx, seq, now, new, &hash).await?, false),
+        };
+
+        let extras = serde_json::to_string(new.extras).expect("a JSON map serializes");
+        let previous: Option<i64> =
+            sqlx::query_scalar("SELECT grant_id FROM credentials WHERE id = $1 FOR UPDATE")
+                .bind(new.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let mut orphaned_grant = None;
+        match previous {
+            Some(old) => {
+                sqlx::query(
+                    "UPDATE credentials SET grant_id = $1, extras = $2, updated_at = $3, change_seq = $4 WHERE id = $5",
+                )
+                .bind(grant_id.0)
+                .bind(&extras)
+                .bind(now)
+                .bind(seq)
+                .bind(new.id)
+                .execute(&mut **tx)
+                .await?;
+                if old != grant_id.0 && delete_grant_if_unused(tx, old).await? {
+                    orphaned_grant = Some(GrantId(old));
+                }
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO credentials (id, grant_id, extras, created_at, updated_at, change_seq)
+                     VALUES ($1, $2, $3, $4, $4, $5)",
+                )
+                .bind(new.id)
+                .bind(grant_id.0)
+                .bind(&extras)
+                .bind(now)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query("DELETE FROM deleted_credentials WHERE id = $1")
+                    .bind(new.id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        let state = if linked {
+            // Other credentials and the kept access token are the database's.
+            self.state_in(tx, grant_id)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("grant {grant_id} vanished")))?
+        } else {
+            new_state(grant_id, new)
+        };
+        Ok(PutOutcome {
+            created: previous.is_none(),
+            linked,
+            orphaned_grant,
+            state,
+        })
+    }
+
+    async fn insert_grant(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        seq: i64,
+        now: UnixMillis,
+        new: &NewCredential<'_>,
+        hash: &[u8],
+    ) -> Result<GrantId, StoreError> {
+        let id = GrantId(rand::random::<i64>() & i64::MAX);
+        let refresh = self
+            .cipher
+            .seal_secret(id.0, Field::RefreshToken, new.refresh_token);
+        let access = new
+            .access
+            .map(|a| self.cipher.seal_secret(id.0, Field::AccessToken, &a.token));
+        let token_type = new.access.map_or("bearer", |a| a.token_type.as_str());
+        sqlx::query(
+            "INSERT INTO grants (id, provider, refresh_token, refresh_token_hash, access_token,
+                 token_type, scope, expires_at, lifetime_secs, application_calendar_id,
+                 next_refresh_at, last_refresh_at, consecutive_failures, last_error,
+                 created_at, updated_at, change_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16)",
+        )
+        .bind(id.0)
+        .bind(new.provider)
+        .bind(refresh)
+        .bind(hash)
+        .bind(access)
+        .bind(token_type)
+        .bind(new.scope)
+        .bind(new.access.map(|a| a.expires_at))
+        .bind(new.access.map(|a| a.lifetime_secs))
+        .bind(new.application_calendar_id)
+        .bind(new.next_refresh_at)
+        .bind(new.last_refresh_at)
+        .bind(i64::from(new.failure.is_some()))
+        .bind(new.failure)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+}
+
+/// A grant just created for `new`, as written: its one credential, no
+/// refresh yet beyond what arrived with it.
+fn new_state(id: GrantId, new: &NewCredential<'_>) -> GrantState {
+    GrantState {
+        id,
+        provider: new.provider.to_owned(),
+        status: Status::Active,
+        access: new.access.cloned(),
+        scope: new.scope.map(str::to_owned),
+        application_calendar_id: new.application_calendar_id.map(str::to_owned),
+        generation: 0,
+        last_refresh_at: new.last_refresh_at,
+        next_refresh_at: new.next_refresh_at,
+        consecutive_failures: i64::from(new.failure.is_some()),
+        last_error: new.failure.map(str::to_owned),
+        credentials: vec![CredentialExtras {
+            id: new.id.to_owned(),
+            extras: new.extras.clone(),
+        }],
+    }
+}

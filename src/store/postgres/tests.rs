@@ -1,0 +1,88 @@
+//! The PostgreSQL backend on a database of its own per test: the store
+//! contract, and what only a shared server has (several members at once).
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use super::testdb::TestDb;
+use super::*;
+use crate::model::Extras;
+use crate::store::Store;
+use crate::store::contract::{Fixture, T0, put, store_contract};
+
+/// A fresh database with a new key, on a manual clock; `None` without a server.
+pub(super) async fn fixture() -> Option<Fixture> {
+    let db = TestDb::create().await?;
+    let clock = Clock::manual(T0);
+    let key = Arc::new(MasterKey::generate());
+    let store = Store::new(
+        PgStore::open(&db.target, &key, clock.clone())
+            .await
+            .unwrap(),
+    );
+    let (target, reopen_clock) = (db.target.clone(), clock.clone());
+    Some(Fixture {
+        store,
+        clock,
+        key,
+        reopen: Box::new(move |key: &MasterKey| {
+            let (target, clock) = (target.clone(), reopen_clock.clone());
+            let key = MasterKey::from_file_contents(key.to_base64().as_bytes())
+                .expect("a key's own base64 reads back");
+            async move { Ok(Store::new(PgStore::open(&target, &key, clock).await?)) }.boxed()
+        }),
+        _keep: Box::new(db),
+    })
+}
+
+store_contract!(optional fixture);
+
+#[tokio::test]
+async fn a_member_with_another_key_is_refused_naming_both_key_ids() {
+    let Some(f) = fixture().await else { return };
+    put(&f.store, "a", "rt", None, &Extras::new()).await;
+    let err = (f.reopen)(&MasterKey::generate()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::WrongKey { .. }), "{msg}");
+    assert!(msg.contains(&f.store.key_id()), "{msg}");
+    assert!(msg.contains("storage.encryption_key_file"), "{msg}");
+}
+
+#[tokio::test]
+async fn members_starting_together_migrate_once_and_agree_on_the_key() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let key = Arc::new(MasterKey::generate());
+    let opens = (0..4).map(|_| {
+        let (target, key) = (db.target.clone(), Arc::clone(&key));
+        tokio::spawn(async move { PgStore::open(&target, &key, Clock::manual(T0)).await })
+    });
+    for open in futures::future::join_all(opens).await {
+        open.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_change_wakes_another_members_follower() {
+    let Some(f) = fixture().await else { return };
+    let other = (f.reopen)(&f.key).await.unwrap();
+    // The first wait subscribes and returns at once (catch up on connect).
+    tokio::time::timeout(std::time::Duration::from_secs(5), other.wait_for_changes())
+        .await
+        .expect("the first wait returns once listening");
+    let seq = other.changes_since(0).await.unwrap().seq;
+    let waiting = tokio::spawn(async move {
+        other.wait_for_changes().await;
+        other.changes_since(seq).await.unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    put(&f.store, "pushed", "rt", None, &Extras::new()).await;
+    let changes = tokio::time::timeout(std::time::Duration::from_secs(2), waiting)
+        .await
+        .expect("a notification, well before the safety poll")
+        .unwrap();
+    assert_eq!(changes.grants.len(), 1);
+    assert_eq!(changes.grants[0].credentials[0].id, "pushed");
+}
