@@ -101,11 +101,6 @@ fn refresh_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.01, 2.0, 13))
 }
 
-fn proxy_histogram() -> Histogram {
-    // 1 ms to about 33 s: an API call from a nearby host to a slow one.
-    Histogram::new(exponential_buckets(0.001, 2.0, 16))
-}
-
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -176,8 +171,9 @@ impl Metrics {
             "Requests through /v1/proxy by provider and the status answered (the API's or tokend's own)",
             proxy_requests.clone(),
         );
+        // 1 ms to about 33 s: an API call from a nearby host to a slow one.
         let proxy_seconds: HistogramFamily<ProviderLabels> =
-            Family::new_with_constructor(proxy_histogram);
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
         registry.register(
             "proxy_duration_seconds",
             "Time from a proxied request to the start of its answer, by provider",
