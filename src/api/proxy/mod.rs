@@ -235,7 +235,7 @@ fn token_after(
         .cache
         .get(id)
         .ok_or_else(|| own(ApiError::NotFound))?;
-    usable(&entry, state.now()).ok_or_else(|| {
+    usable(&entry, state.handout_now()).ok_or_else(|| {
         own(ApiError::ProviderUnavailable {
             retry_after: 1,
             message: "no valid token can be handed out yet; try again".into(),
@@ -243,10 +243,12 @@ fn token_after(
     })
 }
 
-/// The entry's token if it may be sent: an active grant, not expired.
-fn usable(entry: &TokenEntry, now: crate::clock::UnixMillis) -> Option<SecretString> {
+/// The entry's token if it may be sent: an active grant, not expired at
+/// `at` (the hand-out instant: now plus `refresh.handout_margin_ms`, so a
+/// token does not run out on its way, as for `GET /v1/tokens/{id}`).
+fn usable(entry: &TokenEntry, at: crate::clock::UnixMillis) -> Option<SecretString> {
     let access = entry.access.as_ref()?;
-    (entry.status == Status::Active && access.remaining_ms(now) > 0)
+    (entry.status == Status::Active && access.remaining_ms(at) > 0)
         .then(|| entry.access_token())
         .flatten()
 }
