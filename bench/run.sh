@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # tokend benchmarks (issue 7): hand-out vs bare hyper (TCP and unix socket),
 # durable refresh throughput against a fast fake provider, start-up, memory,
-# idle CPU and hand-out at one million credentials, and the `cargo bench`
-# micro-benchmarks. Prints one table; every ratio is against a baseline
-# measured in the same run (the machines are shared and noisy).
+# idle CPU and hand-out at one million credentials, the `cargo bench`
+# micro-benchmarks, and (issue 17) the API proxy against the same GET sent
+# straight to a fast fake API, and its memory while streaming a large answer.
+# Prints one table; every ratio is against a baseline measured in the same
+# run (the machines are shared and noisy).
 #
 #   bench/run.sh            full run (about 10-15 minutes on 2 cores)
 #   QUICK=1 bench/run.sh    short run: fewer rounds and credentials
@@ -11,10 +13,10 @@
 # Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
 # SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
 # CALLGRIND_N1 / CALLGRIND_N2 / CALLGRIND_IDS (the instruction count),
-# ONLY (sections to run, e.g. `ONLY=scale`, `ONLY=callgrind` or
-# `ONLY=handout,micro`; default all of callgrind, handout, refresh, scale,
-# micro). With BENCH_DIR, a scale database already seeded there with SCALE_N
-# credentials is reused, not seeded again.
+# STREAM_MB (the proxy's streamed answer), ONLY (sections to run, e.g.
+# `ONLY=scale`, `ONLY=callgrind` or `ONLY=handout,proxy`; default all of
+# callgrind, handout, refresh, scale, micro, proxy). With BENCH_DIR, a scale
+# database already seeded there with SCALE_N credentials is reused, not seeded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,7 +31,8 @@ HANDOUT_N=${HANDOUT_N:-100000}
 CALLGRIND_N1=${CALLGRIND_N1:-2000}
 CALLGRIND_N2=${CALLGRIND_N2:-12000}
 CALLGRIND_IDS=${CALLGRIND_IDS:-1000}
-ONLY=${ONLY:-callgrind,handout,refresh,scale,micro}
+STREAM_MB=${STREAM_MB:-100}
+ONLY=${ONLY:-callgrind,handout,refresh,scale,micro,proxy}
 section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
 SERVER_CPU=${SERVER_CPU:-0}
@@ -313,6 +316,74 @@ if section micro; then
 say "cargo bench"
 cargo bench --locked -q -p tokend-bench --bench hot >"$WORK/divan.txt" 2>&1 || cat "$WORK/divan.txt" >&2
 put divan "$WORK/divan.txt"
+fi
+
+# --- 5. the API proxy --------------------------------------------------------
+# The same GET sent straight to a fast fake API and through tokend's proxy,
+# round by round, back to back. Nothing is pinned here: a proxied request
+# passes between tokend's tasks and threads several times (server
+# connection, client connection, back), and two worker threads pinned to one
+# core that others also use turn each hand-off into a wait for that core.
+# Latency at one connection (what a request pays), throughput at
+# CONNECTIONS with the CPU time tokend and the fake API spent per request;
+# then tokend's memory while a STREAM_MB answer streams through, once read
+# at full speed and once by a slow reader (25 MB/s).
+if section proxy; then
+"$BIN/fake-api" --listen 127.0.0.1:0 2>"$WORK/fake-api.log" &
+API_PID=$!; PIDS+=("$API_PID")
+API_URL=http://$(wait_log "$WORK/fake-api.log" 'listening on (.*)$')
+mkdir -p "$WORK/proxy"
+write_config "$WORK/proxy" "$API_URL"
+"$BIN/seed" --config "$WORK/proxy/tokend.toml" --count 1 >&2
+start_tokend "$WORK/proxy" unpinned
+wait_ready "$TOKEND_URL" >/dev/null
+PROXIED=/v1/proxy/cred-0000000
+
+# get_path URL PATH CONNECTIONS -> "rps p50_us p99_us tokend_cpu_ns fake_cpu_ns"
+# (the last two: CPU time each process spent per request during the run)
+get_path() {
+    local out t0 f0 n
+    t0=$(cpu_ticks "$TOKEND_PID"); f0=$(cpu_ticks "$API_PID")
+    out=$(BENCH_PATH=$2 BENCH_KEY=$KEY wrk -t1 -c"$3" -d"${HANDOUT_SECS}s" \
+        -s "$ROOT/bench/wrk-path.lua" "$1/" 2>&1)
+    n=$(field requests <<<"$out")
+    [[ $(field non_2xx <<<"$out") == 0 && $n -gt 0 ]] || { echo "$out" >&2; exit 1; }
+    local per=$((1000000000 / $(getconf CLK_TCK)))
+    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")" \
+        "$((($(cpu_ticks "$TOKEND_PID") - t0) * per / n)) $((($(cpu_ticks "$API_PID") - f0) * per / n))"
+}
+for r in $(seq "$ROUNDS"); do
+    put proxy_c1_direct "$(get_path "$API_URL" /v1/calendars 1)"
+    put proxy_c1_tokend "$(get_path "$TOKEND_URL" "$PROXIED/v1/calendars" 1)"
+    put proxy_cN_direct "$(get_path "$API_URL" /v1/calendars $CONNECTIONS)"
+    put proxy_cN_tokend "$(get_path "$TOKEND_URL" "$PROXIED/v1/calendars" $CONNECTIONS)"
+    say "proxy round $r/$ROUNDS done"
+done
+put proxy_connections "$CONNECTIONS"
+
+# stream RATE -> "bytes seconds rss_before_kb rss_peak_kb rss_after_kb"
+stream() {
+    local bytes=$((STREAM_MB * 1000000)) before peak=0 v got
+    sleep 1
+    before=$(proc_kb "$TOKEND_PID" VmRSS)
+    rm -f "$WORK/proxy/streamed"
+    echo "$before" >"$WORK/proxy/peak"
+    ( while [[ ! -e $WORK/proxy/streamed ]]; do
+          v=$(proc_kb "$TOKEND_PID" VmRSS); ((v > peak)) && peak=$v && echo "$peak" >"$WORK/proxy/peak"
+          sleep 0.02
+      done ) &
+    local sampler=$!
+    got=$(curl -sS -o /dev/null --limit-rate "$1" -w '%{size_download} %{time_total}' \
+        -H "Authorization: Bearer $KEY" "$TOKEND_URL$PROXIED/stream/$bytes")
+    touch "$WORK/proxy/streamed"; wait "$sampler"
+    [[ ${got%% *} == "$bytes" ]] || { echo "streamed $got of $bytes bytes" >&2; exit 1; }
+    echo "$got $before $(cat "$WORK/proxy/peak") $(proc_kb "$TOKEND_PID" VmRSS)"
+}
+say "proxy: streaming $STREAM_MB MB"
+put proxy_stream_fast "$(stream 100G)"
+put proxy_stream_slow "$(stream 25M)"
+stop "$TOKEND_PID"
+stop "$API_PID"
 fi
 
 # --- the table ------------------------------------------------------------------

@@ -62,6 +62,41 @@ def divan(path):
     return out
 
 
+def proxy(runs, row):
+    """The API proxy against the same GET sent straight to the fake API."""
+    t = median_runs(runs, "proxy_c1_tokend")
+    d = median_runs(runs, "proxy_c1_direct")
+    if t and d:
+        pairs = zip(runs["proxy_c1_tokend"], runs["proxy_c1_direct"])
+        overhead = statistics.median(int(a.split()[1]) - int(b.split()[1]) for a, b in pairs)
+        row("proxy: GET p50 / p99, 1 connection", f"{t[1]:.0f} / {t[2]:.0f} µs",
+            f"{d[1]:.0f} / {d[2]:.0f} µs (direct)", f"p50 +{overhead:.0f} µs",
+            "p50 overhead <= 100 µs", overhead <= 100)
+    t = median_runs(runs, "proxy_cN_tokend")
+    d = median_runs(runs, "proxy_cN_direct")
+    if t and d:
+        n = runs.get("proxy_connections", ["64"])[0]
+        ratio = round_ratios(runs, "proxy_cN_tokend", "proxy_cN_direct", 0)
+        row(f"proxy: GET req/s, {n} connections (p50 / p99)",
+            f"{t[0]:,.0f} ({t[1]/1000:.2f} / {t[2]/1000:.2f} ms)",
+            f"{d[0]:,.0f} ({d[1]/1000:.2f} / {d[2]/1000:.2f} ms) (direct)",
+            f"{ratio:.2f}x", ">= 0.70x", ratio >= 0.70)
+        if len(t) >= 5:
+            row(f"proxy: CPU per GET, {n} connections (tokend; the fake API's own)",
+                f"{t[3]/1000:.0f} µs; fake {t[4]/1000:.0f} µs", f"fake {d[4]/1000:.0f} µs (direct)",
+                "", "", None)
+    for key, how in (("proxy_stream_fast", "read at full speed"),
+                     ("proxy_stream_slow", "read at 25 MB/s")):
+        if key not in runs:
+            continue
+        size, secs, before, peak, after = runs[key][0].split()
+        size, secs = int(size), float(secs)
+        before, peak, after = (int(x) / 1024 for x in (before, peak, after))
+        row(f"proxy: streaming {size / 1e6:,.0f} MB, {how} ({size / secs / 1e6:,.0f} MB/s): "
+            "RSS before / peak / after", f"{before:.1f} / {peak:.1f} / {after:.1f} MiB", "",
+            f"+{peak - before:.1f} MiB", "flat: peak <= before + 16 MiB", peak - before <= 16)
+
+
 def main():
     runs = load(sys.argv[1])
     rows = []
@@ -120,6 +155,8 @@ def main():
         row("scale: CPU while idle", f"{cpu:.2f}% of a core", "", "", "<= 1%", cpu <= 1.0)
         n = int(runs.get("scale_n", ["1000000"])[0])
         handout("scale", f"scale: hand-out, {n:,} credentials")
+
+    proxy(runs, row)
 
     if "divan" in runs:
         for name, median in divan(runs["divan"][0]).items():
