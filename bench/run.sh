@@ -2,8 +2,10 @@
 # tokend benchmarks (issue 7): hand-out vs bare hyper (TCP and unix socket),
 # durable refresh throughput against a fast fake provider, start-up, memory,
 # idle CPU and hand-out at one million credentials, the refresh budget on a
-# virtual clock (issue 16), and the `cargo bench` micro-benchmarks. Prints one table; every ratio is against a baseline
-# measured in the same run (the machines are shared and noisy).
+# virtual clock (issue 16), the `cargo bench` micro-benchmarks, and (issue 17) the API proxy against the same GET sent
+# straight to a fast fake API, and its memory while streaming a large answer.
+# Prints one table; every ratio is against a baseline measured in the same
+# run (the machines are shared and noisy).
 #
 #   bench/run.sh            full run (about 10-15 minutes on 2 cores)
 #   QUICK=1 bench/run.sh    short run: fewer rounds and credentials
@@ -11,9 +13,11 @@
 # Knobs (environment): ROUNDS, HANDOUT_SECS, SCALE_N, REFRESH_N, IDLE_SECS,
 # BUDGET_N / BUDGET_HOT / BUDGET_MINUTES (the budget simulation),
 # SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
-# ONLY (sections to run, e.g. `ONLY=scale` or `ONLY=handout,micro`; default
-# all of handout, refresh, scale, budget, micro). With BENCH_DIR, a scale database
-# already seeded there with SCALE_N credentials is reused, not seeded again.
+# CALLGRIND_N1 / CALLGRIND_N2 / CALLGRIND_IDS (the instruction count),
+# STREAM_MB (the proxy's streamed answer), ONLY (sections to run, e.g.
+# `ONLY=scale`, `ONLY=callgrind` or `ONLY=handout,proxy`; default all of
+# callgrind, handout, refresh, scale, budget, micro, proxy). With BENCH_DIR, a scale
+# database already seeded there with SCALE_N credentials is reused, not seeded again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,7 +31,11 @@ else
     : "${BUDGET_N:=1000000}" "${BUDGET_HOT:=10000}" "${BUDGET_MINUTES:=60}"
 fi
 HANDOUT_N=${HANDOUT_N:-100000}
-ONLY=${ONLY:-handout,refresh,scale,budget,micro}
+CALLGRIND_N1=${CALLGRIND_N1:-2000}
+CALLGRIND_N2=${CALLGRIND_N2:-12000}
+CALLGRIND_IDS=${CALLGRIND_IDS:-1000}
+STREAM_MB=${STREAM_MB:-100}
+ONLY=${ONLY:-callgrind,handout,refresh,scale,budget,micro,proxy}
 section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
 SERVER_CPU=${SERVER_CPU:-0}
@@ -46,6 +54,7 @@ need=()
 for tool in wrk curl sqlite3 taskset python3; do
     command -v "$tool" >/dev/null || need+=("$tool")
 done
+if section callgrind; then command -v valgrind >/dev/null || need+=(valgrind); fi
 if ((${#need[@]})); then
     pkgs=()
     for tool in "${need[@]}"; do
@@ -74,10 +83,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# wait_log FILE PATTERN: the first match of PATTERN (a sed -E capture) in FILE.
+# wait_log FILE PATTERN [TENTHS]: the first match of PATTERN (a sed -E
+# capture) in FILE, waiting up to TENTHS tenths of a second (default 300).
 wait_log() {
     local i
-    for i in $(seq 300); do
+    for i in $(seq "${3:-300}"); do
         local hit
         hit=$(sed -nE "s/.*$2.*/\\1/p" "$1" 2>/dev/null | head -1)
         if [[ -n $hit ]]; then echo "$hit"; return; fi
@@ -173,6 +183,52 @@ handout_rounds() {
 
 proc_kb() { sed -nE "s/^$2:[[:space:]]+([0-9]+) kB/\\1/p" "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# --- 0. instructions per hand-out (callgrind) ---------------------------------
+# callgrind counts the user-space instructions a process executes, the same
+# figure whatever else the machine does. Each server runs twice under it,
+# answering N1 and then N2 hand-outs on one keep-alive TCP connection (the
+# client is not measured); the difference over N2 - N1 is the cost of one
+# request, start-up and shutdown cancelling out. tokend is waited for by its
+# `ready` log line, not by polling /readyz, so both runs serve only the
+# hand-outs.
+callgrind_run() { # WHAT N -> total instructions of the server process
+    local what=$1 n=$2 dir=$WORK/callgrind pid addr log out
+    log=$dir/$what.$n.log
+    out=$dir/$what.$n.callgrind
+    local vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --log-file="$dir/$what.$n.valgrind")
+    case $what in
+        tokend)
+            "${vg[@]}" "$BIN/tokend" --config "$dir/tokend.toml" serve 2>"$log" &
+            pid=$!; PIDS+=("$pid")
+            addr=$(wait_log "$log" '.*"message":"listening","address":"([^"]*)".*' 3000)
+            wait_log "$log" '.*"message":"(ready)".*' 3000 >/dev/null ;;
+        bare)
+            "${vg[@]}" "$BIN/bare-hyper" --listen 127.0.0.1:0 2>"$log" &
+            pid=$!; PIDS+=("$pid")
+            addr=$(wait_log "$log" 'listening on (127[^ ]*)$' 3000) ;;
+    esac
+    local load
+    load=$("$BIN/uds-load" --tcp "$addr" --requests "$n" --connections 1 \
+        --ids "$CALLGRIND_IDS" --key "$KEY")
+    [[ $(field non_2xx <<<"$load") == 0 && $(field requests <<<"$load") == "$n" ]] ||
+        { echo "$load" >&2; exit 1; }
+    stop "$pid"
+    sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -1
+}
+
+if section callgrind; then
+say "callgrind: $CALLGRIND_N1 and $CALLGRIND_N2 hand-outs, tokend and bare hyper"
+mkdir -p "$WORK/callgrind"
+write_config "$WORK/callgrind" "http://127.0.0.1:9"
+"$BIN/seed" --config "$WORK/callgrind/tokend.toml" --count "$CALLGRIND_IDS" >&2
+for what in bare tokend; do
+    i1=$(callgrind_run "$what" "$CALLGRIND_N1")
+    i2=$(callgrind_run "$what" "$CALLGRIND_N2")
+    put "callgrind_$what" "$i1 $i2 $CALLGRIND_N1 $CALLGRIND_N2"
+    say "callgrind: $what $(((i2 - i1) / (CALLGRIND_N2 - CALLGRIND_N1))) instructions per hand-out"
+done
+fi
 
 # The baseline server serves the hand-out rounds of (1) and (3).
 if section handout || section scale; then start_bare "$WORK"; fi
@@ -289,9 +345,77 @@ cargo bench --locked -q -p tokend-bench --bench hot >"$WORK/divan.txt" 2>&1 || c
 put divan "$WORK/divan.txt"
 fi
 
+# --- 5. the API proxy --------------------------------------------------------
+# The same GET sent straight to a fast fake API and through tokend's proxy,
+# round by round, back to back. Nothing is pinned here: a proxied request
+# passes between tokend's tasks and threads several times (server
+# connection, client connection, back), and two worker threads pinned to one
+# core that others also use turn each hand-off into a wait for that core.
+# Latency at one connection (what a request pays), throughput at
+# CONNECTIONS with the CPU time tokend and the fake API spent per request;
+# then tokend's memory while a STREAM_MB answer streams through, once read
+# at full speed and once by a slow reader (25 MB/s).
+if section proxy; then
+"$BIN/fake-api" --listen 127.0.0.1:0 2>"$WORK/fake-api.log" &
+API_PID=$!; PIDS+=("$API_PID")
+API_URL=http://$(wait_log "$WORK/fake-api.log" 'listening on (.*)$')
+mkdir -p "$WORK/proxy"
+write_config "$WORK/proxy" "$API_URL"
+"$BIN/seed" --config "$WORK/proxy/tokend.toml" --count 1 >&2
+start_tokend "$WORK/proxy" unpinned
+wait_ready "$TOKEND_URL" >/dev/null
+PROXIED=/v1/proxy/cred-0000000
+
+# get_path URL PATH CONNECTIONS -> "rps p50_us p99_us tokend_cpu_ns fake_cpu_ns"
+# (the last two: CPU time each process spent per request during the run)
+get_path() {
+    local out t0 f0 n
+    t0=$(cpu_ticks "$TOKEND_PID"); f0=$(cpu_ticks "$API_PID")
+    out=$(BENCH_PATH=$2 BENCH_KEY=$KEY wrk -t1 -c"$3" -d"${HANDOUT_SECS}s" \
+        -s "$ROOT/bench/wrk-path.lua" "$1/" 2>&1)
+    n=$(field requests <<<"$out")
+    [[ $(field non_2xx <<<"$out") == 0 && $n -gt 0 ]] || { echo "$out" >&2; exit 1; }
+    local per=$((1000000000 / $(getconf CLK_TCK)))
+    echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")" \
+        "$((($(cpu_ticks "$TOKEND_PID") - t0) * per / n)) $((($(cpu_ticks "$API_PID") - f0) * per / n))"
+}
+for r in $(seq "$ROUNDS"); do
+    put proxy_c1_direct "$(get_path "$API_URL" /v1/calendars 1)"
+    put proxy_c1_tokend "$(get_path "$TOKEND_URL" "$PROXIED/v1/calendars" 1)"
+    put proxy_cN_direct "$(get_path "$API_URL" /v1/calendars $CONNECTIONS)"
+    put proxy_cN_tokend "$(get_path "$TOKEND_URL" "$PROXIED/v1/calendars" $CONNECTIONS)"
+    say "proxy round $r/$ROUNDS done"
+done
+put proxy_connections "$CONNECTIONS"
+
+# stream RATE -> "bytes seconds rss_before_kb rss_peak_kb rss_after_kb"
+stream() {
+    local bytes=$((STREAM_MB * 1000000)) before peak=0 v got
+    sleep 1
+    before=$(proc_kb "$TOKEND_PID" VmRSS)
+    rm -f "$WORK/proxy/streamed"
+    echo "$before" >"$WORK/proxy/peak"
+    ( while [[ ! -e $WORK/proxy/streamed ]]; do
+          v=$(proc_kb "$TOKEND_PID" VmRSS); ((v > peak)) && peak=$v && echo "$peak" >"$WORK/proxy/peak"
+          sleep 0.02
+      done ) &
+    local sampler=$!
+    got=$(curl -sS -o /dev/null --limit-rate "$1" -w '%{size_download} %{time_total}' \
+        -H "Authorization: Bearer $KEY" "$TOKEND_URL$PROXIED/stream/$bytes")
+    touch "$WORK/proxy/streamed"; wait "$sampler"
+    [[ ${got%% *} == "$bytes" ]] || { echo "streamed $got of $bytes bytes" >&2; exit 1; }
+    echo "$got $before $(cat "$WORK/proxy/peak") $(proc_kb "$TOKEND_PID" VmRSS)"
+}
+say "proxy: streaming $STREAM_MB MB"
+put proxy_stream_fast "$(stream 100G)"
+put proxy_stream_slow "$(stream 25M)"
+stop "$TOKEND_PID"
+stop "$API_PID"
+fi
+
 # --- the table ------------------------------------------------------------------
 {
     echo "machine: $(nproc) cores, $(sed -nE 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)"
-    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS BUDGET_N=$BUDGET_N BUDGET_HOT=$BUDGET_HOT connections=$CONNECTIONS"
+    echo "settings: ONLY=$ONLY ROUNDS=$ROUNDS HANDOUT_SECS=$HANDOUT_SECS HANDOUT_N=$HANDOUT_N REFRESH_N=$REFRESH_N SCALE_N=$SCALE_N IDLE_SECS=$IDLE_SECS connections=$CONNECTIONS CALLGRIND_N1=$CALLGRIND_N1 CALLGRIND_N2=$CALLGRIND_N2"
 } >&2
 python3 "$ROOT/bench/table.py" "$RESULTS"

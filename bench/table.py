@@ -62,6 +62,41 @@ def divan(path):
     return out
 
 
+def proxy(runs, row):
+    """The API proxy against the same GET sent straight to the fake API."""
+    t = median_runs(runs, "proxy_c1_tokend")
+    d = median_runs(runs, "proxy_c1_direct")
+    if t and d:
+        pairs = zip(runs["proxy_c1_tokend"], runs["proxy_c1_direct"])
+        overhead = statistics.median(int(a.split()[1]) - int(b.split()[1]) for a, b in pairs)
+        row("proxy: GET p50 / p99, 1 connection", f"{t[1]:.0f} / {t[2]:.0f} µs",
+            f"{d[1]:.0f} / {d[2]:.0f} µs (direct)", f"p50 +{overhead:.0f} µs",
+            "p50 overhead <= 100 µs", overhead <= 100)
+    t = median_runs(runs, "proxy_cN_tokend")
+    d = median_runs(runs, "proxy_cN_direct")
+    if t and d:
+        n = runs.get("proxy_connections", ["64"])[0]
+        ratio = round_ratios(runs, "proxy_cN_tokend", "proxy_cN_direct", 0)
+        row(f"proxy: GET req/s, {n} connections (p50 / p99)",
+            f"{t[0]:,.0f} ({t[1]/1000:.2f} / {t[2]/1000:.2f} ms)",
+            f"{d[0]:,.0f} ({d[1]/1000:.2f} / {d[2]/1000:.2f} ms) (direct)",
+            f"{ratio:.2f}x", ">= 0.70x", ratio >= 0.70)
+        if len(t) >= 5:
+            row(f"proxy: CPU per GET, {n} connections (tokend; the fake API's own)",
+                f"{t[3]/1000:.0f} µs; fake {t[4]/1000:.0f} µs", f"fake {d[4]/1000:.0f} µs (direct)",
+                "", "", None)
+    for key, how in (("proxy_stream_fast", "read at full speed"),
+                     ("proxy_stream_slow", "read at 25 MB/s")):
+        if key not in runs:
+            continue
+        size, secs, before, peak, after = runs[key][0].split()
+        size, secs = int(size), float(secs)
+        before, peak, after = (int(x) / 1024 for x in (before, peak, after))
+        row(f"proxy: streaming {size / 1e6:,.0f} MB, {how} ({size / secs / 1e6:,.0f} MB/s): "
+            "RSS before / peak / after", f"{before:.1f} / {peak:.1f} / {after:.1f} MiB", "",
+            f"+{peak - before:.1f} MiB", "flat: peak <= before + 16 MiB", peak - before <= 16)
+
+
 def main():
     runs = load(sys.argv[1])
     rows = []
@@ -77,11 +112,24 @@ def main():
             if not t or not b:
                 continue
             ratio = round_ratios(runs, f"{tag}_{net}_tokend", f"{tag}_{net}_bare", 0)
+            # Issue 18 asks 0.95x on the unix socket, where a sidecar's
+            # callers are; TCP keeps issue 7's 0.80x.
+            floor = 0.95 if net == "unix" else 0.80
             row(f"{label}, {net}: req/s", f"{t[0]:,.0f}", f"{b[0]:,.0f} (bare hyper)",
-                f"{ratio:.2f}x", ">= 0.80x", ratio >= 0.80)
+                f"{ratio:.2f}x", f">= {floor:.2f}x", ratio >= floor)
             p99 = round_ratios(runs, f"{tag}_{net}_tokend", f"{tag}_{net}_bare", 2)
             row(f"{label}, {net}: p50 / p99", f"{t[1]/1000:.2f} / {t[2]/1000:.2f} ms",
                 f"{b[1]/1000:.2f} / {b[2]/1000:.2f} ms", f"p99 {p99:.2f}x", "p99 <= 1.5x", p99 <= 1.5)
+
+    def per_request(key):
+        """Instructions per hand-out: (I2 - I1) / (N2 - N1) of the two runs."""
+        i1, i2, n1, n2 = (int(x) for x in runs[key][0].split())
+        return (i2 - i1) / (n2 - n1)
+
+    if "callgrind_tokend" in runs and "callgrind_bare" in runs:
+        t, b = per_request("callgrind_tokend"), per_request("callgrind_bare")
+        row("hand-out, tcp keep-alive: instructions per request (callgrind)",
+            f"{t:,.0f}", f"{b:,.0f} (bare hyper)", f"{t/b:.2f}x", "<= 1.5x", t / b <= 1.5)
 
     n = int(runs.get("handout_n", ["100000"])[0])
     handout("handout", f"hand-out, {n:,} credentials")
@@ -124,6 +172,8 @@ def main():
         row(f"{label}: bookkeeping round (every 5 s)",
             f"{float(g('budget_round_ms')):.1f} ms ({float(g('budget_round_cpu_pct')):.2f}% of a core)",
             "", "", "", None)
+
+    proxy(runs, row)
 
     if "divan" in runs:
         for name, median in divan(runs["divan"][0]).items():

@@ -6,6 +6,8 @@
 //!   refresh-token grants at once and counts them (`GET /count`).
 //! - `seed`: fills a tokend database with N credentials through
 //!   `Store::put_credentials` (batched: one fsync per batch).
+//! - `fake-api`: a fast fake of a provider's API for the proxy benchmark: a
+//!   fixed calendar list, or `/stream/{bytes}` made as the client reads.
 //! - `uds-load`: a keep-alive HTTP/1.1 load generator for unix sockets (wrk
 //!   speaks TCP only), printing what `bench/wrk-report.lua` prints for wrk.
 //!

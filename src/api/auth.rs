@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
@@ -90,18 +90,57 @@ impl Clients {
     /// socket only) by peer uid.
     pub fn identify(&self, headers: &HeaderMap, peer: Peer) -> Option<Arc<Client>> {
         if let Some(key) = bearer(headers) {
-            let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-            // Compare against every client so timing says nothing about which matched.
-            let mut found = None;
-            for c in &self.clients {
-                if let Some(h) = &c.key_sha256
-                    && bool::from(h.ct_eq(&hash))
-                {
-                    found = Some(Arc::clone(c));
-                }
-            }
-            return found;
+            return self.by_key(key);
         }
+        self.by_uid(peer)
+    }
+
+    /// [`Clients::identify`] for a request on a connection whose last
+    /// verified key is in `memo`: the same `Authorization` value (byte for
+    /// byte, so the same key) against the same clients (a SIGHUP replaces
+    /// them, and with them any memo's worth) is the same client, found
+    /// without parsing and hashing the key again. Any other value is
+    /// checked in full and, when it identifies a client, remembered.
+    pub fn identify_remembered(
+        self: &Arc<Self>,
+        headers: &HeaderMap,
+        peer: Peer,
+        memo: &KeyMemo,
+    ) -> Option<Arc<Client>> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return self.identify(headers, peer);
+        };
+        let mut last = memo.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = last.as_ref()
+            && Arc::ptr_eq(&m.clients, self)
+            && same_secret(&m.authorization, value.as_bytes())
+        {
+            return Some(Arc::clone(&m.client));
+        }
+        let found = self.identify(headers, peer)?;
+        *last = Some(Memo {
+            clients: Arc::clone(self),
+            authorization: zeroize::Zeroizing::new(value.as_bytes().into()),
+            client: Arc::clone(&found),
+        });
+        Some(found)
+    }
+
+    fn by_key(&self, key: &str) -> Option<Arc<Client>> {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        // Compare against every client so timing says nothing about which matched.
+        let mut found = None;
+        for c in &self.clients {
+            if let Some(h) = &c.key_sha256
+                && bool::from(h.ct_eq(&hash))
+            {
+                found = Some(Arc::clone(c));
+            }
+        }
+        found
+    }
+
+    fn by_uid(&self, peer: Peer) -> Option<Arc<Client>> {
         match peer {
             Peer::Unix { uid: Some(uid) } => self
                 .clients
@@ -118,6 +157,45 @@ impl Clients {
 
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+}
+
+/// One connection's last bearer key that identified a client (see
+/// [`Clients::identify_remembered`]). The key is wiped from memory when
+/// replaced or when the connection closes, and never printed.
+#[derive(Default)]
+pub struct KeyMemo(Mutex<Option<Memo>>);
+
+struct Memo {
+    /// The clients the key was checked against.
+    clients: Arc<Clients>,
+    /// The `Authorization` header's value: `Bearer KEY`.
+    authorization: zeroize::Zeroizing<Box<[u8]>>,
+    client: Arc<Client>,
+}
+
+/// Are `a` and `b` the same bytes? In a time that depends on their lengths
+/// only: eight bytes at a time, every difference folded in, no early exit.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a8, a1) = a.as_chunks::<8>();
+    let (b8, b1) = b.as_chunks::<8>();
+    let mut diff = 0u64;
+    for (x, y) in a8.iter().zip(b8) {
+        // black_box: the compiler may not turn the fold into an early exit.
+        diff = std::hint::black_box(diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y)));
+    }
+    for (x, y) in a1.iter().zip(b1) {
+        diff = std::hint::black_box(diff | u64::from(x ^ y));
+    }
+    bool::from(diff.ct_eq(&0))
+}
+
+impl std::fmt::Debug for KeyMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyMemo(..)")
     }
 }
 
@@ -175,6 +253,11 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
             pi += 1;
             ti += 1;
         } else if pi < p.len() && p[pi] == b'*' {
+            // A star that ends the pattern matches whatever is left (`*`,
+            // `user-*`): no need to walk the rest of the id.
+            if pi + 1 == p.len() {
+                return true;
+            }
             star = Some((pi, ti));
             pi += 1;
         } else if let Some((sp, st)) = star {
@@ -204,6 +287,70 @@ mod tests {
         assert!(!glob_match("a*b*c", "a-b-x"));
         assert!(glob_match("exact", "exact"));
         assert!(!glob_match("exact", "exactly"));
+    }
+
+    fn clients(keys: &[(&str, &str)]) -> Arc<Clients> {
+        let clients = keys
+            .iter()
+            .map(|(name, key)| {
+                Arc::new(Client {
+                    name: (*name).into(),
+                    key_sha256: Some(Sha256::digest(key.as_bytes()).into()),
+                    unix_uids: Vec::new(),
+                    patterns: vec!["*".into()],
+                    manage: false,
+                    read_tokens: true,
+                })
+            })
+            .collect();
+        Arc::new(Clients { clients })
+    }
+
+    fn bearer_headers(key: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let value = format!("Bearer {key}");
+        h.insert(header::AUTHORIZATION, value.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn a_remembered_key_identifies_the_same_client_and_no_other() {
+        let peer = Peer::Tcp { local_port: 1 };
+        let before = clients(&[("a", "tkd_a"), ("b", "tkd_b")]);
+        let memo = KeyMemo::default();
+        let who = |clients: &Arc<Clients>, key: &str| {
+            clients
+                .identify_remembered(&bearer_headers(key), peer, &memo)
+                .map(|c| c.name.clone())
+        };
+        assert_eq!(who(&before, "tkd_a").as_deref(), Some("a"));
+        assert_eq!(who(&before, "tkd_a").as_deref(), Some("a"));
+        // Another key on the same connection is checked in full.
+        assert_eq!(who(&before, "tkd_b").as_deref(), Some("b"));
+        assert_eq!(who(&before, "tkd_x"), None);
+        assert_eq!(who(&before, "tkd_b").as_deref(), Some("b"));
+        // After a reload that dropped the key, the memo counts for nothing.
+        let after = clients(&[("a", "tkd_a")]);
+        assert_eq!(who(&after, "tkd_b"), None);
+        assert_eq!(who(&after, "tkd_a").as_deref(), Some("a"));
+        assert_eq!(format!("{memo:?}"), "KeyMemo(..)");
+        // The same key written differently is checked in full: still itself.
+        let differently = bearer_headers("tkd_a ");
+        let c = after.identify_remembered(&differently, peer, &memo);
+        assert_eq!(c.map(|c| c.name.clone()).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn same_secret_compares_every_byte() {
+        let key = b"tkd_0123456789abcdefghijklmnopqrstuvwxyz";
+        assert!(same_secret(key, key));
+        assert!(same_secret(b"", b""));
+        for i in 0..key.len() {
+            let mut other = *key;
+            other[i] ^= 1;
+            assert!(!same_secret(key, &other), "byte {i}");
+        }
+        assert!(!same_secret(key, &key[..key.len() - 1]));
     }
 
     #[test]

@@ -12,23 +12,39 @@
 //! the request goes to the router untouched, which answers exactly as before.
 //! So does a hand-out while a refresh of the grant calls the provider: the
 //! router waits for the new token.
+//!
+//! What else the success path saves, each without dropping a check:
+//! - the client key: a connection remembers the last key that identified
+//!   a client (`auth::KeyMemo`), so its next requests compare the key in
+//!   constant time instead of hashing it again; a different key, or a
+//!   SIGHUP that replaced the clients, gets the full check.
+//! - the request body: hyper's body is boxed into axum's only when the
+//!   request goes to the router; the fast path asks hyper whether there is
+//!   a body at all (none: no `Content-Length`/`Transfer-Encoding`, or a
+//!   length of 0, which the router would have read as empty too).
+//! - the response: see `tokens::respond` (headers cloned from one prepared
+//!   map, the body written once at its exact size).
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
+use axum::body::{Body, HttpBody};
 use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::response::Response;
 use axum::routing::future::RouteFuture;
 use axum::serve::{IncomingStream, Listener};
 use futures::future::Either;
+use hyper::body::Incoming;
 use tower::Service;
 
+use super::auth::KeyMemo;
 use super::guard::Peer;
-use super::{AppState, add_common_headers, admit, tokens};
+use super::{AppState, add_common_headers, admit_remembered, tokens};
 use crate::model::valid_credential_id;
 use crate::telemetry::metrics::HAND_OUT_ROUTE;
 
@@ -53,6 +69,7 @@ impl MakeConnection {
             peer,
             state: self.state.clone(),
             router: self.router.clone(),
+            memo: Arc::default(),
         }
     }
 }
@@ -71,51 +88,81 @@ where
     }
 
     fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
-        ready(Ok(Connection {
-            peer: Peer::connect_info(stream),
-            state: self.state.clone(),
-            router: self.router.clone(),
-        }))
+        ready(Ok(self.connection(Peer::connect_info(stream))))
     }
 }
 
-/// One connection's service: who is on the other end, and the router.
+/// One connection's service: who is on the other end, the router, and the
+/// last client key that identified a client on this connection (shared by
+/// the clones hyper makes per request).
 #[derive(Clone, Debug)]
 pub struct Connection {
     peer: Peer,
     state: AppState,
     router: Router,
+    memo: Arc<KeyMemo>,
 }
 
-impl Service<Request> for Connection {
-    type Response = Response;
-    type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
+type Answer = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
-        if let Some(response) = hand_out(&self.state, &request, self.peer) {
+impl Connection {
+    fn answer<B>(&mut self, request: axum::http::Request<B>) -> Answer
+    where
+        B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        if let Some(response) = hand_out(&self.state, &request, self.peer, &self.memo) {
             return Either::Left(ready(Ok(response)));
         }
+        let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
         Either::Right(self.router.call(request))
     }
 }
 
+impl Service<Request> for Connection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        self.answer(request)
+    }
+}
+
+/// What our own serve loop (`daemon::connections`) calls: hyper's request
+/// as it is, its body boxed only on the way to the router.
+impl Service<hyper::Request<Incoming>> for Connection {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: hyper::Request<Incoming>) -> Self::Future {
+        self.answer(request)
+    }
+}
+
 /// The answer to `GET /v1/tokens/{id}` (no query) when the cache has it
 /// and every check passes; `None` sends the request to the router.
-fn hand_out(state: &AppState, request: &Request, peer: Peer) -> Option<Response> {
+fn hand_out<B: HttpBody>(
+    state: &AppState,
+    request: &axum::http::Request<B>,
+    peer: Peer,
+    memo: &KeyMemo,
+) -> Option<Response> {
     if request.method() != Method::GET || request.uri().query().is_some() {
         return None;
     }
     // A GET with a body is odd input: the router reads it within the limit (413).
-    let headers = request.headers();
-    if headers.contains_key(header::CONTENT_LENGTH)
-        || headers.contains_key(header::TRANSFER_ENCODING)
-    {
+    if !request.body().is_end_stream() {
         return None;
     }
     // Valid ids need no percent-decoding: `%` and `/` are not id characters.
@@ -123,7 +170,7 @@ fn hand_out(state: &AppState, request: &Request, peer: Peer) -> Option<Response>
     if !valid_credential_id(id) {
         return None;
     }
-    let client = admit(state, request, peer).ok()??;
+    let client = admit_remembered(state, request, peer, Some(memo)).ok()??;
     let services = state.services().ok()?;
     let (entry, refreshing) = tokens::readable(&services.cache, &client, id).ok()?;
     // A refresh of the grant is calling the provider: the router waits for it.
@@ -131,10 +178,13 @@ fn hand_out(state: &AppState, request: &Request, peer: Peer) -> Option<Response>
         return None;
     }
     let mut response = tokens::respond(&entry, state.handout_now(), 0)?;
-    add_common_headers(&mut response);
     match response.status().as_u16() {
+        // `respond`'s 200 carries the common headers already.
         200 => state.metrics().handed_out(),
-        status => state.metrics().http_request(HAND_OUT_ROUTE, status),
+        status => {
+            add_common_headers(&mut response);
+            state.metrics().http_request(HAND_OUT_ROUTE, status);
+        }
     }
     Some(response)
 }

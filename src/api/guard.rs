@@ -49,21 +49,31 @@ pub fn check<B>(
             "OPTIONS is not served: tokend answers no CORS preflight",
         ));
     }
-    if headers.contains_key(header::ORIGIN) {
+    // One pass over the header names; Origin still answers first when a
+    // request carries it and another refused header.
+    let mut origin = false;
+    let mut refused = None;
+    for name in headers.keys() {
+        if name == header::ORIGIN {
+            origin = true;
+            continue;
+        }
+        let name = name.as_str();
+        if refused.is_none() {
+            if name.starts_with("sec-fetch-") {
+                refused = Some("requests with Sec-Fetch-* headers (browsers) are refused");
+            } else if PROXY_HEADERS.contains(&name) {
+                refused = Some("requests relayed by a proxy are refused");
+            }
+        }
+    }
+    if origin {
         return Err(refuse(
             "requests with an Origin header (browsers) are refused",
         ));
     }
-    for name in headers.keys() {
-        let name = name.as_str();
-        if name.starts_with("sec-fetch-") {
-            return Err(refuse(
-                "requests with Sec-Fetch-* headers (browsers) are refused",
-            ));
-        }
-        if PROXY_HEADERS.contains(&name) {
-            return Err(refuse("requests relayed by a proxy are refused"));
-        }
+    if let Some(message) = refused {
+        return Err(refuse(message));
     }
     if let Peer::Tcp { local_port } = peer {
         check_host(target, headers, local_port, allowed_hosts)?;
@@ -104,10 +114,11 @@ fn check_authority(host: &str, local_port: u16, allowed_hosts: &[String]) -> Res
     let (name, port) = split_host(host).ok_or_else(|| {
         refuse("malformed Host: use localhost, 127.0.0.1 or [::1] (or a server.allowed_hosts name), optionally with :port")
     })?;
-    let known = matches!(
-        name.to_ascii_lowercase().as_str(),
-        "localhost" | "127.0.0.1" | "[::1]"
-    ) || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
+    // Compared in place: no lower-cased copy of the name per request.
+    let known = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(name))
+        || allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(name));
     if !known {
         return Err(ApiError::Forbidden(format!(
             "Host {name:?} is not served; add it to server.allowed_hosts if it is yours"
@@ -243,6 +254,14 @@ mod tests {
             let target = Uri::from_static("/");
             assert!(check(&Method::GET, &target, &h, TCP, &[]).is_err(), "{k}");
         }
+        // Origin is named first, whatever else the request carries.
+        let h = headers(&[
+            ("via", "1.1 proxy"),
+            ("origin", "null"),
+            ("host", "localhost"),
+        ]);
+        let refused = check(&Method::GET, &Uri::from_static("/"), &h, TCP, &[]).unwrap_err();
+        assert!(format!("{refused:?}").contains("Origin"), "{refused:?}");
         let h = headers(&[("host", "localhost")]);
         assert!(check(&Method::OPTIONS, &Uri::from_static("/"), &h, TCP, &[]).is_err());
     }

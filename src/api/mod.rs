@@ -194,6 +194,18 @@ fn admit<B>(
     request: &axum::http::Request<B>,
     peer: Peer,
 ) -> Result<Option<Arc<auth::Client>>, ApiError> {
+    admit_remembered(state, request, peer, None)
+}
+
+/// [`admit`], with the connection's last verified key when the caller has
+/// it: the same checks in the same order, the key compared instead of
+/// hashed when it is the one the connection presented before.
+fn admit_remembered<B>(
+    state: &AppState,
+    request: &axum::http::Request<B>,
+    peer: Peer,
+    memo: Option<&auth::KeyMemo>,
+) -> Result<Option<Arc<auth::Client>>, ApiError> {
     let config = state.config();
     guard::check(request, peer, &config.server.allowed_hosts)?;
     let path = request.uri().path();
@@ -203,7 +215,12 @@ fn admit<B>(
     if open {
         return Ok(None);
     }
-    match state.clients().identify(request.headers(), peer) {
+    let clients = state.clients();
+    let client = match memo {
+        Some(memo) => clients.identify_remembered(request.headers(), peer, memo),
+        None => clients.identify(request.headers(), peer),
+    };
+    match client {
         Some(client) => Ok(Some(client)),
         None => Err(ApiError::Unauthorized),
     }
@@ -230,6 +247,24 @@ async fn common_headers(request: Request, next: Next) -> Response {
     }
     add_common_headers(&mut response);
     response
+}
+
+/// `Cache-Control` and `X-Content-Type-Options` for every answer, and the
+/// JSON content type, ready to clone: the hand-out copies this map instead
+/// of inserting (hashing) each header again.
+fn json_headers() -> axum::http::HeaderMap {
+    static HEADERS: std::sync::LazyLock<axum::http::HeaderMap> = std::sync::LazyLock::new(|| {
+        let mut headers = axum::http::HeaderMap::with_capacity(3);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let mut response = Response::new(Body::empty());
+        add_common_headers(&mut response);
+        headers.extend(response.headers().clone());
+        headers
+    });
+    HEADERS.clone()
 }
 
 fn add_common_headers(response: &mut Response) {

@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -283,11 +283,17 @@ pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Op
     if remaining <= min_ttl_ms || remaining <= 0 {
         return None;
     }
+    // The body is written once, into a buffer of exactly its size when
+    // there is no warning (the common case): the response's `Bytes` then
+    // take the buffer over without another allocation.
     let prefix = entry.body_prefix();
-    let mut body = String::with_capacity(prefix.len() + 160);
+    let mut secs = itoa::Buffer::new();
+    let secs = secs.format(remaining / 1000);
+    const EXPIRES_IN: &str = ",\"expires_in\":";
+    let mut body = String::with_capacity(prefix.len() + EXPIRES_IN.len() + secs.len() + 1);
     body.push_str(prefix);
-    body.push_str(",\"expires_in\":");
-    body.push_str(&(remaining / 1000).to_string());
+    body.push_str(EXPIRES_IN);
+    body.push_str(secs);
     if entry.consecutive_failures() > 0 {
         let warning = format!(
             "refreshing this token has failed {} time(s) in a row ({}); it is still valid",
@@ -299,10 +305,9 @@ pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Op
         body.push(']');
     }
     body.push('}');
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    // The JSON content type and the common headers in one copy of a
+    // prepared map (the router's layer sets the last two again: same values).
+    let mut response = Response::new(Body::from(body));
+    *response.headers_mut() = super::json_headers();
     Some(response)
 }

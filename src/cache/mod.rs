@@ -199,11 +199,11 @@ struct Meta {
     provider: u8,
     status: Status,
     linked: bool,
-    /// The refresh budget does not keep this credential's grant warm.
-    lapsed: AtomicBool,
     /// A provider call of the grant's refresh is under way in this process
     /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
     refreshing: bool,
+    /// The refresh budget does not keep this credential's grant warm.
+    lapsed: AtomicBool,
 }
 
 impl Meta {
@@ -221,8 +221,8 @@ impl Meta {
             provider: u8::try_from(e.provider).unwrap_or(u8::MAX),
             status: e.status,
             linked: e.linked,
-            lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
             refreshing: false,
+            lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
         }
     }
 }
@@ -261,12 +261,11 @@ impl Cache {
     /// provider now: both read under one lock of the map's shard, so an
     /// entry read as not refreshing is never one a finished refresh has
     /// already replaced (the publish clears the flag with the swap).
-    /// Recorded as handed out (see `usage`).
+    /// Recorded as handed out, like [`Cache::hand_out`].
     pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
-        self.entries.get(credential_id).map(|e| {
-            self.record_hand_out(e.value());
-            (Arc::clone(&e.key().0), e.value().refreshing)
-        })
+        let e = self.entries.get(credential_id)?;
+        e.value().record_hand_out(&self.now_secs);
+        Some((Arc::clone(&e.key().0), e.value().refreshing))
     }
 
     /// Marks (or unmarks) the grant's entries as being refreshed: set

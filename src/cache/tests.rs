@@ -173,6 +173,34 @@ fn failing_grants_carry_their_health_and_recover() {
 }
 
 #[test]
+fn a_refresh_mark_lasts_until_the_next_publish_of_the_grant() {
+    let cache = Cache::new();
+    let g = grant(1, &[("alice", json!({})), ("bob", json!({}))], "at-1");
+    cache.publish(&g);
+    cache.publish(&grant(2, &[("carol", json!({}))], "at-2"));
+    assert!(!cache.get_settled("alice").unwrap().1);
+    cache.set_refreshing(&g, true);
+    for id in ["alice", "bob"] {
+        let (entry, refreshing) = cache.get_settled(id).unwrap();
+        assert!(refreshing, "{id}");
+        assert!(entry.is_token("at-1"), "the token stays until the result");
+    }
+    assert!(!cache.get_settled("carol").unwrap().1, "another grant");
+    // The result's publish swaps the token and clears the mark together.
+    cache.publish(&grant(
+        1,
+        &[("alice", json!({})), ("bob", json!({}))],
+        "at-3",
+    ));
+    let (entry, refreshing) = cache.get_settled("alice").unwrap();
+    assert!(!refreshing && entry.is_token("at-3"));
+    // Ending without a result clears it too.
+    cache.set_refreshing(&g, true);
+    cache.set_refreshing(&g, false);
+    assert!(!cache.get_settled("bob").unwrap().1);
+}
+
+#[test]
 fn hand_outs_are_recorded_and_outlive_a_publish() {
     let cache = Cache::new();
     cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "t1"));
@@ -206,32 +234,4 @@ fn hand_outs_are_recorded_and_outlive_a_publish() {
         [("a".into(), 1_000, false), ("b".into(), 500, true)]
     );
     assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
-}
-
-#[test]
-fn a_refresh_mark_lasts_until_the_next_publish_of_the_grant() {
-    let cache = Cache::new();
-    let g = grant(1, &[("alice", json!({})), ("bob", json!({}))], "at-1");
-    cache.publish(&g);
-    cache.publish(&grant(2, &[("carol", json!({}))], "at-2"));
-    assert!(!cache.get_settled("alice").unwrap().1);
-    cache.set_refreshing(&g, true);
-    for id in ["alice", "bob"] {
-        let (entry, refreshing) = cache.get_settled(id).unwrap();
-        assert!(refreshing, "{id}");
-        assert!(entry.is_token("at-1"), "the token stays until the result");
-    }
-    assert!(!cache.get_settled("carol").unwrap().1, "another grant");
-    // The result's publish swaps the token and clears the mark together.
-    cache.publish(&grant(
-        1,
-        &[("alice", json!({})), ("bob", json!({}))],
-        "at-3",
-    ));
-    let (entry, refreshing) = cache.get_settled("alice").unwrap();
-    assert!(!refreshing && entry.is_token("at-3"));
-    // Ending without a result clears it too.
-    cache.set_refreshing(&g, true);
-    cache.set_refreshing(&g, false);
-    assert!(!cache.get_settled("bob").unwrap().1);
 }

@@ -11,19 +11,23 @@ use super::{Cache, Meta, TokenEntry};
 use crate::clock::UnixMillis;
 use crate::model::{GrantId, Status};
 
+impl Meta {
+    /// Records a hand-out at `now_secs`: one relaxed store, and only when
+    /// the second moved on.
+    pub(super) fn record_hand_out(&self, now_secs: &std::sync::atomic::AtomicU32) {
+        let now = now_secs.load(Relaxed);
+        if self.handed_out.load(Relaxed) < now {
+            self.handed_out.store(now, Relaxed);
+        }
+    }
+}
+
 impl Cache {
     /// The entry of `credential_id`, recorded as handed out now.
     pub fn hand_out(&self, credential_id: &str) -> Option<Arc<TokenEntry>> {
         let e = self.entries.get(credential_id)?;
-        self.record_hand_out(e.value());
+        e.value().record_hand_out(&self.now_secs);
         Some(Arc::clone(&e.key().0))
-    }
-
-    pub(super) fn record_hand_out(&self, meta: &Meta) {
-        let now = self.now_secs.load(Relaxed);
-        if meta.handed_out.load(Relaxed) < now {
-            meta.handed_out.store(now, Relaxed);
-        }
     }
 
     /// The time [`Cache::hand_out`] records from now on (Unix seconds).

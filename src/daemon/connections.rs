@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::response::Response;
+use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -153,7 +153,7 @@ pub(super) async fn serve<L, S, F>(
 where
     L: Accept,
     F: Fn(Peer) -> S + Send + 'static,
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let mut connections = JoinSet::new();
@@ -205,16 +205,17 @@ async fn connection<I, S>(
     stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Incoming>, Response = Response, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let activity = Arc::new(Activity::new());
     let id = shared.register(&activity);
     let io = TokioIo::new(Watched::new(io, Arc::clone(&activity), shared.deadlines));
     let tracked = Arc::clone(&activity);
-    let handler = hyper::service::service_fn(move |request: hyper::Request<Incoming>| Answer {
+    // hyper's request as it is: the service boxes the body only if it needs to.
+    let handler = hyper::service::service_fn(move |request: Request<Incoming>| Answer {
         busy: Some(Busy::start(&tracked)),
-        inner: service.clone().oneshot(request.map(axum::body::Body::new)),
+        inner: service.clone().oneshot(request),
     });
     let mut conn = pin!(
         hyper::server::conn::http1::Builder::new()

@@ -32,6 +32,12 @@ struct HttpLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabels {
+    provider: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -101,6 +107,8 @@ struct Inner {
     warm: Family<ProviderLabels, Gauge>,
     lapsed: Family<ProviderLabels, Gauge>,
     budget_round_at: Gauge<f64, AtomicU64>,
+    proxy_requests: Family<ProxyLabels, Counter>,
+    proxy_seconds: HistogramFamily<ProviderLabels>,
     store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
@@ -206,6 +214,20 @@ impl Metrics {
             "When the refresh budget's bookkeeping (every 5 s) last ran",
             budget_round_at.clone(),
         );
+        let proxy_requests = Family::<ProxyLabels, Counter>::default();
+        registry.register(
+            "proxy_requests",
+            "Requests through /v1/proxy by provider and the status answered (the API's or tokend's own)",
+            proxy_requests.clone(),
+        );
+        // 1 ms to about 33 s: an API call from a nearby host to a slow one.
+        let proxy_seconds: HistogramFamily<ProviderLabels> =
+            Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16)));
+        registry.register(
+            "proxy_duration_seconds",
+            "Time from a proxied request to the start of its answer, by provider",
+            proxy_seconds.clone(),
+        );
         let store_up = Gauge::default();
         registry.register(
             "store_up",
@@ -235,6 +257,8 @@ impl Metrics {
                 warm,
                 lapsed,
                 budget_round_at,
+                proxy_requests,
+                proxy_seconds,
                 store_up,
                 handed_out,
             }),
@@ -254,6 +278,22 @@ impl Metrics {
         self.inner
             .refresh_seconds
             .get_or_create(&ProviderLabels { provider })
+            .observe(seconds);
+    }
+
+    /// One request through the proxy for `provider`, answered `status`
+    /// after `seconds` (until its answer began; the body may stream on).
+    pub fn proxy_request(&self, provider: &str, status: u16, seconds: f64) {
+        let provider = provider.to_owned();
+        let requests = ProxyLabels {
+            provider: provider.clone(),
+            status,
+        };
+        self.inner.proxy_requests.get_or_create(&requests).inc();
+        let durations = ProviderLabels { provider };
+        self.inner
+            .proxy_seconds
+            .get_or_create(&durations)
             .observe(seconds);
     }
 

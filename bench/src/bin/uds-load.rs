@@ -4,6 +4,10 @@
 //! request at a time, for `--duration-secs`. Prints requests/s and the
 //! latency percentiles in the same `key: value` lines as `bench/wrk-report.lua`.
 //!
+//! With `--requests N` each connection sends exactly N requests instead (the
+//! callgrind measurement counts the server's instructions for N requests);
+//! `--tcp ADDR` connects over TCP instead of `--socket`.
+//!
 //! Runs on one thread (a current-thread runtime), like `wrk -t1`, so
 //! `taskset` can keep it on its own core.
 
@@ -21,8 +25,15 @@ use tokend_bench::credential_id;
 
 #[derive(Parser, Debug)]
 struct Args {
+    #[arg(long, required_unless_present = "tcp")]
+    socket: Option<PathBuf>,
+    /// Connect over TCP to this address (`127.0.0.1:PORT`) instead.
+    #[arg(long, conflicts_with = "socket")]
+    tcp: Option<String>,
+    /// Exactly this many requests per connection (then `--duration-secs`
+    /// does not apply).
     #[arg(long)]
-    socket: PathBuf,
+    requests: Option<u64>,
     #[arg(long, default_value_t = 64)]
     connections: usize,
     #[arg(long, default_value_t = 10)]
@@ -39,14 +50,34 @@ struct Args {
 
 /// Latencies in microseconds and the count of non-200 answers.
 async fn connection(args: &Args, until: Instant) -> anyhow::Result<(Vec<u32>, u64)> {
-    let stream = tokio::net::UnixStream::connect(&args.socket).await?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::task::spawn_local(conn);
+    let mut sender = match (&args.tcp, &args.socket) {
+        (Some(addr), _) => {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::task::spawn_local(conn);
+            sender
+        }
+        (None, Some(path)) => {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::task::spawn_local(conn);
+            sender
+        }
+        (None, None) => anyhow::bail!("give --socket or --tcp"),
+    };
     let auth = format!("Bearer {}", args.key);
     let mut latencies = Vec::with_capacity(1 << 16);
     let mut errors = 0;
     let mut rng = rand::rngs::StdRng::from_entropy();
-    while Instant::now() < until {
+    let mut sent_count = 0u64;
+    while match args.requests {
+        Some(n) => sent_count < n,
+        None => Instant::now() < until,
+    } {
+        sent_count += 1;
         let path = format!(
             "{}{}",
             args.prefix,

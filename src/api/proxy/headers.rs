@@ -3,7 +3,8 @@
 //! Towards the API: the caller's headers except hop-by-hop ones, `Host`,
 //! `Authorization` (the caller's tokend key), `Cookie` and `Proxy-*`; then
 //! `Authorization: Bearer <access token>`. Back to the caller: the API's
-//! headers except hop-by-hop ones and `Set-Cookie`.
+//! headers except hop-by-hop ones and `Set-Cookie` (and `X-Tokend-Error`,
+//! which only tokend's own answers may carry).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -47,7 +48,10 @@ pub(super) fn downstream(answer: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(answer.len());
     let named = connection_named(answer);
     for (name, value) in answer {
-        if !is_hop_by_hop(name, &named) && name != header::SET_COOKIE {
+        if !is_hop_by_hop(name, &named)
+            && name != header::SET_COOKIE
+            && name.as_str() != super::OWN_ERROR_HEADER
+        {
             out.append(name.clone(), value.clone());
         }
     }
@@ -138,6 +142,7 @@ mod tests {
             ("location", "https://elsewhere.example/"),
             ("retry-after", "30"),
             ("cache-control", "max-age=60"),
+            ("x-tokend-error", "1"),
         ]);
         let out = downstream(&answer);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();

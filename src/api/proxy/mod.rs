@@ -6,6 +6,7 @@
 //! - `headers`: which headers cross, each way.
 //! - `upstream`: the call (no redirects followed, a deadline on the head)
 //!   and the answer streamed back.
+//! - `observe`: metrics by provider and status, one DEBUG line a request.
 //!
 //! The checks before any call come in the API's usual order (the router's
 //! gate: browser/proxy/Host, client key, body size; then the path, the
@@ -15,6 +16,7 @@
 //! `POST /v1/tokens/{id}/refresh`.
 
 mod headers;
+mod observe;
 mod target;
 mod upstream;
 
@@ -63,10 +65,13 @@ pub(super) async fn forward(
     Caller(client): Caller,
     request: Request,
 ) -> Response {
-    match proxy(&state, &client, request).await {
+    let mut seen = observe::Seen::start(request.method().clone());
+    let response = match proxy(&state, &client, request, &mut seen).await {
         Ok(response) => response,
         Err(own) => *own,
-    }
+    };
+    seen.record(state.metrics(), response.status().as_u16());
+    response
 }
 
 /// Marks an answer of this route as tokend's own unless it came from the
@@ -85,21 +90,27 @@ async fn proxy(
     state: &AppState,
     client: &super::auth::Client,
     request: Request,
+    seen: &mut observe::Seen,
 ) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     if matches!(parts.method, Method::TRACE | Method::CONNECT) {
         return Err(own(ApiError::MethodNotAllowed));
     }
-    let (id, path) = target::split(parts.uri.path()).ok_or_else(|| {
+    let malformed = || {
         own(ApiError::InvalidRequest(
             "malformed path: use /v1/proxy/{credential_id}/{path}".into(),
         ))
-    })?;
-    check_id(id).map_err(own)?;
+    };
+    let (raw_id, path) = target::split(parts.uri.path()).ok_or_else(malformed)?;
+    let id = target::decode_id(raw_id).ok_or_else(malformed)?;
+    check_id(&id).map_err(own)?;
+    let id = id.as_str();
+    seen.credential = Some(id.to_owned());
     target::check_path(path).map_err(|m| own(ApiError::InvalidRequest(m.into())))?;
     let services = state.services().map_err(own)?;
     let entry = tokens::visible_entry(&services.cache, client, id).map_err(own)?;
     let provider = services.cache.provider_of(&entry);
+    seen.provider = Some(provider.clone());
     let (base, timeout) = {
         let config = state.config();
         let Some(p) = config.providers.get(&*provider) else {
@@ -224,7 +235,7 @@ fn token_after(
         .cache
         .get(id)
         .ok_or_else(|| own(ApiError::NotFound))?;
-    usable(&entry, state.now()).ok_or_else(|| {
+    usable(&entry, state.handout_now()).ok_or_else(|| {
         own(ApiError::ProviderUnavailable {
             retry_after: 1,
             message: "no valid token can be handed out yet; try again".into(),
@@ -232,10 +243,12 @@ fn token_after(
     })
 }
 
-/// The entry's token if it may be sent: an active grant, not expired.
-fn usable(entry: &TokenEntry, now: crate::clock::UnixMillis) -> Option<SecretString> {
+/// The entry's token if it may be sent: an active grant, not expired at
+/// `at` (the hand-out instant: now plus `refresh.handout_margin_ms`, so a
+/// token does not run out on its way, as for `GET /v1/tokens/{id}`).
+fn usable(entry: &TokenEntry, at: crate::clock::UnixMillis) -> Option<SecretString> {
     let access = entry.access.as_ref()?;
-    (entry.status == Status::Active && access.remaining_ms(now) > 0)
+    (entry.status == Status::Active && access.remaining_ms(at) > 0)
         .then(|| entry.access_token())
         .flatten()
 }

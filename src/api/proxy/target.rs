@@ -18,6 +18,12 @@ pub(super) fn split(path: &str) -> Option<(&str, &str)> {
     path.strip_prefix(PREFIX)?.split_once('/')
 }
 
+/// The credential id as sent (a caller may percent-encode `:` or `@`),
+/// decoded; `None` when it is not UTF-8 (never a valid id).
+pub(super) fn decode_id(raw: &str) -> Option<String> {
+    String::from_utf8(percent_decode(raw)).ok()
+}
+
 /// Why a path cannot be proxied: the 400's message. It never repeats the
 /// path, which may hold personal data.
 pub(super) fn check_path(path: &str) -> Result<(), &'static str> {
@@ -124,6 +130,13 @@ mod tests {
         assert_eq!(split("/v1/proxy/alice/"), Some(("alice", "")));
         assert_eq!(split("/v1/proxy/alice"), None);
         assert_eq!(split("/v1/tokens/alice/x"), None);
+    }
+
+    #[test]
+    fn ids_are_percent_decoded() {
+        assert_eq!(decode_id("user%3A42%40x").as_deref(), Some("user:42@x"));
+        assert_eq!(decode_id("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_id("%FF"), None);
     }
 
     #[test]

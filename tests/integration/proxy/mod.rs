@@ -5,6 +5,7 @@
 
 mod failures;
 mod forward;
+mod observe;
 mod paths;
 mod retries;
 mod rights;

@@ -71,3 +71,23 @@ async fn a_bad_credential_id_is_400() {
     .await;
     super::assert_own(&got, StatusCode::BAD_REQUEST, "invalid_request");
 }
+
+#[tokio::test]
+async fn an_encoded_id_is_decoded_as_on_the_other_routes() {
+    let app = app_with_alice(AppOptions::default()).await;
+    app.fake.add_refresh_token("rt-u", serde_json::json!({}));
+    let (status, _) = crate::helpers::send(
+        app.put("/v1/credentials/user:42@example")
+            .json(&serde_json::json!({"provider": "cronofy", "refresh_token": "rt-u"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let got = super::call(super::proxy(
+        &app,
+        reqwest::Method::GET,
+        "user%3A42%40example/api/echo/x",
+    ))
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.2);
+    assert_eq!(got.2["headers"]["authorization"][0], "Bearer at-2");
+}
