@@ -14,6 +14,10 @@ use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
 use crate::model::{GrantId, GrantState, Status};
 
+/// How often the scheduler looks again, in real time, while the store
+/// refuses writes and grants are due.
+const STORE_RECHECK: Duration = Duration::from_secs(1);
+
 /// `expires_at - min(max(min_lead, lead_fraction * lifetime), lifetime / 2) - jitter`,
 /// with `jitter = unit * jitter_fraction * lifetime` and `unit` uniform in `[0, 1)`.
 /// The lifetime/2 cap keeps short-lived tokens from being refreshed in a loop.
@@ -138,6 +142,12 @@ pub(super) async fn run(
                 ready = Some((due, provider));
             }
         }
+        // While the store refuses writes nothing starts (a refresh could not
+        // be kept): due grants wait in the queue, looked at every second.
+        let store_down = ready.is_some() && !refresher.store_takes_writes();
+        if store_down {
+            ready = None;
+        }
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -162,6 +172,7 @@ pub(super) async fn run(
                     });
                 }
             }
+            _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
         }
     }
@@ -182,6 +193,8 @@ mod tests {
             retry_initial_secs: 1.0,
             retry_max_secs: 300.0,
             force_refresh_min_interval_secs: 10,
+            handout_margin_ms: 1000,
+            handout_wait_ms: 2000,
         }
     }
 

@@ -41,7 +41,9 @@
 //! while holding the grant's lease ([`Backend::claim`]), so that one refresh
 //! token is spent once however many processes share the database. A lease
 //! is taken by one owner (one opened store: a daemon or a CLI command) until
-//! it expires; an expired lease is taken over. No transaction, row lock or
+//! it expires; an expired lease is taken over, and so is one whose owner is
+//! provably gone (the owner text of [`super::owner`], checked with
+//! [`super::owner::is_provably_dead`]). No transaction, row lock or
 //! advisory lock may be held while the lease is held: the caller calls the
 //! provider between `claim` and its write. The lease carries the grant's
 //! generation at the claim ([`Lease::generation`]): failure and
@@ -67,7 +69,11 @@
 //! # Adding a backend
 //! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
 //!    [`Cipher`] (the same associated data, so data moves between backends
-//!    sealed as it is).
+//!    sealed as it is). Name lease owners with
+//!    [`super::owner::this_process`] and take over a lease whose holder
+//!    [`super::owner::is_provably_dead`]; make sure the errors of a store
+//!    that cannot take writes are ones [`StoreError::is_outage`] knows, and
+//!    override [`Backend::check_writable`] if a ping does not prove writes.
 //! 2. Open it where the configured store is opened (`key::open_store`),
 //!    checking the key as above, and refuse to generate a key for a
 //!    database that already holds sealed data (as `KeyError::Missing` does

@@ -12,6 +12,8 @@
 //!   same for every backend.
 //! - [`key`]: where the encryption key comes from (file, systemd
 //!   credential, or generated on first start), and opening the configured store.
+//! - [`owner`]: who holds a refresh lease, and whether that process is
+//!   provably gone (its lease is then taken over at once).
 //! - [`health`]: whether the store takes writes now (a full disk, a
 //!   database that cannot be reached), for every backend alike.
 
@@ -21,6 +23,7 @@ pub(crate) mod contract;
 pub mod crypto;
 pub mod health;
 pub mod key;
+pub mod owner;
 pub mod postgres;
 pub mod sqlite;
 mod types;

@@ -54,6 +54,8 @@ pub struct AppOptions {
     pub share_dir_of: Option<PathBuf>,
     /// `TOKEND__...` overrides, as the environment layer.
     pub env: Vec<(String, String)>,
+    /// How long a stop waits for refreshes in flight (default 5 s).
+    pub drain_timeout: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -137,7 +139,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let serve_options = ServeOptions {
         clock: clock.clone(),
-        drain_timeout: Duration::from_secs(5),
+        drain_timeout: options.drain_timeout.unwrap_or(Duration::from_secs(5)),
         ..ServeOptions::default()
     };
     let task = tokio::spawn(serve(
@@ -186,6 +188,14 @@ impl TestApp {
             self.fake.clone(),
             std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
         )
+    }
+
+    /// Stops the daemon as SIGTERM would; what `serve` returned.
+    pub async fn shutdown_result(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
     }
 
     async fn stop_now(&mut self) {

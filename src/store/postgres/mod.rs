@@ -105,12 +105,7 @@ impl PgStore {
             target: target.clone(),
             cipher: Cipher::new(key),
             clock,
-            owner: format!(
-                "{}-pid{}-{:08x}",
-                hostname(),
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            owner: crate::store::owner::this_process(rand::random()),
         };
         store.check_key().await?;
         Ok(store)
@@ -187,12 +182,6 @@ impl PgStore {
     fn now(&self) -> UnixMillis {
         self.clock.now()
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "host".to_owned())
 }
 
 /// Records which key seals this database, and a value only that key opens.

@@ -10,7 +10,9 @@ use super::delete::delete_grant_if_unused;
 use super::rows::parse_extras;
 use super::{PgStore, next_change_seq};
 use crate::clock::UnixMillis;
-use crate::model::{CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras};
+use crate::model::{
+    AccessToken, CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras,
+};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};
 
@@ -71,7 +73,7 @@ impl PgStore {
                     .bind(sealed)
                     .bind(&access.token_type)
                     .bind(access.expires_at)
-                    .bind(access.lifetime_secs)
+                    .bind(access.stored_lifetime())
                     .bind(new.scope)
                     .bind(new.next_refresh_at)
                     .bind(now)
@@ -207,7 +209,7 @@ impl PgStore {
         .bind(token_type)
         .bind(new.scope)
         .bind(new.access.map(|a| a.expires_at))
-        .bind(new.access.map(|a| a.lifetime_secs))
+        .bind(new.access.map(AccessToken::stored_lifetime))
         .bind(new.application_calendar_id)
         .bind(new.next_refresh_at)
         .bind(new.last_refresh_at)

@@ -143,3 +143,44 @@ async fn a_copy_from_sqlite_reads_back_the_same_under_the_same_key() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
+    let Some(db) = ScratchDb::create().await else {
+        return;
+    };
+    let key = MasterKey::generate();
+    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let (pool, mine) = (pg.pool.clone(), pg.owner.clone());
+    let store = Store::new(pg);
+    put(&store, "alice", "rt", None, &Extras::new()).await;
+    let grant = store.grant_id_of("alice").await.unwrap().unwrap();
+    // A process of this machine that is gone, holding an unexpired lease.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let me = format!("pid={} ", std::process::id());
+    let holder = mine.replace(&me, &format!("pid={dead} "));
+    assert_ne!(holder, mine);
+    sqlx::query("UPDATE grants SET lease_owner = $1, lease_until = $2 WHERE id = $3")
+        .bind(&holder)
+        .bind(T0 + 3_600_000)
+        .bind(grant.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim(grant, 60_000).await.unwrap(),
+        Claim::Acquired { .. }
+    ));
+    // Now held by a live member (this process): another member waits.
+    let other = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.take_lease(grant, 60_000).await.unwrap(),
+        Claim::Held { .. }
+    ));
+}

@@ -25,6 +25,7 @@ mod file;
 mod lease;
 mod load;
 mod open;
+mod page_limit;
 mod put;
 mod read;
 mod rotate;
@@ -44,6 +45,8 @@ use crate::clock::{Clock, UnixMillis};
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
 pub use load::read_ahead_before_open;
 use open::{connect, open_pool};
+#[doc(hidden)]
+pub use page_limit::limit_pages_for_tests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -90,7 +93,7 @@ impl SqliteStore {
             clock,
             path: path.to_path_buf(),
             file_id: file::FileId::of(path)?,
-            owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            owner: crate::store::owner::this_process(rand::random()),
         };
         store.check_key().await?;
         Ok(store)
