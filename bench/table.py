@@ -157,6 +157,24 @@ def main():
         handout("scale", f"scale: hand-out, {n:,} credentials")
 
     proxy(runs, row)
+    if "pg_refresh_log" in runs:
+        rate, logged = refresh_rate(runs["pg_refresh_log"][0])
+        durable = int(runs["pg_refresh_durable"][0])
+        calls = int(runs["pg_refresh_provider_calls"][0])
+        row(f"postgres: durable refreshes/s ({durable:,} durable, {calls:,} provider calls)",
+            f"{rate:,.0f}", "", "", ">= 2,000/s", rate >= 2000)
+    if "pg_propagation" in runs:
+        # "propagation: N samples p50 X ms p99 Y ms max Z ms"
+        words = runs["pg_propagation"][0].split()
+        p50, p99, top = float(words[4]), float(words[7]), float(words[10])
+        row(f"postgres: propagation to the 2 other members ({words[1]} samples): p50 / p99 / max",
+            f"{p50:.1f} / {p99:.1f} / {top:.1f} ms", "", "", "p99 < 1 s", p99 < 1000)
+    if "pg_scale_ready_ms" in runs:
+        ms = int(runs["pg_scale_ready_ms"][0])
+        n = int(runs["pg_scale_n"][0])
+        rss = int(runs["pg_scale_rss_ready_kb"][0]) / 1024
+        row(f"postgres: start to /readyz 200, {n:,} credentials (RSS {rss:.0f} MiB)",
+            f"{ms/1000:.1f} s", "", "", "<= 15 s", ms <= 15_000)
 
     if "divan" in runs:
         for name, median in divan(runs["divan"][0]).items():
