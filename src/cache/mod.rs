@@ -50,6 +50,9 @@ pub struct TokenEntry {
     pub status: Status,
     /// The grant has other credentials (counted once per grant).
     linked: bool,
+    /// The provider issued the access token's lifetime (see
+    /// [`crate::model::AccessToken::lifetime_issued`]).
+    lifetime_issued: bool,
 }
 
 /// What only a grant whose refreshes fail (or that needs re-authorization)
@@ -115,6 +118,14 @@ impl TokenEntry {
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
 
+    /// The access token's lifetime, if the provider issued it: the longest
+    /// `min_ttl` that can be met is known only then.
+    pub fn issued_lifetime_secs(&self) -> Option<i64> {
+        self.access
+            .filter(|_| self.lifetime_issued)
+            .map(|a| a.lifetime_secs)
+    }
+
     /// The access token itself, for the proxy's `Authorization` header.
     pub fn access_token(&self) -> Option<SecretString> {
         let access = self.access.as_ref()?;
@@ -177,6 +188,9 @@ struct Meta {
     failures: u32,
     status: Status,
     linked: bool,
+    /// A provider call of the grant's refresh is under way in this process
+    /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
+    refreshing: bool,
 }
 
 impl Meta {
@@ -186,6 +200,7 @@ impl Meta {
             failures: e.consecutive_failures().clamp(0, i64::from(u32::MAX)) as u32,
             status: e.status,
             linked: e.linked,
+            refreshing: false,
         }
     }
 }
@@ -215,6 +230,31 @@ impl Cache {
         self.entries
             .get(credential_id)
             .map(|e| Arc::clone(&e.key().0))
+    }
+
+    /// The entry, and whether a refresh of its grant is calling the
+    /// provider now: both read under one lock of the map's shard, so an
+    /// entry read as not refreshing is never one a finished refresh has
+    /// already replaced (the publish clears the flag with the swap).
+    pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
+        self.entries
+            .get(credential_id)
+            .map(|e| (Arc::clone(&e.key().0), e.value().refreshing))
+    }
+
+    /// Marks (or unmarks) the grant's entries as being refreshed: set
+    /// before the provider call is sent, cleared by the publish of its
+    /// result (or here, when the refresh ends otherwise). Hand-outs of a
+    /// marked entry wait for the refresh: some servers revoke the old
+    /// access token the moment they issue the new one.
+    pub fn set_refreshing(&self, grant: &GrantState, on: bool) {
+        for cred in &grant.credentials {
+            if let Some(mut e) = self.entries.get_mut(cred.id.as_str())
+                && e.key().0.grant_id == grant.id
+            {
+                e.value_mut().refreshing = on;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -261,6 +301,7 @@ impl Cache {
                 provider,
                 status: grant.status,
                 linked: grant.credentials.len() > 1,
+                lifetime_issued: grant.access.as_ref().is_some_and(|a| a.lifetime_issued),
             });
         }
     }
@@ -283,6 +324,7 @@ impl Cache {
                 provider: old.provider,
                 status: grant.status,
                 linked: old.linked,
+                lifetime_issued: old.lifetime_issued,
             });
         }
     }

@@ -15,6 +15,7 @@ fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
             token_type: "bearer".into(),
             expires_at: 1_700_000_000_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         }),
         scope: Some("read_write".into()),
         application_calendar_id: None,
@@ -169,4 +170,32 @@ fn failing_grants_carry_their_health_and_recover() {
     let a = cache.get("a").unwrap();
     assert_eq!((a.consecutive_failures(), a.last_error()), (0, None));
     assert_eq!(cache.grant_counts(2).active, 1);
+}
+
+#[test]
+fn a_refresh_mark_lasts_until_the_next_publish_of_the_grant() {
+    let cache = Cache::new();
+    let g = grant(1, &[("alice", json!({})), ("bob", json!({}))], "at-1");
+    cache.publish(&g);
+    cache.publish(&grant(2, &[("carol", json!({}))], "at-2"));
+    assert!(!cache.get_settled("alice").unwrap().1);
+    cache.set_refreshing(&g, true);
+    for id in ["alice", "bob"] {
+        let (entry, refreshing) = cache.get_settled(id).unwrap();
+        assert!(refreshing, "{id}");
+        assert!(entry.is_token("at-1"), "the token stays until the result");
+    }
+    assert!(!cache.get_settled("carol").unwrap().1, "another grant");
+    // The result's publish swaps the token and clears the mark together.
+    cache.publish(&grant(
+        1,
+        &[("alice", json!({})), ("bob", json!({}))],
+        "at-3",
+    ));
+    let (entry, refreshing) = cache.get_settled("alice").unwrap();
+    assert!(!refreshing && entry.is_token("at-3"));
+    // Ending without a result clears it too.
+    cache.set_refreshing(&g, true);
+    cache.set_refreshing(&g, false);
+    assert!(!cache.get_settled("bob").unwrap().1);
 }

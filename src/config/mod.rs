@@ -91,6 +91,13 @@ pub struct RefreshConfig {
     pub retry_initial_secs: f64,
     pub retry_max_secs: f64,
     pub force_refresh_min_interval_secs: u64,
+    /// A token counts as expired for hand-out (and `min_ttl`) this long
+    /// before its expiry: servers date expiry from when they issued it
+    /// (some rounding that down to the second).
+    pub handout_margin_ms: u64,
+    /// How long a hand-out waits for a refresh of its grant under way in
+    /// this process before it answers with the old token (if still valid).
+    pub handout_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

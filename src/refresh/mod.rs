@@ -75,7 +75,8 @@ use schedule::Msg;
 pub enum Trigger {
     /// The grant's due time came.
     Scheduled,
-    /// A caller needs at least this many milliseconds left.
+    /// A caller needs more than this many milliseconds left before the
+    /// hand-out margin (`refresh.handout_margin_ms`).
     MinTtl(i64),
     /// A caller's token was refused; refresh unless the grant already moved
     /// past the generation the caller saw.
@@ -83,7 +84,9 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn needs_call(self, grant: &GrantState, now: UnixMillis) -> bool {
+    /// `margin_ms`: `refresh.handout_margin_ms`; hand-outs and `min_ttl`
+    /// see a token as expired that long before its expiry.
+    fn needs_call(self, grant: &GrantState, now: UnixMillis, margin_ms: i64) -> bool {
         match self {
             Trigger::Scheduled => {
                 grant.access.is_none() || grant.next_refresh_at.is_none_or(|t| t <= now)
@@ -91,7 +94,7 @@ impl Trigger {
             Trigger::MinTtl(ms) => grant
                 .access
                 .as_ref()
-                .is_none_or(|a| a.expires_at - now <= ms),
+                .is_none_or(|a| a.expires_at - margin_ms - now <= ms),
             Trigger::Forced { seen_generation } => grant.generation <= seen_generation,
         }
     }

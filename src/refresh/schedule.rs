@@ -193,6 +193,8 @@ mod tests {
             retry_initial_secs: 1.0,
             retry_max_secs: 300.0,
             force_refresh_min_interval_secs: 10,
+            handout_margin_ms: 1000,
+            handout_wait_ms: 2000,
         }
     }
 

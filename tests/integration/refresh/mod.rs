@@ -4,6 +4,8 @@
 
 mod budget;
 mod concurrency;
+mod expiry;
 mod failures;
+mod inflight;
 mod race;
 mod schedule;
