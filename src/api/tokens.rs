@@ -189,14 +189,15 @@ async fn settled(
 }
 
 /// The cache entry of a credential this client's patterns match (the
-/// proxy's check): 403 before 404.
+/// proxy's check): 403 before 404. Recorded as handed out, the proxy's use
+/// included: the refresh budget keeps recently used grants warm.
 pub(super) fn visible_entry(
     cache: &Cache,
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
     may_see(client, id)?;
-    cache.get(id).ok_or(ApiError::NotFound)
+    cache.hand_out(id).ok_or(ApiError::NotFound)
 }
 
 /// 403 unless the client's patterns match the credential.

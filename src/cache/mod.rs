@@ -20,10 +20,12 @@
 //! counted from the entries.
 
 mod render;
+mod usage;
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -34,6 +36,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::UnixMillis;
 use crate::model::{GrantId, GrantState, Status};
 use render::{ID_START, Rendered, json_str, render};
+pub use usage::Usage;
 
 /// A credential as the API sees it. Never mutated: replaced whole.
 pub struct TokenEntry {
@@ -178,29 +181,48 @@ impl Borrow<str> for Key {
 /// short ids; credential ids are chosen by trusted (`manage`) clients only.
 type Hashing = foldhash::fast::RandomState;
 
-/// What is counted over all entries (STATUS=, metrics), kept in the map's
-/// slot beside the key: a count walks the table in order instead of
-/// following a million pointers to scattered entries (170 ms → a few ms).
-#[derive(Debug, Clone, Copy)]
+/// What is counted over all entries (STATUS=, metrics, the refresh
+/// budget), kept in the map's slot beside the key: a count walks the table
+/// in order instead of following a million pointers to scattered entries
+/// (170 ms → a few ms). 24 bytes.
+#[derive(Debug)]
 struct Meta {
     /// `i64::MAX` without a token.
     expires_at: UnixMillis,
     failures: u32,
+    /// When the credential was last handed out, in Unix seconds (0: never).
+    /// The hand-out path's one write (`usage`).
+    handed_out: AtomicU32,
+    /// The token's lifetime (what one refresh buys), 0 without a token.
+    lifetime_secs: u32,
+    /// Index into [`Cache::providers`], as in the entry (kept here for scans).
+    provider: u8,
     status: Status,
     linked: bool,
     /// A provider call of the grant's refresh is under way in this process
     /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
     refreshing: bool,
+    /// The refresh budget does not keep this credential's grant warm.
+    lapsed: AtomicBool,
 }
 
 impl Meta {
-    fn of(e: &TokenEntry) -> Meta {
+    /// The meta of a new entry; what the budget recorded carries over from
+    /// the entry it replaces.
+    fn of(e: &TokenEntry, old: Option<&Meta>) -> Meta {
+        let relaxed = |a: &AtomicU32| a.load(Ordering::Relaxed);
         Meta {
             expires_at: e.access.map_or(UnixMillis::MAX, |a| a.expires_at),
             failures: e.consecutive_failures().clamp(0, i64::from(u32::MAX)) as u32,
+            handed_out: AtomicU32::new(old.map_or(0, |m| relaxed(&m.handed_out))),
+            lifetime_secs: e
+                .access
+                .map_or(0, |a| a.lifetime_secs.clamp(0, i64::from(u32::MAX)) as u32),
+            provider: u8::try_from(e.provider).unwrap_or(u8::MAX),
             status: e.status,
             linked: e.linked,
             refreshing: false,
+            lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
         }
     }
 }
@@ -208,6 +230,9 @@ impl Meta {
 #[derive(Default)]
 pub struct Cache {
     entries: DashMap<Key, Meta, Hashing>,
+    /// The time a hand-out records, in Unix seconds: set every few seconds
+    /// by the refresh budget's bookkeeping, so the hand-out path reads no clock.
+    now_secs: AtomicU32,
     /// Provider names, indexed by [`TokenEntry::provider`]. A std mutex:
     /// held for a short search of a handful of names.
     providers: Mutex<Vec<Arc<str>>>,
@@ -236,10 +261,11 @@ impl Cache {
     /// provider now: both read under one lock of the map's shard, so an
     /// entry read as not refreshing is never one a finished refresh has
     /// already replaced (the publish clears the flag with the swap).
+    /// Recorded as handed out, like [`Cache::hand_out`].
     pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
-        self.entries
-            .get(credential_id)
-            .map(|e| (Arc::clone(&e.key().0), e.value().refreshing))
+        let e = self.entries.get(credential_id)?;
+        e.value().record_hand_out(&self.now_secs);
+        Some((Arc::clone(&e.key().0), e.value().refreshing))
     }
 
     /// Marks (or unmarks) the grant's entries as being refreshed: set
@@ -331,10 +357,13 @@ impl Cache {
 
     /// Inserts or replaces (key and value together, under the shard's lock).
     fn put(&self, entry: TokenEntry) {
-        let meta = Meta::of(&entry);
-        match self.entries.entry(Key(Arc::new(entry))) {
-            Entry::Occupied(o) => drop(o.replace_entry(meta)),
-            Entry::Vacant(v) => drop(v.insert(meta)),
+        let entry = Arc::new(entry);
+        match self.entries.entry(Key(Arc::clone(&entry))) {
+            Entry::Occupied(o) => {
+                let meta = Meta::of(&entry, Some(o.get()));
+                drop(o.replace_entry(meta));
+            }
+            Entry::Vacant(v) => drop(v.insert(Meta::of(&entry, None))),
         }
     }
 

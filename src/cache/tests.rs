@@ -199,3 +199,39 @@ fn a_refresh_mark_lasts_until_the_next_publish_of_the_grant() {
     cache.set_refreshing(&g, false);
     assert!(!cache.get_settled("bob").unwrap().1);
 }
+
+#[test]
+fn hand_outs_are_recorded_and_outlive_a_publish() {
+    let cache = Cache::new();
+    cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "t1"));
+    let handed_out = |cache: &Cache| {
+        let mut seen = Vec::new();
+        cache.usage(|u| seen.push((u.credential_id().to_owned(), u.handed_out(), u.is_lapsed())));
+        seen.sort();
+        seen
+    };
+    cache.set_now(1_000);
+    assert!(cache.hand_out("a").is_some());
+    assert!(cache.hand_out("nobody").is_none());
+    cache.set_now(900);
+    cache.hand_out("a"); // a clock that went back does not move it back
+    cache.restore_hand_out("b", 500);
+    cache.restore_hand_out("a", 700);
+    assert_eq!(
+        handed_out(&cache),
+        [("a".into(), 1_000, false), ("b".into(), 500, false)]
+    );
+    cache.usage(|u| {
+        if u.credential_id() == "b" {
+            assert!(u.set_lapsed(true) && !u.set_lapsed(true));
+        }
+    });
+    assert!(cache.is_lapsed("b") && !cache.is_lapsed("a"));
+    // A refresh replaces the entries; what the budget recorded stays.
+    cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "t2"));
+    assert_eq!(
+        handed_out(&cache),
+        [("a".into(), 1_000, false), ("b".into(), 500, true)]
+    );
+    assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
+}

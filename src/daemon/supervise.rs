@@ -43,13 +43,25 @@ impl Supervisor {
             true => "",
             false => "; the database refuses writes (no refreshes)",
         };
-        format!(
+        let mut line = format!(
             "{} credentials; grants: {} active, {} failing, {} need re-authorization{store}",
             self.cache.len(),
             c.active,
             c.failing,
             c.needs_reauth
-        )
+        );
+        // Lapsed: active grants the refresh budget does not keep warm.
+        let lapsed: Vec<String> = self
+            .refresher
+            .budget_report()
+            .iter()
+            .filter(|r| r.standing.lapsed > 0)
+            .map(|r| format!("{} {}", r.standing.lapsed, r.provider))
+            .collect();
+        if !lapsed.is_empty() {
+            line.push_str(&format!("; lapsed: {}", lapsed.join(", ")));
+        }
+        line
     }
 
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {

@@ -204,6 +204,7 @@ impl Refresher {
             .take()
             .expect("Refresher::start is called once");
         tokio::spawn(schedule::run(self.clone(), queue, rx, stop.clone()));
+        tokio::spawn(self.clone().keep_budget(stop.clone()));
         tokio::spawn(self.clone().follow(seq, stop));
         Ok(())
     }
@@ -266,6 +267,23 @@ impl Refresher {
             .iter()
             .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
             .collect()
+    }
+
+    /// Each configured provider's refresh budget and where it stands
+    /// (metrics, `STATUS=`).
+    pub fn budget_report(&self) -> Vec<budget::Report> {
+        self.inner.budgets.report()
+    }
+
+    /// The budget's bookkeeping rounds so far and the time they took in all
+    /// (benchmarks).
+    pub fn budget_rounds(&self) -> (u64, std::time::Duration) {
+        self.inner.budgets.rounds()
+    }
+
+    /// The clock's time at the budget's last bookkeeping round (a metric).
+    pub fn budget_round_at(&self) -> UnixMillis {
+        self.inner.budgets.round_at()
     }
 
     /// The provider's API answered a proxied request with 429: its calls

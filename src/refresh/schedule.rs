@@ -53,6 +53,11 @@ pub enum Msg {
         expires_at: UnixMillis,
     },
     Unschedule(GrantId),
+    /// The budget lets these grants lapse: out of the schedule.
+    Lapse(Vec<GrantId>),
+    /// These lapsed grants were handed out again: back into the schedule,
+    /// unless they are there already.
+    Rewarm(Vec<super::budget::Rewarm>),
     /// Answer: the loop is alive (the systemd watchdog).
     Ping(tokio::sync::oneshot::Sender<()>),
 }
@@ -77,9 +82,14 @@ impl Refresher {
         self.schedule_from(grant, self.inner.clock.now());
     }
 
-    /// Schedules a grant at its due time, or at `floor` if that has passed.
+    /// Schedules a grant at its due time, or at `floor` if that has passed;
+    /// a grant the budget lets lapse stays out of the schedule.
     pub(super) fn schedule_from(&self, grant: &GrantState, floor: UnixMillis) {
-        let msg = match placement(grant, floor) {
+        let lapsed = grant
+            .credentials
+            .first()
+            .is_some_and(|c| self.inner.cache.is_lapsed(&c.id));
+        let msg = match placement(grant, floor).filter(|_| !lapsed) {
             Some((due, expires_at)) => Msg::Schedule {
                 grant: grant.id,
                 provider: self.inner.budgets.index(&grant.provider),
@@ -154,6 +164,10 @@ pub(super) async fn run(
             msg = rx.recv() => match msg {
                 Some(Msg::Schedule { grant, provider, due, expires_at }) => queues.set(provider, grant, due, expires_at),
                 Some(Msg::Unschedule(grant)) => queues.remove(grant),
+                Some(Msg::Lapse(grants)) => grants.into_iter().for_each(|g| queues.remove(g)),
+                Some(Msg::Rewarm(grants)) => for g in grants {
+                    queues.set_if_absent(g.provider, g.grant, g.due, g.expires_at);
+                },
                 Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },

@@ -88,7 +88,7 @@ use super::StoreError;
 use super::crypto::{Cipher, MasterKey};
 use super::types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedGrant, TokenCommit,
 };
 use crate::clock::UnixMillis;
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
@@ -246,6 +246,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// (or is gone) and nothing was written.
     async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError>;
 
+    /// Records when credentials were last handed out (`(credential id, at)`),
+    /// keeping a later time already recorded; unknown ids are skipped. One
+    /// transaction, written about once a minute: it only orders which grants
+    /// the refresh budget keeps warm after a restart, so it is not part of
+    /// the change feed. The default records nothing (the order starts afresh
+    /// at each start).
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Calls `each` with every credential's recorded last hand-out, a page
+    /// at a time (read at start). The default has none.
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        let _ = each;
+        Ok(())
+    }
+
     /// Re-seals every token under `new_key`, recomputes the lookup hashes,
     /// bumps every grant's generation (so a process still holding the old key
     /// loses its compare-and-set instead of writing old-key rows) and records
@@ -253,4 +274,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// grants re-sealed. The store is unusable afterwards: open it again with
     /// the new key.
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError>;
+
+    /// Up to `limit` grants as stored (tokens sealed, each with its
+    /// credentials), the first with an id above `after`, in id order: the
+    /// source of `copy-store`, read page by page while nobody writes.
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError>;
+
+    /// Writes grants as [`Backend::export_page`] gave them (ids, sealed
+    /// tokens, lookup hashes, statuses and times kept; leases not), in one
+    /// transaction: the target of `copy-store`, which must hold no grant
+    /// with these ids. The data must be sealed under this store's key.
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError>;
 }

@@ -37,7 +37,7 @@ use crypto::{CryptoError, MasterKey};
 pub use health::StoreHealth;
 pub use types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedCredential, SealedGrant, TokenCommit,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +102,11 @@ fn sqlx_outage(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_) => true,
+        // A conversation with the server that broke off, typically while
+        // connecting to one going away or behind a cut network (the TLS
+        // negotiation answered by a closed socket): the connection is
+        // unusable and a new one is the remedy.
+        sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| outage_code(&code)),
         _ => false,
     }

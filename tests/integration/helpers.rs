@@ -80,7 +80,7 @@ pub fn test_config_toml_with(
 listen = ["127.0.0.1:0"]
 {server}
 [storage]
-database = "{db}"
+{storage}
 [log]
 level = "info"
 [providers.cronofy]
@@ -106,7 +106,7 @@ max_requests_per_minute = 60000
 burst = 1000
 {extra}
 "#,
-        db = dir.join("tokend.db").display(),
+        storage = crate::pg::storage_toml(dir),
         url = fake.url,
     )
 }
@@ -257,6 +257,9 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // The directory goes now (unless `shutdown` handed it on for a
+        // restart): so does the PostgreSQL database it stood for.
+        crate::pg::release(self.dir.path());
     }
 }
 

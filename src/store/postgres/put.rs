@@ -1,8 +1,8 @@
 //! New credentials: one at a time or many in one transaction. A credential
 //! whose refresh token a grant of the same provider already holds is linked
-//! to that grant instead of creating a second one, starting with the grant's
-//! current extras (it shows the account it joins at once). Each reports the grant as
-//! written, so the caller publishes it without reading it back.
+//! to that grant instead of creating a second one, starting with the
+//! grant's current extras. Each reports the grant as written, so the caller
+//! publishes it without reading it back.
 
 use sqlx::{Postgres, Transaction};
 

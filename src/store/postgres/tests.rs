@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use super::testdb::TestDb;
+use super::scratch::ScratchDb;
 use super::*;
 use crate::model::Extras;
 use crate::store::Store;
@@ -13,7 +13,7 @@ use crate::store::contract::{Fixture, T0, put, store_contract};
 
 /// A fresh database with a new key, on a manual clock; `None` without a server.
 pub(super) async fn fixture() -> Option<Fixture> {
-    let db = TestDb::create().await?;
+    let db = ScratchDb::create().await?;
     let clock = Clock::manual(T0);
     let key = Arc::new(MasterKey::generate());
     let store = Store::new(
@@ -51,7 +51,7 @@ async fn a_member_with_another_key_is_refused_naming_both_key_ids() {
 
 #[tokio::test]
 async fn members_starting_together_migrate_once_and_agree_on_the_key() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = ScratchDb::create().await else {
         return;
     };
     let key = Arc::new(MasterKey::generate());
@@ -89,7 +89,7 @@ async fn a_change_wakes_another_members_follower() {
 
 #[tokio::test]
 async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = ScratchDb::create().await else {
         return;
     };
     let key = MasterKey::generate();

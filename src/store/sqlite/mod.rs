@@ -11,12 +11,15 @@
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`: credentials leaving, and their grants when unused.
 //! - `rotate`: re-sealing under a new key.
+//! - `copy`: every grant as stored, out or in (`copy-store`).
+//! - `usage`: when credentials were last handed out (the refresh budget's order).
 //!
 //! Every write that hands out or replaces a token runs in a `BEGIN IMMEDIATE`
 //! transaction on a WAL database with `synchronous=FULL`: once a write returns,
 //! a `kill -9` cannot take it back.
 
 mod commit;
+mod copy;
 mod delete;
 mod feed;
 mod file;
@@ -27,6 +30,7 @@ mod page_limit;
 mod put;
 mod read;
 mod rotate;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -295,8 +299,27 @@ impl Backend for SqliteStore {
         self.needs_reauth(lease, error).await
     }
 
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        self.write_hand_outs(batch).await
+    }
+
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        self.read_hand_outs(each).await
+    }
+
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.reseal(new_key).await
+    }
+
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError> {
+        self.export(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError> {
+        self.import(batch).await
     }
 }
 

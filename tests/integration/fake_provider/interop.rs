@@ -94,7 +94,7 @@ struct Serving {
 }
 
 impl Interop {
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         match &self.clock {
             Some(c) => c.now(),
             None => std::time::SystemTime::now()

@@ -3,6 +3,7 @@
 //! application calendars, and two daemons racing on one database.
 
 mod budget;
+mod budget_auto;
 mod concurrency;
 mod expiry;
 mod failures;
