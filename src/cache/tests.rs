@@ -170,3 +170,30 @@ fn failing_grants_carry_their_health_and_recover() {
     assert_eq!((a.consecutive_failures(), a.last_error()), (0, None));
     assert_eq!(cache.grant_counts(2).active, 1);
 }
+
+#[test]
+fn the_counted_fields_pack_into_eight_bytes_beside_the_key() {
+    assert_eq!(std::mem::size_of::<(Key, Meta)>(), 16);
+    let cache = Cache::new();
+    let mut g = grant(7, &[("a", json!({})), ("b", json!({}))], "at-7");
+    g.status = Status::NeedsReauth;
+    g.consecutive_failures = 1 << 40;
+    g.last_error = Some("invalid_grant".into());
+    cache.publish(&g);
+    let meta = Meta::of(&cache.get("a").unwrap());
+    assert_eq!(meta.expires_at(), Some(1_700_000_000_000));
+    assert_eq!(meta.status(), Status::NeedsReauth);
+    assert!(meta.linked());
+    assert_eq!(meta.failures(), MAX_FAILURES as i64, "saturates");
+
+    let mut g = grant(8, &[("c", json!({}))], "at-8");
+    g.access = None;
+    g.consecutive_failures = 5;
+    cache.publish(&g);
+    let meta = Meta::of(&cache.get("c").unwrap());
+    assert_eq!(meta.expires_at(), None);
+    assert_eq!(meta.status(), Status::Active);
+    assert!(!meta.linked());
+    assert_eq!(meta.failures(), 5);
+    assert_eq!(cache.earliest_expiry(), None, "no active token");
+}
