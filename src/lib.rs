@@ -16,7 +16,8 @@
 //!   (`refresh_grant`), group commit, the intake of new grants.
 //! - [`store`]: the [`store::Backend`] seam (its contract: durability,
 //!   atomicity, generations, leases, the change feed), the SQLite backend,
-//!   and the sealing of tokens at rest shared by every backend.
+//!   the sealing of tokens at rest shared by every backend, whether the
+//!   store takes writes now (`health`) and who holds a lease (`owner`).
 //! - [`cache`]: the in-memory tokens the API hands out, published only
 //!   after the store made them durable.
 //! - [`api`]: the local HTTP API (axum); its state holds the store, the

@@ -30,6 +30,8 @@ fn refresh_config() -> RefreshConfig {
         retry_initial_secs: 1.0,
         retry_max_secs: 300.0,
         force_refresh_min_interval_secs: 10,
+        handout_margin_ms: 1000,
+        handout_wait_ms: 2000,
     }
 }
 
@@ -43,6 +45,7 @@ fn grant(n: u64) -> GrantState {
             token_type: "bearer".into(),
             expires_at: 1_800_000_000_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         }),
         scope: Some("read_write".into()),
         application_calendar_id: None,

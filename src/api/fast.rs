@@ -10,6 +10,8 @@
 //! plus the common headers). Whenever that path would not answer 200 from
 //! the cache (any error, a `min_ttl` or other query, a refresh to wait for),
 //! the request goes to the router untouched, which answers exactly as before.
+//! So does a hand-out while a refresh of the grant calls the provider: the
+//! router waits for the new token.
 //!
 //! What else the success path saves, each without dropping a check:
 //! - the client key: a connection remembers the last key that identified
@@ -170,8 +172,12 @@ fn hand_out<B: HttpBody>(
     }
     let client = admit_remembered(state, request, peer, Some(memo)).ok()??;
     let services = state.services().ok()?;
-    let entry = tokens::readable_entry(&services.cache, &client, id).ok()?;
-    let mut response = tokens::respond(&entry, state.now(), 0)?;
+    let (entry, refreshing) = tokens::readable(&services.cache, &client, id).ok()?;
+    // A refresh of the grant is calling the provider: the router waits for it.
+    if refreshing {
+        return None;
+    }
+    let mut response = tokens::respond(&entry, state.handout_now(), 0)?;
     match response.status().as_u16() {
         // `respond`'s 200 carries the common headers already.
         200 => state.metrics().handed_out(),

@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::error::ApiError;
 use super::{AppState, routes};
 use crate::telemetry::exposition;
-use crate::telemetry::metrics::Snapshot;
+use crate::telemetry::metrics::{BudgetGauges, Snapshot};
 
 /// `GET /metrics`: Prometheus text format 0.0.4, or OpenMetrics when the
 /// scraper asks for it (`Accept`).
@@ -32,6 +32,19 @@ pub(super) async fn metrics(
         credentials: cache.len(),
         earliest_expiry_secs: cache.earliest_expiry().map(|at| (at - now) as f64 / 1000.0),
         rate_limit_pauses: services.refresher.rate_limit_pauses(),
+        budget_round_at_secs: services.refresher.budget_round_at() as f64 / 1000.0,
+        budgets: services
+            .refresher
+            .budget_report()
+            .into_iter()
+            .map(|r| BudgetGauges {
+                provider: r.provider.to_string(),
+                budget_per_minute: r.budget_per_minute,
+                need_per_minute: r.standing.need_per_minute,
+                warm: r.standing.warm,
+                lapsed: r.standing.lapsed,
+            })
+            .collect(),
         store_down: !services.store.health().is_up(),
     };
     let body = state.metrics().render(&snapshot);

@@ -48,6 +48,10 @@ struct StateInner {
     clock: Clock,
     /// `notify.failing_after` as started with (a restart-only setting).
     failing_after: i64,
+    /// `refresh.handout_margin_ms` (restart-only, as every `[refresh]` key).
+    handout_margin_ms: i64,
+    /// `refresh.handout_wait_ms` (restart-only).
+    handout_wait: std::time::Duration,
 }
 
 /// The store, the cache and the refresher side by side: handlers read
@@ -71,6 +75,8 @@ impl AppState {
         AppState {
             inner: Arc::new(StateInner {
                 failing_after: i64::from(config.notify.failing_after),
+                handout_margin_ms: config.refresh.handout_margin_ms as i64,
+                handout_wait: std::time::Duration::from_millis(config.refresh.handout_wait_ms),
                 readiness,
                 services: OnceLock::new(),
                 clients: ArcSwap::from_pointee(clients),
@@ -103,6 +109,22 @@ impl AppState {
 
     pub(super) fn now(&self) -> UnixMillis {
         self.inner.clock.now()
+    }
+
+    /// The instant hand-out decisions are made for: `handout_margin_ms`
+    /// ahead of now, so a token counts as expired that long before its
+    /// expiry, and `expires_in` counts down to that point.
+    pub(super) fn handout_now(&self) -> UnixMillis {
+        self.inner.clock.now() + self.inner.handout_margin_ms
+    }
+
+    pub(super) fn handout_margin_ms(&self) -> i64 {
+        self.inner.handout_margin_ms
+    }
+
+    /// How long a hand-out waits for a refresh of its grant under way.
+    pub(super) fn handout_wait(&self) -> std::time::Duration {
+        self.inner.handout_wait
     }
 
     pub(super) fn metrics(&self) -> &Metrics {

@@ -58,19 +58,12 @@ pub(super) async fn current_token(
     id: &str,
     min_ttl_ms: i64,
 ) -> Result<Response, ApiError> {
+    let entry = settled(state, services, id, entry).await;
     let now = state.now();
-    if let Some(response) = respond(&entry, now, min_ttl_ms) {
+    if let Some(response) = respond(&entry, state.handout_now(), min_ttl_ms) {
         return Ok(response);
     }
-    if let Some(a) = &entry.access
-        && a.lifetime_secs * 1000 <= min_ttl_ms
-    {
-        return Err(ApiError::InvalidRequest(format!(
-            "min_ttl={} is not shorter than this provider's token lifetime ({} s)",
-            min_ttl_ms / 1000,
-            a.lifetime_secs
-        )));
-    }
+    reachable(state, &entry, min_ttl_ms)?;
     // Failing grants are retried on the refresher's backoff, not per request.
     if entry.consecutive_failures() > 0
         && let Some(next) = entry.next_refresh_at().filter(|&t| t > now)
@@ -119,7 +112,7 @@ pub(super) async fn refresh_rejected(
     // The caller holds an older token than the current one: that is the answer.
     if rejected.is_some()
         && !names_current
-        && let Some(response) = respond(&entry, now, 0)
+        && let Some(response) = respond(&entry, state.handout_now(), 0)
     {
         return Ok(response);
     }
@@ -131,7 +124,7 @@ pub(super) async fn refresh_rejected(
                     retry_after: retry_after_secs(window_end, now),
                 });
             }
-            if let Some(response) = respond(&entry, now, 0) {
+            if let Some(response) = respond(&entry, state.handout_now(), 0) {
                 return Ok(response);
             }
         }
@@ -150,29 +143,72 @@ pub(super) fn readable_entry(
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
+    readable(cache, client, id).map(|(entry, _)| entry)
+}
+
+/// [`readable_entry`], and whether a refresh of its grant is calling the
+/// provider now, read with it ([`Cache::get_settled`]): then a hand-out
+/// waits for the new token.
+pub(super) fn readable(
+    cache: &Cache,
+    client: &super::auth::Client,
+    id: &str,
+) -> Result<(Arc<TokenEntry>, bool), ApiError> {
     if !client.read_tokens {
         return Err(ApiError::Forbidden(format!(
             "client {:?} has read_tokens = false: it may use /v1/proxy but never receives a token",
             client.name
         )));
     }
-    visible_entry(cache, client, id)
+    may_see(client, id)?;
+    cache.get_settled(id).ok_or(ApiError::NotFound)
+}
+
+/// The credential's entry with no refresh of its grant calling the
+/// provider: while one is, the hand-out waits for its result (some servers
+/// revoke the old access token the moment they issue the new one), at most
+/// `refresh.handout_wait_ms`; then the entry as it stands (the old token,
+/// handed out if still valid).
+async fn settled(
+    state: &AppState,
+    services: &Services,
+    id: &str,
+    entry: Arc<TokenEntry>,
+) -> Arc<TokenEntry> {
+    match services.cache.get_settled(id) {
+        Some((current, false)) => current,
+        Some((current, true)) => {
+            services
+                .refresher
+                .wait_for(current.grant_id, state.handout_wait())
+                .await;
+            services.cache.get(id).unwrap_or(current)
+        }
+        None => entry,
+    }
 }
 
 /// The cache entry of a credential this client's patterns match (the
-/// proxy's check): 403 before 404.
+/// proxy's check): 403 before 404. Recorded as handed out, the proxy's use
+/// included: the refresh budget keeps recently used grants warm.
 pub(super) fn visible_entry(
     cache: &Cache,
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
+    may_see(client, id)?;
+    cache.hand_out(id).ok_or(ApiError::NotFound)
+}
+
+/// 403 unless the client's patterns match the credential.
+fn may_see(client: &super::auth::Client, id: &str) -> Result<(), ApiError> {
     if !client.may_read(id) {
         return Err(ApiError::Forbidden(format!(
             "client {:?} may not read credential {id:?}",
             client.name
         )));
     }
-    cache.get(id).ok_or(ApiError::NotFound)
+    Ok(())
 }
 
 /// The answer once a refresh the request asked for has ended, read from
@@ -187,7 +223,11 @@ fn after_refresh(
     let now = state.now();
     let entry = cache.get(id).ok_or(ApiError::NotFound)?;
     match result {
-        Ok(_) => respond(&entry, now, min_ttl_ms).ok_or_else(|| {
+        Ok(_) => respond(&entry, state.handout_now(), min_ttl_ms).ok_or_else(|| {
+            // The provider's fresh token: its lifetime is known now.
+            if let Err(e) = reachable(state, &entry, min_ttl_ms) {
+                return e;
+            }
             let next = entry.next_refresh_at().unwrap_or(now + 5_000);
             unavailable(&entry, next, now)
         }),
@@ -198,6 +238,25 @@ fn after_refresh(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// 400 when no refresh could meet `min_ttl`: it is not shorter than the
+/// lifetime the provider issued this grant's token with, or than
+/// `refresh.max_lifetime_secs`, which bounds every lifetime. A lifetime the
+/// provider did not issue (an imported token's remaining time) bounds
+/// nothing: the refresh shows what the provider issues.
+fn reachable(state: &AppState, entry: &TokenEntry, min_ttl_ms: i64) -> Result<(), ApiError> {
+    let max = state.config().refresh.max_lifetime_secs as i64;
+    let (limit, what) = match entry.issued_lifetime_secs() {
+        Some(issued) if issued < max => (issued, "this provider's token lifetime"),
+        _ => (max, "refresh.max_lifetime_secs"),
+    };
+    if limit.saturating_mul(1000) - state.handout_margin_ms() > min_ttl_ms {
+        return Ok(());
+    }
+    Err(ApiError::InvalidRequest(format!(
+        "min_ttl is not shorter than {what} ({limit} s): no refresh could meet it; ask for less"
+    )))
 }
 
 fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiError {
@@ -211,15 +270,16 @@ fn unavailable(entry: &TokenEntry, next: UnixMillis, now: UnixMillis) -> ApiErro
 }
 
 /// The token response if the entry has a token with more than `min_ttl_ms`
-/// left; `None` when a refresh is needed. A dead grant is 409 whatever its
+/// left at `at` (the hand-out instant, [`AppState::handout_now`]); `None`
+/// when a refresh is needed. A dead grant is 409 whatever its
 /// token's expiry: a person must re-authorize.
-pub(super) fn respond(entry: &TokenEntry, now: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
+pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Option<Response> {
     if entry.status == Status::NeedsReauth {
         let message = entry.last_error().unwrap_or_default().to_owned();
         return Some(ApiError::NeedsReauth(message).into_response());
     }
     let access = entry.access.as_ref()?;
-    let remaining = access.remaining_ms(now);
+    let remaining = access.remaining_ms(at);
     if remaining <= min_ttl_ms || remaining <= 0 {
         return None;
     }

@@ -20,10 +20,12 @@
 //! counted from the entries.
 
 mod render;
+mod usage;
 
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -34,6 +36,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::UnixMillis;
 use crate::model::{GrantId, GrantState, Status};
 use render::{ID_START, Rendered, json_str, render};
+pub use usage::Usage;
 
 /// A credential as the API sees it. Never mutated: replaced whole.
 pub struct TokenEntry {
@@ -50,6 +53,9 @@ pub struct TokenEntry {
     pub status: Status,
     /// The grant has other credentials (counted once per grant).
     linked: bool,
+    /// The provider issued the access token's lifetime (see
+    /// [`crate::model::AccessToken::lifetime_issued`]).
+    lifetime_issued: bool,
 }
 
 /// What only a grant whose refreshes fail (or that needs re-authorization)
@@ -115,6 +121,14 @@ impl TokenEntry {
         bool::from(ours.ct_eq(theirs.as_bytes()))
     }
 
+    /// The access token's lifetime, if the provider issued it: the longest
+    /// `min_ttl` that can be met is known only then.
+    pub fn issued_lifetime_secs(&self) -> Option<i64> {
+        self.access
+            .filter(|_| self.lifetime_issued)
+            .map(|a| a.lifetime_secs)
+    }
+
     /// The access token itself, for the proxy's `Authorization` header.
     pub fn access_token(&self) -> Option<SecretString> {
         let access = self.access.as_ref()?;
@@ -167,67 +181,58 @@ impl Borrow<str> for Key {
 /// short ids; credential ids are chosen by trusted (`manage`) clients only.
 type Hashing = foldhash::fast::RandomState;
 
-/// What is counted over all entries (STATUS=, metrics), kept in the map's
-/// slot beside the key: a count walks the table in order instead of
-/// following a million pointers to scattered entries (170 ms → a few ms).
-///
-/// Packed into 8 bytes, so a slot (key and this) is 16 bytes rather than
-/// 24: at a million credentials the table has 2^21 slots (hash tables
-/// double), and the 8 bytes are 16 MiB of resident memory. Bits 0–43: the
-/// access token's expiry in Unix milliseconds (up to the year 2527; all
-/// ones: no token); 44: needs re-authorization; 45: linked; 46–63:
-/// consecutive failures, saturating at 2^18 − 1.
-#[derive(Debug, Clone, Copy)]
-struct Meta(u64);
-
-const EXPIRY_BITS: u32 = 44;
-const NO_EXPIRY: u64 = (1 << EXPIRY_BITS) - 1;
-const NEEDS_REAUTH: u64 = 1 << 44;
-const LINKED: u64 = 1 << 45;
-const FAILURES_SHIFT: u32 = 46;
-const MAX_FAILURES: u64 = (1 << (64 - FAILURES_SHIFT)) - 1;
+/// What is counted over all entries (STATUS=, metrics, the refresh
+/// budget), kept in the map's slot beside the key: a count walks the table
+/// in order instead of following a million pointers to scattered entries
+/// (170 ms → a few ms). 24 bytes.
+#[derive(Debug)]
+struct Meta {
+    /// `i64::MAX` without a token.
+    expires_at: UnixMillis,
+    failures: u32,
+    /// When the credential was last handed out, in Unix seconds (0: never).
+    /// The hand-out path's one write (`usage`).
+    handed_out: AtomicU32,
+    /// The token's lifetime (what one refresh buys), 0 without a token.
+    lifetime_secs: u32,
+    /// Index into [`Cache::providers`], as in the entry (kept here for scans).
+    provider: u8,
+    status: Status,
+    linked: bool,
+    /// A provider call of the grant's refresh is under way in this process
+    /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
+    refreshing: bool,
+    /// The refresh budget does not keep this credential's grant warm.
+    lapsed: AtomicBool,
+}
 
 impl Meta {
-    fn of(e: &TokenEntry) -> Meta {
-        // An expiry outside the bits (before 1970, after 2527) is kept as
-        // the nearest one that fits; no real token expires there.
-        let expiry = e.access.map_or(NO_EXPIRY, |a| {
-            a.expires_at.clamp(0, NO_EXPIRY as i64 - 1) as u64
-        });
-        let failures = e.consecutive_failures().clamp(0, MAX_FAILURES as i64) as u64;
-        let status = match e.status {
-            Status::Active => 0,
-            Status::NeedsReauth => NEEDS_REAUTH,
-        };
-        let linked = if e.linked { LINKED } else { 0 };
-        Meta(expiry | status | linked | (failures << FAILURES_SHIFT))
-    }
-
-    /// `None` without a token.
-    fn expires_at(self) -> Option<UnixMillis> {
-        let expiry = self.0 & NO_EXPIRY;
-        (expiry != NO_EXPIRY).then_some(expiry as UnixMillis)
-    }
-
-    fn status(self) -> Status {
-        match self.0 & NEEDS_REAUTH {
-            0 => Status::Active,
-            _ => Status::NeedsReauth,
+    /// The meta of a new entry; what the budget recorded carries over from
+    /// the entry it replaces.
+    fn of(e: &TokenEntry, old: Option<&Meta>) -> Meta {
+        let relaxed = |a: &AtomicU32| a.load(Ordering::Relaxed);
+        Meta {
+            expires_at: e.access.map_or(UnixMillis::MAX, |a| a.expires_at),
+            failures: e.consecutive_failures().clamp(0, i64::from(u32::MAX)) as u32,
+            handed_out: AtomicU32::new(old.map_or(0, |m| relaxed(&m.handed_out))),
+            lifetime_secs: e
+                .access
+                .map_or(0, |a| a.lifetime_secs.clamp(0, i64::from(u32::MAX)) as u32),
+            provider: u8::try_from(e.provider).unwrap_or(u8::MAX),
+            status: e.status,
+            linked: e.linked,
+            refreshing: false,
+            lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
         }
-    }
-
-    fn linked(self) -> bool {
-        self.0 & LINKED != 0
-    }
-
-    fn failures(self) -> i64 {
-        (self.0 >> FAILURES_SHIFT) as i64
     }
 }
 
 #[derive(Default)]
 pub struct Cache {
     entries: DashMap<Key, Meta, Hashing>,
+    /// The time a hand-out records, in Unix seconds: set every few seconds
+    /// by the refresh budget's bookkeeping, so the hand-out path reads no clock.
+    now_secs: AtomicU32,
     /// Provider names, indexed by [`TokenEntry::provider`]. A std mutex:
     /// held for a short search of a handful of names.
     providers: Mutex<Vec<Arc<str>>>,
@@ -253,7 +258,7 @@ impl Cache {
     pub fn with_capacity(credentials: usize) -> Self {
         Cache {
             entries: DashMap::with_capacity_and_hasher(credentials, Hashing::default()),
-            providers: Mutex::default(),
+            ..Self::default()
         }
     }
 
@@ -261,6 +266,32 @@ impl Cache {
         self.entries
             .get(credential_id)
             .map(|e| Arc::clone(&e.key().0))
+    }
+
+    /// The entry, and whether a refresh of its grant is calling the
+    /// provider now: both read under one lock of the map's shard, so an
+    /// entry read as not refreshing is never one a finished refresh has
+    /// already replaced (the publish clears the flag with the swap).
+    /// Recorded as handed out, like [`Cache::hand_out`].
+    pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
+        let e = self.entries.get(credential_id)?;
+        e.value().record_hand_out(&self.now_secs);
+        Some((Arc::clone(&e.key().0), e.value().refreshing))
+    }
+
+    /// Marks (or unmarks) the grant's entries as being refreshed: set
+    /// before the provider call is sent, cleared by the publish of its
+    /// result (or here, when the refresh ends otherwise). Hand-outs of a
+    /// marked entry wait for the refresh: some servers revoke the old
+    /// access token the moment they issue the new one.
+    pub fn set_refreshing(&self, grant: &GrantState, on: bool) {
+        for cred in &grant.credentials {
+            if let Some(mut e) = self.entries.get_mut(cred.id.as_str())
+                && e.key().0.grant_id == grant.id
+            {
+                e.value_mut().refreshing = on;
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -307,6 +338,7 @@ impl Cache {
                 provider,
                 status: grant.status,
                 linked: grant.credentials.len() > 1,
+                lifetime_issued: grant.access.as_ref().is_some_and(|a| a.lifetime_issued),
             });
         }
     }
@@ -329,16 +361,20 @@ impl Cache {
                 provider: old.provider,
                 status: grant.status,
                 linked: old.linked,
+                lifetime_issued: old.lifetime_issued,
             });
         }
     }
 
     /// Inserts or replaces (key and value together, under the shard's lock).
     fn put(&self, entry: TokenEntry) {
-        let meta = Meta::of(&entry);
-        match self.entries.entry(Key(Arc::new(entry))) {
-            Entry::Occupied(o) => drop(o.replace_entry(meta)),
-            Entry::Vacant(v) => drop(v.insert(meta)),
+        let entry = Arc::new(entry);
+        match self.entries.entry(Key(Arc::clone(&entry))) {
+            Entry::Occupied(o) => {
+                let meta = Meta::of(&entry, Some(o.get()));
+                drop(o.replace_entry(meta));
+            }
+            Entry::Vacant(v) => drop(v.insert(Meta::of(&entry, None))),
         }
     }
 
@@ -356,8 +392,9 @@ impl Cache {
     pub fn earliest_expiry(&self) -> Option<UnixMillis> {
         self.entries
             .iter()
-            .filter(|e| e.value().status() == Status::Active)
-            .filter_map(|e| e.value().expires_at())
+            .filter(|e| e.value().status == Status::Active)
+            .map(|e| e.value().expires_at)
+            .filter(|&t| t != UnixMillis::MAX)
             .min()
     }
 
@@ -367,13 +404,13 @@ impl Cache {
         let mut counts = GrantCounts::default();
         let mut linked = HashSet::new();
         for e in self.entries.iter() {
-            let m = *e.value();
-            if m.linked() && !linked.insert(e.key().0.grant_id) {
+            let m = e.value();
+            if m.linked && !linked.insert(e.key().0.grant_id) {
                 continue;
             }
-            match m.status() {
+            match m.status {
                 Status::NeedsReauth => counts.needs_reauth += 1,
-                Status::Active if m.failures() >= failing_after => counts.failing += 1,
+                Status::Active if i64::from(m.failures) >= failing_after => counts.failing += 1,
                 Status::Active => counts.active += 1,
             }
         }

@@ -15,6 +15,7 @@ fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
             token_type: "bearer".into(),
             expires_at: 1_700_000_000_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         }),
         scope: Some("read_write".into()),
         application_calendar_id: None,
@@ -172,28 +173,65 @@ fn failing_grants_carry_their_health_and_recover() {
 }
 
 #[test]
-fn the_counted_fields_pack_into_eight_bytes_beside_the_key() {
-    assert_eq!(std::mem::size_of::<(Key, Meta)>(), 16);
+fn a_refresh_mark_lasts_until_the_next_publish_of_the_grant() {
     let cache = Cache::new();
-    let mut g = grant(7, &[("a", json!({})), ("b", json!({}))], "at-7");
-    g.status = Status::NeedsReauth;
-    g.consecutive_failures = 1 << 40;
-    g.last_error = Some("invalid_grant".into());
+    let g = grant(1, &[("alice", json!({})), ("bob", json!({}))], "at-1");
     cache.publish(&g);
-    let meta = Meta::of(&cache.get("a").unwrap());
-    assert_eq!(meta.expires_at(), Some(1_700_000_000_000));
-    assert_eq!(meta.status(), Status::NeedsReauth);
-    assert!(meta.linked());
-    assert_eq!(meta.failures(), MAX_FAILURES as i64, "saturates");
+    cache.publish(&grant(2, &[("carol", json!({}))], "at-2"));
+    assert!(!cache.get_settled("alice").unwrap().1);
+    cache.set_refreshing(&g, true);
+    for id in ["alice", "bob"] {
+        let (entry, refreshing) = cache.get_settled(id).unwrap();
+        assert!(refreshing, "{id}");
+        assert!(entry.is_token("at-1"), "the token stays until the result");
+    }
+    assert!(!cache.get_settled("carol").unwrap().1, "another grant");
+    // The result's publish swaps the token and clears the mark together.
+    cache.publish(&grant(
+        1,
+        &[("alice", json!({})), ("bob", json!({}))],
+        "at-3",
+    ));
+    let (entry, refreshing) = cache.get_settled("alice").unwrap();
+    assert!(!refreshing && entry.is_token("at-3"));
+    // Ending without a result clears it too.
+    cache.set_refreshing(&g, true);
+    cache.set_refreshing(&g, false);
+    assert!(!cache.get_settled("bob").unwrap().1);
+}
 
-    let mut g = grant(8, &[("c", json!({}))], "at-8");
-    g.access = None;
-    g.consecutive_failures = 5;
-    cache.publish(&g);
-    let meta = Meta::of(&cache.get("c").unwrap());
-    assert_eq!(meta.expires_at(), None);
-    assert_eq!(meta.status(), Status::Active);
-    assert!(!meta.linked());
-    assert_eq!(meta.failures(), 5);
-    assert_eq!(cache.earliest_expiry(), None, "no active token");
+#[test]
+fn hand_outs_are_recorded_and_outlive_a_publish() {
+    let cache = Cache::new();
+    cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "t1"));
+    let handed_out = |cache: &Cache| {
+        let mut seen = Vec::new();
+        cache.usage(|u| seen.push((u.credential_id().to_owned(), u.handed_out(), u.is_lapsed())));
+        seen.sort();
+        seen
+    };
+    cache.set_now(1_000);
+    assert!(cache.hand_out("a").is_some());
+    assert!(cache.hand_out("nobody").is_none());
+    cache.set_now(900);
+    cache.hand_out("a"); // a clock that went back does not move it back
+    cache.restore_hand_out("b", 500);
+    cache.restore_hand_out("a", 700);
+    assert_eq!(
+        handed_out(&cache),
+        [("a".into(), 1_000, false), ("b".into(), 500, false)]
+    );
+    cache.usage(|u| {
+        if u.credential_id() == "b" {
+            assert!(u.set_lapsed(true) && !u.set_lapsed(true));
+        }
+    });
+    assert!(cache.is_lapsed("b") && !cache.is_lapsed("a"));
+    // A refresh replaces the entries; what the budget recorded stays.
+    cache.publish(&grant(1, &[("a", json!({})), ("b", json!({}))], "t2"));
+    assert_eq!(
+        handed_out(&cache),
+        [("a".into(), 1_000, false), ("b".into(), 500, true)]
+    );
+    assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
 }

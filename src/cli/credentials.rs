@@ -169,12 +169,14 @@ pub(super) async fn token(config: &Config, id: &str, min_ttl: u64) -> anyhow::Re
         .with_context(|| format!("no credential {id}"))?;
     let min_ttl_ms = i64::try_from(min_ttl.saturating_mul(1000)).unwrap_or(i64::MAX);
     let clock = Clock::system();
+    // As the daemon hands out: expired `handout_margin_ms` early.
+    let margin = config.refresh.handout_margin_ms as i64;
     let usable = |g: &Grant| {
         g.state.status == Status::Active
             && g.state
                 .access
                 .as_ref()
-                .is_some_and(|a| a.expires_at - clock.now() > min_ttl_ms)
+                .is_some_and(|a| a.expires_at - margin - clock.now() > min_ttl_ms)
     };
     let mut grant = store
         .get_grant(grant_id)

@@ -3,6 +3,7 @@
 //! a running daemon (writes are transactions; refreshes take the grant's lease).
 
 mod assets;
+mod copy;
 mod credentials;
 
 use std::path::PathBuf;
@@ -70,6 +71,16 @@ pub enum Command {
     RotateKey {
         /// The new key; afterwards point storage.encryption_key_file at it
         new_key_file: PathBuf,
+    },
+    /// Copy every grant and credential (tokens still sealed) into an empty database: a
+    /// postgres:// URL (moving to a cluster) or a SQLite file; stop tokend first
+    CopyStore {
+        /// The target: postgres://USER@HOST/DATABASE?sslmode=... or a SQLite file path
+        #[arg(long)]
+        to: String,
+        /// The target PostgreSQL database's password, read from this file
+        #[arg(long)]
+        to_password_file: Option<PathBuf>,
     },
     /// Write the man pages and shell completions into DIR (for packaging)
     #[command(hide = true)]
@@ -166,6 +177,10 @@ pub async fn run(cli: Cli, config: Config, log: LogHandle) -> anyhow::Result<()>
         Command::Credentials(cmd) => credentials::run(cmd, &config).await,
         Command::Token { id, min_ttl } => credentials::token(&config, &id, min_ttl).await,
         Command::RotateKey { new_key_file } => rotate_key(&config, &new_key_file).await,
+        Command::CopyStore {
+            to,
+            to_password_file,
+        } => copy::copy_store(&config, &to, to_password_file.as_deref()).await,
         Command::GenerateAssets { dir } => assets::generate(&dir),
     }
 }

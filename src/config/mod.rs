@@ -91,6 +91,13 @@ pub struct RefreshConfig {
     pub retry_initial_secs: f64,
     pub retry_max_secs: f64,
     pub force_refresh_min_interval_secs: u64,
+    /// A token counts as expired for hand-out (and `min_ttl`) this long
+    /// before its expiry: servers date expiry from when they issued it
+    /// (some rounding that down to the second).
+    pub handout_margin_ms: u64,
+    /// How long a hand-out waits for a refresh of its grant under way in
+    /// this process before it answers with the old token (if still valid).
+    pub handout_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -168,16 +175,28 @@ impl Config {
     }
 
     /// The database path: relative paths live under `$STATE_DIRECTORY` when
-    /// systemd sets it, else under the working directory. With PostgreSQL
-    /// there is no file, and this is where `tokend.db` would be: the files
-    /// that live beside the database (the generated default client key)
-    /// are this host's own and stay there.
+    /// systemd sets it, else under the working directory.
+    ///
+    /// With PostgreSQL there is no file, and this is a `tokend.db` in the
+    /// host's own directory, where the files that live beside a SQLite
+    /// database (the generated default client key) stay:
+    /// `$STATE_DIRECTORY` when set, else the directory of
+    /// `storage.encryption_key_file`, else the working directory.
     pub fn database_path(&self) -> PathBuf {
-        let database = match self.postgres_url() {
-            Some(_) => Path::new("tokend.db"),
-            None => &self.storage.database,
-        };
-        resolve_state_path(database, std::env::var_os("STATE_DIRECTORY"))
+        let state_dir = std::env::var_os("STATE_DIRECTORY");
+        if self.postgres_url().is_none() {
+            return resolve_state_path(&self.storage.database, state_dir);
+        }
+        let key_dir = self
+            .storage
+            .encryption_key_file
+            .as_deref()
+            .and_then(Path::parent)
+            .filter(|d| !d.as_os_str().is_empty());
+        match (state_dir, key_dir) {
+            (None, Some(dir)) => dir.join("tokend.db"),
+            (state_dir, _) => resolve_state_path(Path::new("tokend.db"), state_dir),
+        }
     }
 
     /// The PostgreSQL URL when `storage.database` is one (cluster mode).

@@ -151,6 +151,14 @@ fn invalid_values_name_the_key_and_the_rule() {
             "refresh.max_lifetime_secs must be 60 to 31622400",
         ),
         (
+            "[refresh]\nmin_lead_secs = 2\nhandout_margin_ms = 2001\n",
+            "refresh.handout_margin_ms must be at most refresh.min_lead_secs (2 s)",
+        ),
+        (
+            "[refresh]\nhandout_wait_ms = 60001\n",
+            "refresh.handout_wait_ms must be at most 60000",
+        ),
+        (
             "[refresh]\nmax_concurrency = 0\n",
             "refresh.max_concurrency must be at least 1",
         ),

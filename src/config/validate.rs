@@ -9,6 +9,8 @@ use crate::redact;
 /// The longest lifetime tokend believes (366 days): tokens are refreshed
 /// at least this often, and expiry arithmetic stays far from overflow.
 const MAX_LIFETIME_SECS: u64 = 366 * 86_400;
+/// A hand-out that waits longer than this for a refresh is no hand-out.
+const MAX_HANDOUT_WAIT_MS: u64 = 60_000;
 
 impl Config {
     /// Every rule the configuration breaks; empty when it is valid.
@@ -61,6 +63,18 @@ impl Config {
             p.push(format!(
                 "refresh.max_lifetime_secs must be 60 to {MAX_LIFETIME_SECS} (a year), got {}",
                 r.max_lifetime_secs
+            ));
+        }
+        if r.handout_margin_ms > r.min_lead_secs.saturating_mul(1000) {
+            p.push(format!(
+                "refresh.handout_margin_ms must be at most refresh.min_lead_secs ({} s), so that tokens are refreshed before they stop being handed out; got {}",
+                r.min_lead_secs, r.handout_margin_ms
+            ));
+        }
+        if r.handout_wait_ms > MAX_HANDOUT_WAIT_MS {
+            p.push(format!(
+                "refresh.handout_wait_ms must be at most {MAX_HANDOUT_WAIT_MS} (a hand-out is a fast call), got {}",
+                r.handout_wait_ms
             ));
         }
         if r.max_concurrency == 0 {

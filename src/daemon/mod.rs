@@ -90,6 +90,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let mut config = config;
     config.read_secrets()?;
+    catch_file_size_signal();
     advice::warn_at_start(&config);
     let database = config.database_path();
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -272,6 +273,25 @@ fn spawn_servers(
         servers.spawn(connections::serve(listener, make, shared, stop.clone()));
     }
     Ok(servers)
+}
+
+/// A write past a file-size limit (`ulimit -f`, `LimitFSIZE=`) sends
+/// SIGXFSZ, whose default action ends the process, and any refreshed
+/// result held in memory with it. Caught, the write fails (`EFBIG`) and is
+/// handled like a full disk.
+fn catch_file_size_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let xfsz = SignalKind::from_raw(rustix::process::Signal::XFSZ.as_raw());
+    match signal(xfsz) {
+        Ok(mut received) => {
+            tokio::spawn(async move {
+                while received.recv().await.is_some() {
+                    tracing::debug!("SIGXFSZ: a write went past the file-size limit");
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot catch SIGXFSZ"),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

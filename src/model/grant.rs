@@ -50,8 +50,32 @@ pub struct AccessToken {
     pub token_type: String,
     pub expires_at: UnixMillis,
     /// `expires_in` as issued (or `refresh.max_lifetime_secs` when the provider
-    /// sent none): the due-time formula works on it.
+    /// sent none; for a token a caller imported, what was left of it): the
+    /// due-time formula works on it.
     pub lifetime_secs: i64,
+    /// The provider issued `lifetime_secs` (`expires_in` of an exchange or a
+    /// refresh). Only such a lifetime bounds `min_ttl`: an imported token's
+    /// remaining time or a configured maximum says nothing of what the
+    /// provider issues next.
+    pub lifetime_issued: bool,
+}
+
+impl AccessToken {
+    /// `lifetime_secs` as a store keeps it, in one integer column: negative
+    /// when the provider did not issue it.
+    pub fn stored_lifetime(&self) -> i64 {
+        if self.lifetime_issued {
+            self.lifetime_secs
+        } else {
+            -self.lifetime_secs
+        }
+    }
+
+    /// `(lifetime_secs, lifetime_issued)` from [`AccessToken::stored_lifetime`].
+    /// Rows written before the sign meant anything read as issued.
+    pub fn lifetime_from_stored(stored: i64) -> (i64, bool) {
+        (stored.saturating_abs(), stored >= 0)
+    }
 }
 
 /// A grant without its refresh tokens: what the in-memory cache holds and

@@ -17,8 +17,9 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Outcome, RefreshError, Refresher, Trigger};
+use crate::cache::Cache;
 use crate::config::Config;
-use crate::model::{Grant, GrantId, Status};
+use crate::model::{Grant, GrantId, GrantState, Status};
 use crate::provider::{Provider, ProviderError, TokenResponse};
 use crate::store::{Claim, Lease};
 
@@ -167,7 +168,11 @@ impl Refresher {
                 grant.state.last_error.clone().unwrap_or_default(),
             ));
         }
-        if !trigger.needs_call(&grant.state, now) {
+        if !trigger.needs_call(
+            &grant.state,
+            now,
+            self.inner.config.handout_margin_ms as i64,
+        ) {
             // Someone (maybe another process) refreshed it: show their result.
             self.publish(&grant.state);
             return Ok(Outcome::Current);
@@ -182,6 +187,13 @@ impl Refresher {
             };
         };
         let started = Instant::now();
+        // Expiry counts from here: the server dates it from when it issued
+        // the token, which is after we sent the request, never after the
+        // answer arrived.
+        let sent = self.inner.clock.now();
+        // Hand-outs of the grant wait from here until the result is
+        // published (which clears the mark), or the attempt ends otherwise.
+        let _marked = Marked::set(&self.inner.cache, &grant.state);
         let answer = match provider.refresh(&grant.refresh_token).await {
             Ok(response) => Ok((response, grant.refresh_token.clone())),
             Err(ProviderError::InvalidGrant { description }) => {
@@ -197,7 +209,7 @@ impl Refresher {
             Err(e) => Err(e),
         };
         match answer {
-            Ok((response, used)) => self.commit(&grant, response, &used, started).await,
+            Ok((response, used)) => self.commit(&grant, response, &used, sent, started).await,
             Err(e) => self.fail(lease, &grant, e, started).await,
         }
     }
@@ -246,6 +258,26 @@ impl Refresher {
             });
         }
         Err(ProviderError::InvalidGrant { description })
+    }
+}
+
+/// The grant's cache entries marked as being refreshed while it lives
+/// ([`Cache::set_refreshing`]).
+struct Marked<'a> {
+    cache: &'a Cache,
+    grant: &'a GrantState,
+}
+
+impl<'a> Marked<'a> {
+    fn set(cache: &'a Cache, grant: &'a GrantState) -> Self {
+        cache.set_refreshing(grant, true);
+        Marked { cache, grant }
+    }
+}
+
+impl Drop for Marked<'_> {
+    fn drop(&mut self) {
+        self.cache.set_refreshing(self.grant, false);
     }
 }
 

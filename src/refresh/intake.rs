@@ -10,7 +10,7 @@ use super::issue::{access_token, next_due};
 use super::schedule::backoff;
 use super::{Refresher, Trigger};
 use crate::clock::{UnixMillis, millis};
-use crate::model::{Extras, GrantId, Status};
+use crate::model::{AccessToken, Extras, GrantId, Status};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
 use crate::store::NewCredential;
 
@@ -25,6 +25,9 @@ struct Arrival<'a> {
     /// The provider issued the access token just now (the view's
     /// `last_refresh_at`); not for a caller-supplied token.
     issued: bool,
+    /// When the request that got `response` was sent: its expiry counts
+    /// from then. `None`: from now (a caller-supplied token).
+    sent: Option<UnixMillis>,
     /// The first refresh failed (no access token then): when to try again,
     /// and why it failed.
     failed: Option<(UnixMillis, String)>,
@@ -74,6 +77,7 @@ impl Refresher {
             response: None,
             application_calendar_id: None,
             issued: false,
+            sent: None,
             failed: None,
         };
         if let (Some(token), Some(expires_in)) = (req.access_token.clone(), req.expires_in) {
@@ -124,8 +128,17 @@ impl Refresher {
             return Ok(out);
         }
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
+        let started = std::time::Instant::now();
         let answer = provider.refresh(&req.refresh_token).await;
         drop(permit);
+        // An import's first refresh is a refresh like any other in
+        // tokend_refreshes_total.
+        let outcome = answer
+            .as_ref()
+            .map_or_else(super::outcome::outcome_label, |_| "refreshed");
+        let elapsed = started.elapsed().as_secs_f64();
+        self.inner.metrics.refresh(&req.provider, outcome, elapsed);
         match answer {
             Ok(response) => {
                 let rt = response
@@ -140,6 +153,7 @@ impl Refresher {
                     refresh_token: &rt,
                     response: Some(&response),
                     issued: true,
+                    sent: Some(sent),
                     ..arrival
                 })
                 .await
@@ -187,6 +201,7 @@ impl Refresher {
             return Err(IntakeError::StoreUnavailable);
         }
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
         let response = provider
             .exchange_code(code, redirect_uri, code_verifier)
             .await
@@ -201,6 +216,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: None,
             issued: true,
+            sent: Some(sent),
             failed: None,
         })
         .await
@@ -219,6 +235,7 @@ impl Refresher {
             return Err(IntakeError::StoreUnavailable);
         }
         let permit = self.permit().await;
+        let sent = self.inner.clock.now();
         let response = provider
             .application_calendar(calendar_id)
             .await
@@ -233,6 +250,7 @@ impl Refresher {
             response: Some(&response),
             application_calendar_id: Some(calendar_id),
             issued: true,
+            sent: Some(sent),
             failed: None,
         })
         .await
@@ -255,7 +273,11 @@ impl Refresher {
     async fn store_new(&self, a: Arrival<'_>) -> Result<IntakeOutcome, IntakeError> {
         let now = self.inner.clock.now();
         let cfg = &self.inner.config;
-        let access = a.response.map(|r| access_token(r, now, cfg));
+        let access = a.response.map(|r| AccessToken {
+            // A caller's token: what is left of it is no issued lifetime.
+            lifetime_issued: a.issued && r.expires_in.is_some(),
+            ..access_token(r, a.sent.unwrap_or(now), cfg)
+        });
         let next = match (&access, &a.failed) {
             (Some(t), _) => next_due(t, cfg),
             (None, Some((retry_at, _))) => *retry_at,

@@ -8,13 +8,14 @@ use crate::provider::TokenResponse;
 
 use super::schedule::due_at;
 
-/// The access token of `response`, issued at `now`. A provider's lifetime
+/// The access token of `response` to a request sent at `sent` (the server
+/// issued it later, so its expiry is no later than this one). A provider's lifetime
 /// counts as `refresh.max_lifetime_secs` at most (and when it sends none):
 /// a bogus one must neither overflow nor put the refresh off for ever. Any
 /// lifetime is at least a second.
 pub(super) fn access_token(
     response: &TokenResponse,
-    now: UnixMillis,
+    sent: UnixMillis,
     cfg: &RefreshConfig,
 ) -> AccessToken {
     let lifetime = response
@@ -24,8 +25,9 @@ pub(super) fn access_token(
     AccessToken {
         token: response.access_token.clone(),
         token_type: response.token_type.clone(),
-        expires_at: now.saturating_add(lifetime * 1000),
+        expires_at: sent.saturating_add(lifetime * 1000),
         lifetime_secs: lifetime,
+        lifetime_issued: response.expires_in.is_some(),
     }
 }
 
@@ -63,6 +65,8 @@ mod tests {
             retry_initial_secs: 1.0,
             retry_max_secs: 300.0,
             force_refresh_min_interval_secs: 10,
+            handout_margin_ms: 1000,
+            handout_wait_ms: 2000,
         };
         let a = access_token(&response(Some(3600)), 1_000, &cfg);
         assert_eq!((a.expires_at, a.lifetime_secs), (3_601_000, 3600));

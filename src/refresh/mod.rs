@@ -75,7 +75,8 @@ use schedule::Msg;
 pub enum Trigger {
     /// The grant's due time came.
     Scheduled,
-    /// A caller needs at least this many milliseconds left.
+    /// A caller needs more than this many milliseconds left before the
+    /// hand-out margin (`refresh.handout_margin_ms`).
     MinTtl(i64),
     /// A caller's token was refused; refresh unless the grant already moved
     /// past the generation the caller saw.
@@ -83,7 +84,9 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    fn needs_call(self, grant: &GrantState, now: UnixMillis) -> bool {
+    /// `margin_ms`: `refresh.handout_margin_ms`; hand-outs and `min_ttl`
+    /// see a token as expired that long before its expiry.
+    fn needs_call(self, grant: &GrantState, now: UnixMillis, margin_ms: i64) -> bool {
         match self {
             Trigger::Scheduled => {
                 grant.access.is_none() || grant.next_refresh_at.is_none_or(|t| t <= now)
@@ -91,7 +94,7 @@ impl Trigger {
             Trigger::MinTtl(ms) => grant
                 .access
                 .as_ref()
-                .is_none_or(|a| a.expires_at - now <= ms),
+                .is_none_or(|a| a.expires_at - margin_ms - now <= ms),
             Trigger::Forced { seen_generation } => grant.generation <= seen_generation,
         }
     }
@@ -201,6 +204,7 @@ impl Refresher {
             .take()
             .expect("Refresher::start is called once");
         tokio::spawn(schedule::run(self.clone(), queue, rx, stop.clone()));
+        tokio::spawn(self.clone().keep_budget(stop.clone()));
         tokio::spawn(self.clone().follow(seq, stop));
         Ok(())
     }
@@ -263,6 +267,23 @@ impl Refresher {
             .iter()
             .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
             .collect()
+    }
+
+    /// Each configured provider's refresh budget and where it stands
+    /// (metrics, `STATUS=`).
+    pub fn budget_report(&self) -> Vec<budget::Report> {
+        self.inner.budgets.report()
+    }
+
+    /// The budget's bookkeeping rounds so far and the time they took in all
+    /// (benchmarks).
+    pub fn budget_rounds(&self) -> (u64, std::time::Duration) {
+        self.inner.budgets.rounds()
+    }
+
+    /// The clock's time at the budget's last bookkeeping round (a metric).
+    pub fn budget_round_at(&self) -> UnixMillis {
+        self.inner.budgets.round_at()
     }
 
     /// The provider's API answered a proxied request with 429: its calls

@@ -11,6 +11,7 @@ use super::error::ProviderFailure;
 use super::issue::{access_token, next_due};
 use super::schedule::backoff;
 use super::{EventKind, Outcome, RefreshError, Refresher};
+use crate::clock::UnixMillis;
 use crate::model::{Grant, GrantId, GrantState, Status};
 use crate::provider::{ProviderError, TokenResponse};
 use crate::store::{CommitOutcome, Lease, TokenCommit};
@@ -27,9 +28,10 @@ impl Refresher {
         grant: &Grant,
         response: TokenResponse,
         used: &SecretString,
+        sent: UnixMillis,
         started: Instant,
     ) -> Result<Outcome, RefreshError> {
-        let access = access_token(&response, self.inner.clock.now(), &self.inner.config);
+        let access = access_token(&response, sent, &self.inner.config);
         let mut commit = TokenCommit {
             grant_id: grant.state.id,
             expected_generation: grant.state.generation,
@@ -215,7 +217,7 @@ impl Refresher {
 }
 
 /// The `outcome` label of a failed refresh.
-fn outcome_label(error: &ProviderError) -> &'static str {
+pub(super) fn outcome_label(error: &ProviderError) -> &'static str {
     match error {
         ProviderError::InvalidGrant { .. } => "invalid_grant",
         ProviderError::InvalidClient { .. } => "invalid_client",

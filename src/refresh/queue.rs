@@ -41,15 +41,27 @@ impl Queue {
             return;
         }
         self.heap.push(Reverse((due, expires_at, grant)));
+        self.compact();
+    }
+
+    pub fn remove(&mut self, grant: GrantId) {
+        if self.due.remove(&grant).is_some() {
+            self.compact();
+        }
+    }
+
+    pub fn contains(&self, grant: GrantId) -> bool {
+        self.due.contains_key(&grant)
+    }
+
+    /// Drops stale heap entries once they outnumber the live ones (many
+    /// grants moved or removed: e.g. lapsed all at once).
+    fn compact(&mut self) {
         if self.heap.len() > 2 * self.due.len() + 1024 {
             let live = &self.due;
             self.heap
                 .retain(|Reverse((d, _, g))| live.get(g) == Some(d));
         }
-    }
-
-    pub fn remove(&mut self, grant: GrantId) {
-        self.due.remove(&grant);
     }
 
     /// The earliest grant and when it is due.
@@ -115,6 +127,24 @@ impl Queues {
             self.by_provider.push(Queue::with_capacity(capacity));
         }
         self.by_provider[i].set(grant, due, expires_at);
+    }
+
+    /// [`Queues::set`] unless the grant is queued already (it keeps its place).
+    pub fn set_if_absent(
+        &mut self,
+        provider: u16,
+        grant: GrantId,
+        due: UnixMillis,
+        expires_at: UnixMillis,
+    ) {
+        let queued = self.unknown.contains(grant)
+            || self
+                .by_provider
+                .get(usize::from(provider))
+                .is_some_and(|q| q.contains(grant));
+        if !queued {
+            self.set(provider, grant, due, expires_at);
+        }
     }
 
     pub fn remove(&mut self, grant: GrantId) {

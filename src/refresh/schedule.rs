@@ -14,6 +14,10 @@ use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
 use crate::model::{GrantId, GrantState, Status};
 
+/// How often the scheduler looks again, in real time, while the store
+/// refuses writes and grants are due.
+const STORE_RECHECK: Duration = Duration::from_secs(1);
+
 /// `expires_at - min(max(min_lead, lead_fraction * lifetime), lifetime / 2) - jitter`,
 /// with `jitter = unit * jitter_fraction * lifetime` and `unit` uniform in `[0, 1)`.
 /// The lifetime/2 cap keeps short-lived tokens from being refreshed in a loop.
@@ -49,6 +53,11 @@ pub enum Msg {
         expires_at: UnixMillis,
     },
     Unschedule(GrantId),
+    /// The budget lets these grants lapse: out of the schedule.
+    Lapse(Vec<GrantId>),
+    /// These lapsed grants were handed out again: back into the schedule,
+    /// unless they are there already.
+    Rewarm(Vec<super::budget::Rewarm>),
     /// Answer: the loop is alive (the systemd watchdog).
     Ping(tokio::sync::oneshot::Sender<()>),
 }
@@ -73,9 +82,14 @@ impl Refresher {
         self.schedule_from(grant, self.inner.clock.now());
     }
 
-    /// Schedules a grant at its due time, or at `floor` if that has passed.
+    /// Schedules a grant at its due time, or at `floor` if that has passed;
+    /// a grant the budget lets lapse stays out of the schedule.
     pub(super) fn schedule_from(&self, grant: &GrantState, floor: UnixMillis) {
-        let msg = match placement(grant, floor) {
+        let lapsed = grant
+            .credentials
+            .first()
+            .is_some_and(|c| self.inner.cache.is_lapsed(&c.id));
+        let msg = match placement(grant, floor).filter(|_| !lapsed) {
             Some((due, expires_at)) => Msg::Schedule {
                 grant: grant.id,
                 provider: self.inner.budgets.index(&grant.provider),
@@ -138,12 +152,22 @@ pub(super) async fn run(
                 ready = Some((due, provider));
             }
         }
+        // While the store refuses writes nothing starts (a refresh could not
+        // be kept): due grants wait in the queue, looked at every second.
+        let store_down = ready.is_some() && !refresher.store_takes_writes();
+        if store_down {
+            ready = None;
+        }
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
             msg = rx.recv() => match msg {
                 Some(Msg::Schedule { grant, provider, due, expires_at }) => queues.set(provider, grant, due, expires_at),
                 Some(Msg::Unschedule(grant)) => queues.remove(grant),
+                Some(Msg::Lapse(grants)) => grants.into_iter().for_each(|g| queues.remove(g)),
+                Some(Msg::Rewarm(grants)) => for g in grants {
+                    queues.set_if_absent(g.provider, g.grant, g.due, g.expires_at);
+                },
                 Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },
@@ -162,6 +186,7 @@ pub(super) async fn run(
                     });
                 }
             }
+            _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
         }
     }
@@ -182,6 +207,8 @@ mod tests {
             retry_initial_secs: 1.0,
             retry_max_secs: 300.0,
             force_refresh_min_interval_secs: 10,
+            handout_margin_ms: 1000,
+            handout_wait_ms: 2000,
         }
     }
 

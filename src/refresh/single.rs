@@ -80,6 +80,21 @@ impl Refresher {
         flight.await
     }
 
+    /// Waits for the refresh of `grant` running in this process, if any, at
+    /// most `limit` (a hand-out waiting for the token being issued).
+    pub async fn wait_for(&self, grant: GrantId, limit: Duration) {
+        let flight = self
+            .inner
+            .inflight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&grant)
+            .cloned();
+        if let Some(flight) = flight {
+            let _ = tokio::time::timeout(limit, flight).await;
+        }
+    }
+
     /// Whether a refresh of this grant is running in this process now.
     pub fn is_refreshing(&self, grant: GrantId) -> bool {
         self.inner

@@ -41,7 +41,9 @@
 //! while holding the grant's lease ([`Backend::claim`]), so that one refresh
 //! token is spent once however many processes share the database. A lease
 //! is taken by one owner (one opened store: a daemon or a CLI command) until
-//! it expires; an expired lease is taken over. No transaction, row lock or
+//! it expires; an expired lease is taken over, and so is one whose owner is
+//! provably gone (the owner text of [`super::owner`], checked with
+//! [`super::owner::is_provably_dead`]). No transaction, row lock or
 //! advisory lock may be held while the lease is held: the caller calls the
 //! provider between `claim` and its write. The lease carries the grant's
 //! generation at the claim ([`Lease::generation`]): failure and
@@ -67,7 +69,11 @@
 //! # Adding a backend
 //! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
 //!    [`Cipher`] (the same associated data, so data moves between backends
-//!    sealed as it is).
+//!    sealed as it is). Name lease owners with
+//!    [`super::owner::this_process`] and take over a lease whose holder
+//!    [`super::owner::is_provably_dead`]; make sure the errors of a store
+//!    that cannot take writes are ones [`StoreError::is_outage`] knows, and
+//!    override [`Backend::check_writable`] if a ping does not prove writes.
 //! 2. Open it where the configured store is opened (`key::open_store`),
 //!    checking the key as above, and refuse to generate a key for a
 //!    database that already holds sealed data (as `KeyError::Missing` does
@@ -82,7 +88,7 @@ use super::StoreError;
 use super::crypto::{Cipher, MasterKey};
 use super::types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedGrant, TokenCommit,
 };
 use crate::clock::UnixMillis;
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
@@ -240,6 +246,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// (or is gone) and nothing was written.
     async fn mark_needs_reauth(&self, lease: &Lease, error: &str) -> Result<bool, StoreError>;
 
+    /// Records when credentials were last handed out (`(credential id, at)`),
+    /// keeping a later time already recorded; unknown ids are skipped. One
+    /// transaction, written about once a minute: it only orders which grants
+    /// the refresh budget keeps warm after a restart, so it is not part of
+    /// the change feed. The default records nothing (the order starts afresh
+    /// at each start).
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        let _ = batch;
+        Ok(())
+    }
+
+    /// Calls `each` with every credential's recorded last hand-out, a page
+    /// at a time (read at start). The default has none.
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        let _ = each;
+        Ok(())
+    }
+
     /// Re-seals every token under `new_key`, recomputes the lookup hashes,
     /// bumps every grant's generation (so a process still holding the old key
     /// loses its compare-and-set instead of writing old-key rows) and records
@@ -247,4 +274,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// grants re-sealed. The store is unusable afterwards: open it again with
     /// the new key.
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError>;
+
+    /// Up to `limit` grants as stored (tokens sealed, each with its
+    /// credentials), the first with an id above `after`, in id order: the
+    /// source of `copy-store`, read page by page while nobody writes.
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError>;
+
+    /// Writes grants as [`Backend::export_page`] gave them (ids, sealed
+    /// tokens, lookup hashes, statuses and times kept; leases not), in one
+    /// transaction: the target of `copy-store`, which must hold no grant
+    /// with these ids. The data must be sealed under this store's key.
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError>;
 }

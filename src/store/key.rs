@@ -1,7 +1,10 @@
 //! Where the encryption key comes from (SPEC §3 `storage.encryption_key_file`):
 //! the configured file, else `$CREDENTIALS_DIRECTORY/tokend.key` (systemd
-//! `LoadCredential=`), else `tokend.key` beside the database, generated (0600)
-//! on first start. An existing database is never given a fresh key.
+//! `LoadCredential=`), else `tokend.key` beside the database, else
+//! `tokend.key` in systemd's credential stores (`/etc/credstore`, ...: where
+//! the unit's `LoadCredential=` finds it, so a root shell's CLI command finds
+//! the service's key), else generated (0600) beside the database on first
+//! start. An existing database is never given a fresh key.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -17,7 +20,8 @@ pub const KEY_FILE_NAME: &str = "tokend.key";
 pub enum KeyOrigin {
     /// `storage.encryption_key_file`.
     Configured(PathBuf),
-    /// `$CREDENTIALS_DIRECTORY/tokend.key`.
+    /// `$CREDENTIALS_DIRECTORY/tokend.key`, or `tokend.key` in a systemd
+    /// credential store (`/etc/credstore`, ...).
     SystemdCredential(PathBuf),
     /// `tokend.key` beside the database, from an earlier start.
     BesideDatabase(PathBuf),
@@ -52,7 +56,7 @@ pub enum KeyError {
     },
     #[error(
         "the database {database} is encrypted with key {key_id}, but no key was found: \
-         storage.encryption_key_file is empty, $CREDENTIALS_DIRECTORY/tokend.key and {beside} do not exist; \
+         storage.encryption_key_file is empty, and neither $CREDENTIALS_DIRECTORY/tokend.key, {beside} nor /etc/credstore/tokend.key exists; \
          restore the key file (tokend will not generate a new key for an existing database)"
     )]
     Missing {
@@ -78,17 +82,14 @@ pub enum KeyError {
 /// Finds (or, for a new database, generates) the encryption key.
 pub async fn load_key(
     configured: Option<&Path>,
-    credentials_dir: Option<&Path>,
+    search: &KeySearch,
     database: &Path,
 ) -> Result<(MasterKey, KeyOrigin), KeyError> {
     if let Some(path) = configured {
         return Ok((read_key(path)?, KeyOrigin::Configured(path.to_path_buf())));
     }
-    if let Some(dir) = credentials_dir {
-        let path = dir.join(KEY_FILE_NAME);
-        if path.exists() {
-            return Ok((read_key(&path)?, KeyOrigin::SystemdCredential(path)));
-        }
+    if let Some(found) = search.credentials_directory() {
+        return Ok((read_key(&found)?, KeyOrigin::SystemdCredential(found)));
     }
     let beside = database
         .parent()
@@ -97,6 +98,9 @@ pub async fn load_key(
         .join(KEY_FILE_NAME);
     if beside.exists() {
         return Ok((read_key(&beside)?, KeyOrigin::BesideDatabase(beside)));
+    }
+    if let Some(found) = search.credstore() {
+        return Ok((read_key(&found)?, KeyOrigin::SystemdCredential(found)));
     }
     if let Some(key_id) = SqliteStore::stored_key_id(database).await? {
         return Err(KeyError::Missing {
@@ -155,23 +159,57 @@ pub fn write_new_key(path: &Path, key: &MasterKey) -> Result<(), KeyError> {
 /// since every member must hold the same one.
 pub fn load_shared_key(
     configured: Option<&Path>,
-    credentials_dir: Option<&Path>,
+    search: &KeySearch,
     state_dir: &Path,
 ) -> Result<(MasterKey, KeyOrigin), KeyError> {
     if let Some(path) = configured {
         return Ok((read_key(path)?, KeyOrigin::Configured(path.to_path_buf())));
     }
-    if let Some(dir) = credentials_dir {
-        let path = dir.join(KEY_FILE_NAME);
-        if path.exists() {
-            return Ok((read_key(&path)?, KeyOrigin::SystemdCredential(path)));
-        }
+    if let Some(found) = search.credentials_directory() {
+        return Ok((read_key(&found)?, KeyOrigin::SystemdCredential(found)));
     }
     let beside = state_dir.join(KEY_FILE_NAME);
     if beside.exists() {
         return Ok((read_key(&beside)?, KeyOrigin::BesideDatabase(beside)));
     }
+    if let Some(found) = search.credstore() {
+        return Ok((read_key(&found)?, KeyOrigin::SystemdCredential(found)));
+    }
     Err(KeyError::NoSharedKey)
+}
+
+/// Where systemd keeps credentials: the service's own
+/// `$CREDENTIALS_DIRECTORY`, and the credential stores `LoadCredential=`
+/// reads from (`/etc/credstore`, `/run/credstore`, `/usr/lib/credstore`).
+#[derive(Debug, Clone, Default)]
+pub struct KeySearch {
+    pub credentials_dir: Option<PathBuf>,
+    pub credstores: Vec<PathBuf>,
+}
+
+impl KeySearch {
+    /// This process's.
+    pub fn from_env() -> KeySearch {
+        KeySearch {
+            credentials_dir: std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from),
+            credstores: crate::config::CREDSTORE_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        }
+    }
+
+    fn credentials_directory(&self) -> Option<PathBuf> {
+        let path = self.credentials_dir.as_ref()?.join(KEY_FILE_NAME);
+        path.exists().then_some(path)
+    }
+
+    fn credstore(&self) -> Option<PathBuf> {
+        self.credstores
+            .iter()
+            .map(|dir| dir.join(KEY_FILE_NAME))
+            .find(|path| path.exists())
+    }
 }
 
 /// The configured PostgreSQL database, its password read from
@@ -201,12 +239,12 @@ pub async fn open_store(
     clock: crate::clock::Clock,
 ) -> Result<(Store, KeyOrigin), KeyError> {
     let database = config.database_path();
-    let credentials_dir = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    let search = KeySearch::from_env();
     if let Some(target) = postgres_target(config)? {
         let state_dir = database.parent().unwrap_or(Path::new("."));
         let (key, origin) = load_shared_key(
             config.storage.encryption_key_file.as_deref(),
-            credentials_dir.as_deref(),
+            &search,
             state_dir,
         )?;
         let store = Store::new(super::postgres::PgStore::open(&target, &key, clock).await?);
@@ -215,7 +253,7 @@ pub async fn open_store(
     }
     let (key, origin) = load_key(
         config.storage.encryption_key_file.as_deref(),
-        credentials_dir.as_deref(),
+        &search,
         &database,
     )
     .await?;

@@ -12,6 +12,8 @@
 //!   same for every backend.
 //! - [`key`]: where the encryption key comes from (file, systemd
 //!   credential, or generated on first start), and opening the configured store.
+//! - [`owner`]: who holds a refresh lease, and whether that process is
+//!   provably gone (its lease is then taken over at once).
 //! - [`health`]: whether the store takes writes now (a full disk, a
 //!   database that cannot be reached), for every backend alike.
 
@@ -21,6 +23,7 @@ pub(crate) mod contract;
 pub mod crypto;
 pub mod health;
 pub mod key;
+pub mod owner;
 pub mod postgres;
 pub mod sqlite;
 mod types;
@@ -34,7 +37,7 @@ use crypto::{CryptoError, MasterKey};
 pub use health::StoreHealth;
 pub use types::{
     Changes, Claim, CommitOutcome, DeleteOutcome, Lease, ListFilter, NewCredential, PutOutcome,
-    TokenCommit,
+    SealedCredential, SealedGrant, TokenCommit,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +102,11 @@ fn sqlx_outage(e: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_) => true,
+        // A conversation with the server that broke off, typically while
+        // connecting to one going away or behind a cut network (the TLS
+        // negotiation answered by a closed socket): the connection is
+        // unusable and a new one is the remedy.
+        sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|code| outage_code(&code)),
         _ => false,
     }

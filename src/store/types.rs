@@ -131,3 +131,67 @@ pub struct ListFilter {
     pub after: Option<String>,
     pub limit: u32,
 }
+
+/// A grant as stored, tokens still sealed: what `copy-store` moves between
+/// databases. Sealed values open in the target because both use the same
+/// key and the associated data is the grant id and column, not the backend.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SealedGrant {
+    pub id: i64,
+    pub provider: String,
+    pub status: String,
+    pub refresh_token: Vec<u8>,
+    pub refresh_token_hash: Vec<u8>,
+    pub previous_refresh_token: Option<Vec<u8>>,
+    pub access_token: Option<Vec<u8>>,
+    pub token_type: String,
+    pub scope: Option<String>,
+    pub expires_at: Option<i64>,
+    pub lifetime_secs: Option<i64>,
+    pub application_calendar_id: Option<String>,
+    pub generation: i64,
+    pub last_refresh_at: Option<i64>,
+    pub next_refresh_at: Option<i64>,
+    pub consecutive_failures: i64,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// In id order.
+    #[sqlx(skip)]
+    pub credentials: Vec<SealedCredential>,
+}
+
+/// A credential as stored (extras as their JSON text).
+#[derive(Debug, Clone)]
+pub struct SealedCredential {
+    pub id: String,
+    pub extras: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The columns of a [`SealedGrant`], for a query that reads one.
+pub(super) const SEALED_GRANT_COLUMNS: &str = "id, provider, status, refresh_token, \
+     refresh_token_hash, previous_refresh_token, access_token, token_type, scope, expires_at, \
+     lifetime_secs, application_calendar_id, generation, last_refresh_at, next_refresh_at, \
+     consecutive_failures, last_error, created_at, updated_at";
+
+/// Puts each credential row `(id, grant_id, extras, created_at, updated_at)`
+/// (in id order) into its grant.
+pub(super) fn attach_credentials(
+    grants: &mut [SealedGrant],
+    rows: Vec<(String, i64, String, i64, i64)>,
+) {
+    let index: std::collections::HashMap<i64, usize> =
+        grants.iter().enumerate().map(|(i, g)| (g.id, i)).collect();
+    for (id, grant_id, extras, created_at, updated_at) in rows {
+        if let Some(&i) = index.get(&grant_id) {
+            grants[i].credentials.push(SealedCredential {
+                id,
+                extras,
+                created_at,
+                updated_at,
+            });
+        }
+    }
+}

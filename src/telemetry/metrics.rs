@@ -57,8 +57,22 @@ pub struct Snapshot {
     pub earliest_expiry_secs: Option<f64>,
     /// 429 pauses since start, by provider.
     pub rate_limit_pauses: Vec<(String, u64)>,
+    /// Each provider's refresh budget and where it stands.
+    pub budgets: Vec<BudgetGauges>,
+    /// When the budget's bookkeeping last ran (Unix seconds).
+    pub budget_round_at_secs: f64,
     /// The store refuses writes or cannot be reached (`tokend_store_up` 0).
     pub store_down: bool,
+}
+
+/// One provider's refresh budget as the gauges show it.
+#[derive(Debug, Clone, Default)]
+pub struct BudgetGauges {
+    pub provider: String,
+    pub budget_per_minute: f64,
+    pub need_per_minute: f64,
+    pub warm: u64,
+    pub lapsed: u64,
 }
 
 /// The route label of `GET /v1/tokens/{id}`.
@@ -82,6 +96,11 @@ struct Inner {
     pauses: Family<ProviderLabels, Counter>,
     webhooks: Family<ResultLabels, Counter>,
     pending_writes: Gauge,
+    budget: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    need: Family<ProviderLabels, Gauge<f64, AtomicU64>>,
+    warm: Family<ProviderLabels, Gauge>,
+    lapsed: Family<ProviderLabels, Gauge>,
+    budget_round_at: Gauge<f64, AtomicU64>,
     store_up: Gauge,
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
@@ -157,6 +176,36 @@ impl Metrics {
             "Refreshed tokens held in memory because the database refused the write",
             pending_writes.clone(),
         );
+        let budget = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "refresh_budget_per_minute",
+            "Background refreshes a minute the budget allows (refresh_share x max_requests_per_minute)",
+            budget.clone(),
+        );
+        let need = Family::<ProviderLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "refresh_need_per_minute",
+            "Refreshes a minute that keeping every active grant warm takes (projected)",
+            need.clone(),
+        );
+        let warm = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "grants_warm",
+            "Active grants kept warm by background refreshes",
+            warm.clone(),
+        );
+        let lapsed = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "grants_lapsed",
+            "Active grants not kept warm (refreshed on their next request)",
+            lapsed.clone(),
+        );
+        let budget_round_at = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "refresh_budget_round_timestamp_seconds",
+            "When the refresh budget's bookkeeping (every 5 s) last ran",
+            budget_round_at.clone(),
+        );
         let store_up = Gauge::default();
         registry.register(
             "store_up",
@@ -181,6 +230,11 @@ impl Metrics {
                 pauses,
                 webhooks,
                 pending_writes,
+                budget,
+                need,
+                warm,
+                lapsed,
+                budget_round_at,
                 store_up,
                 handed_out,
             }),
@@ -250,6 +304,17 @@ impl Metrics {
                 provider: name.clone(),
             });
             counter.inc_by(seen.saturating_sub(counter.get()));
+        }
+        self.inner.budget_round_at.set(now.budget_round_at_secs);
+        for b in &now.budgets {
+            let labels = ProviderLabels {
+                provider: b.provider.clone(),
+            };
+            let inner = &self.inner;
+            inner.budget.get_or_create(&labels).set(b.budget_per_minute);
+            inner.need.get_or_create(&labels).set(b.need_per_minute);
+            inner.warm.get_or_create(&labels).set(b.warm as i64);
+            inner.lapsed.get_or_create(&labels).set(b.lapsed as i64);
         }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.inner.registry)

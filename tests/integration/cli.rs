@@ -102,7 +102,9 @@ fn client_key_prints_a_key_and_its_hash() {
 async fn credentials_commands_work_beside_a_running_daemon() {
     let fake = FakeProvider::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &fake, "");
+    // No hand-out margin: `--min-ttl 3599` below then asks for a refresh
+    // that a fresh one-hour token meets.
+    let config = write_config(dir.path(), &fake, "[refresh]\nhandout_margin_ms = 0\n");
     let daemon = Daemon::start_ready(&config).await;
 
     fake.add_refresh_token("rt-cli", json!({"account_id": "acc_cli"}));

@@ -27,6 +27,9 @@ pub use interop::{AccessLife, AuthorizationRedirect};
 mod api;
 use api::{API_CALENDARS_PATH, API_PREFIX, ApiState, api_calendars};
 // --- end api
+// --- a provider's rate limit (429s) and call times; see `fake_provider/limit.rs`.
+mod limit;
+// --- end limit
 
 /// How the fake treats a refresh token once it has issued a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +142,7 @@ struct Inner {
     interop: interop::Interop,
     /// The fake calendar API (see the section at the end of this file).
     api: ApiState,
+    limit: limit::Limit,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +172,7 @@ impl FakeProvider {
             revoked: Vec::new(),
             interop: Default::default(),
             api: ApiState::default(),
+            limit: Default::default(),
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -301,6 +306,9 @@ async fn handle(
     }
     tokio::time::sleep(delay).await;
     let mut g = inner.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(answer) = limit::check(&mut g, &recorded, received_at) {
+        return answer;
+    }
     if let Some(answer) = interop::intercept(&mut g, &recorded, received_at) {
         return answer;
     }

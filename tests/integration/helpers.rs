@@ -54,6 +54,8 @@ pub struct AppOptions {
     pub share_dir_of: Option<PathBuf>,
     /// `TOKEND__...` overrides, as the environment layer.
     pub env: Vec<(String, String)>,
+    /// How long a stop waits for refreshes in flight (default 5 s).
+    pub drain_timeout: Option<Duration>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -78,7 +80,7 @@ pub fn test_config_toml_with(
 listen = ["127.0.0.1:0"]
 {server}
 [storage]
-database = "{db}"
+{storage}
 [log]
 level = "info"
 [providers.cronofy]
@@ -104,7 +106,7 @@ max_requests_per_minute = 60000
 burst = 1000
 {extra}
 "#,
-        db = dir.join("tokend.db").display(),
+        storage = crate::pg::storage_toml(dir),
         url = fake.url,
     )
 }
@@ -137,7 +139,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let (stop, stopped) = oneshot::channel::<()>();
     let serve_options = ServeOptions {
         clock: clock.clone(),
-        drain_timeout: Duration::from_secs(5),
+        drain_timeout: options.drain_timeout.unwrap_or(Duration::from_secs(5)),
         ..ServeOptions::default()
     };
     let task = tokio::spawn(serve(
@@ -186,6 +188,14 @@ impl TestApp {
             self.fake.clone(),
             std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
         )
+    }
+
+    /// Stops the daemon as SIGTERM would; what `serve` returned.
+    pub async fn shutdown_result(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.take().unwrap().await.unwrap()
     }
 
     async fn stop_now(&mut self) {
@@ -247,6 +257,9 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // The directory goes now (unless `shutdown` handed it on for a
+        // restart): so does the PostgreSQL database it stood for.
+        crate::pg::release(self.dir.path());
     }
 }
 

@@ -13,8 +13,12 @@ mod logs;
 mod observability;
 mod operator;
 mod ops;
+mod pg;
 mod process;
 mod provider;
 mod proxy;
 mod refresh;
 mod smoke;
+
+/// This binary runs on SQLite; `tests/postgres` runs the API suite on PostgreSQL.
+pub const POSTGRES: bool = false;

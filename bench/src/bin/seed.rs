@@ -67,6 +67,7 @@ fn main() -> anyhow::Result<()> {
                         token_type: "bearer".into(),
                         expires_at,
                         lifetime_secs: args.lifetime_secs,
+                        lifetime_issued: true,
                     };
                     (
                         credential_id(i),

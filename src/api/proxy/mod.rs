@@ -181,7 +181,11 @@ async fn current(
     entry: Arc<TokenEntry>,
     id: &str,
 ) -> Result<SecretString, Refusal> {
-    if let Some(token) = usable(&entry, state.now()) {
+    // As a hand-out: not while a refresh of the grant calls the provider
+    // (its old token may be revoked), nor inside the hand-out margin.
+    if let Some((settled, false)) = services.cache.get_settled(id)
+        && let Some(token) = usable(&settled, state.handout_now())
+    {
         return Ok(token);
     }
     let answer = tokens::current_token(state, services, entry, id, 0).await;

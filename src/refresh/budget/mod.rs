@@ -8,13 +8,28 @@
 //! `refresh_share × max_requests_per_minute` a minute, the provider's
 //! `burst`) before they start, then their cell from the provider's bucket.
 //!
+//! In `auto` mode, while the projected need of a provider's grants (one
+//! call per refresh interval each) exceeds its budget, only the grants
+//! handed out most recently are kept warm, as many as the budget covers;
+//! the others lapse: they leave the schedule and are refreshed when next
+//! requested (single-flight, like any token request that needs a refresh).
+//!
 //! - `permits`: the seam for the buckets, and this process's own.
+//! - `warm`: the projected need and the cut between warm and lapsed.
+//! - `task`: the bookkeeping every few seconds: the cut, grants moved in or
+//!   out of the schedule, the metrics and the WARN line, and the last
+//!   hand-outs persisted about once a minute.
 
 mod permits;
+mod task;
+mod warm;
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 pub use permits::{LocalPermits, Permits, Rate};
+pub use task::{EVERY, Rewarm};
 
 use crate::clock::UnixMillis;
 use crate::config::{Config, ProviderConfig, RefreshMode};
@@ -27,6 +42,30 @@ struct Provider {
     /// `None` for a provider that is not configured (a grant that names a
     /// provider the configuration lost): no budget to keep.
     settings: Option<Settings>,
+    /// What the last bookkeeping found.
+    standing: Standing,
+}
+
+/// Where one provider stands against its budget (metrics, `STATUS=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Standing {
+    /// Calls a minute to keep every active grant warm.
+    pub need_per_minute: f64,
+    /// Active grants kept warm.
+    pub warm: u64,
+    /// Active grants not kept warm: refreshed on their next request.
+    pub lapsed: u64,
+    /// When the last "need exceeds the budget" WARN was logged.
+    pub warned_at: Option<UnixMillis>,
+}
+
+/// One provider's line in the budget report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub provider: Arc<str>,
+    pub mode: RefreshMode,
+    pub budget_per_minute: f64,
+    pub standing: Standing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +91,12 @@ pub struct Budgets {
     permits: Arc<dyn Permits>,
     /// A std mutex: held to look up or update a handful of entries.
     providers: Mutex<Vec<Provider>>,
+    /// Bookkeeping rounds done, and the time they took (the benchmark's
+    /// measure of what the bookkeeping costs).
+    rounds: AtomicU64,
+    round_nanos: AtomicU64,
+    /// The clock's time at the last round (Unix ms; 0 before the first).
+    round_at: AtomicI64,
 }
 
 impl Budgets {
@@ -59,6 +104,9 @@ impl Budgets {
         let budgets = Budgets {
             permits,
             providers: Mutex::new(Vec::new()),
+            rounds: AtomicU64::new(0),
+            round_nanos: AtomicU64::new(0),
+            round_at: AtomicI64::new(0),
         };
         budgets.configure(config);
         budgets
@@ -84,6 +132,7 @@ impl Budgets {
                 None => providers.push(Provider {
                     name: Arc::from(name.as_str()),
                     settings: Some(settings),
+                    standing: Standing::default(),
                 }),
             }
         }
@@ -98,6 +147,7 @@ impl Budgets {
         providers.push(Provider {
             name: Arc::from(name),
             settings: None,
+            standing: Standing::default(),
         });
         (providers.len() - 1) as u16
     }
@@ -123,6 +173,57 @@ impl Budgets {
             return Ok(());
         };
         self.permits.try_take(&name)
+    }
+
+    pub fn standing(&self, index: u16) -> Standing {
+        self.lock()
+            .get(usize::from(index))
+            .map(|p| p.standing)
+            .unwrap_or_default()
+    }
+
+    pub fn set_standing(&self, index: u16, standing: Standing) {
+        if let Some(p) = self.lock().get_mut(usize::from(index)) {
+            p.standing = standing;
+        }
+    }
+
+    /// A round for the clock's time `at` took `took`.
+    pub fn count_round(&self, at: UnixMillis, took: Duration) {
+        self.round_at.store(at, Ordering::Relaxed);
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.round_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rounds done so far and the time they took in all.
+    pub fn rounds(&self) -> (u64, Duration) {
+        let nanos = self.round_nanos.load(Ordering::Relaxed);
+        (
+            self.rounds.load(Ordering::Relaxed),
+            Duration::from_nanos(nanos),
+        )
+    }
+
+    /// The clock's time at the last round (Unix ms; 0 before the first).
+    pub fn round_at(&self) -> UnixMillis {
+        self.round_at.load(Ordering::Relaxed)
+    }
+
+    /// Every configured provider: its budget and where it stands.
+    pub fn report(&self) -> Vec<Report> {
+        self.lock()
+            .iter()
+            .filter_map(|p| {
+                let s = p.settings?;
+                Some(Report {
+                    provider: p.name.clone(),
+                    mode: s.mode,
+                    budget_per_minute: s.per_minute,
+                    standing: p.standing,
+                })
+            })
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Provider>> {

@@ -176,4 +176,16 @@ impl Backend for Faulty {
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.inner.rotate_key(new_key).await
     }
+
+    async fn export_page(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::store::SealedGrant>, StoreError> {
+        self.inner.export_page(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[crate::store::SealedGrant]) -> Result<(), StoreError> {
+        self.inner.import_sealed(batch).await
+    }
 }

@@ -52,13 +52,14 @@ async fn no_call_is_made_while_the_token_is_good_enough() {
         Outcome::Current
     );
     assert_eq!(
-        r.refresh_grant(g, Trigger::MinTtl(599_000)).await.unwrap(),
+        r.refresh_grant(g, Trigger::MinTtl(598_999)).await.unwrap(),
         Outcome::Current
     );
     assert!(h.fake.calls().is_empty());
-    // A caller that needs more than is left gets a refresh.
+    // A caller that needs more than is left before the hand-out margin
+    // (1 s) gets a refresh.
     assert_eq!(
-        r.refresh_grant(g, Trigger::MinTtl(600_000)).await.unwrap(),
+        r.refresh_grant(g, Trigger::MinTtl(599_000)).await.unwrap(),
         Outcome::Refreshed
     );
     assert_eq!(h.fake.calls(), ["rt-1"]);

@@ -133,6 +133,7 @@ impl Harness {
             token_type: "bearer".into(),
             expires_at: now + expires_in_ms,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         });
         let rt = SecretString::from(rt.to_owned());
         let out = self

@@ -34,6 +34,7 @@ async fn their_refresh(h: &Harness, other: &Store, lease: Lease, at: &str, next:
             token_type: "bearer".into(),
             expires_at: now + 3_600_000,
             lifetime_secs: 3600,
+            lifetime_issued: true,
         },
         scope: None,
         extras: Extras::new(),

@@ -81,7 +81,8 @@ pub(crate) fn summary(g: &GrantState) -> String {
             a.token.expose_secret().to_owned(),
             &a.token_type,
             a.expires_at,
-            a.lifetime_secs
+            a.lifetime_secs,
+            a.lifetime_issued
         )),
         g.scope,
         g.application_calendar_id,
@@ -105,7 +106,9 @@ pub(crate) async fn varied_grants(store: &Store) -> Vec<GrantId> {
             token: s(&format!("at \"{i}\"\n\u{e9}")),
             token_type: "Bearer".into(),
             expires_at: T0 + i * 1000,
-            lifetime_secs: 3600,
+            lifetime_secs: 3600 + i,
+            // An imported token's remaining time is no issued lifetime.
+            lifetime_issued: i % 2 == 0,
         })
         .collect();
     let extras: Vec<Extras> = (0..10)
@@ -180,6 +183,15 @@ pub(crate) async fn a_full_load_sees_what_reads_see(f: Fixture) {
         let stored = store.get_grant(g.id).await.unwrap().unwrap().state;
         assert_eq!(summary(g), summary(&stored));
     }
+    let lifetimes: Vec<_> = whole
+        .iter()
+        .filter_map(|g| g.access.as_ref())
+        .map(|a| (a.lifetime_secs, a.lifetime_issued))
+        .collect();
+    assert!(
+        lifetimes.contains(&(3601, false)) && lifetimes.contains(&(3602, true)),
+        "whether the provider issued a lifetime is kept: {lifetimes:?}"
+    );
     let failing = whole.iter().find(|g| g.id == ids[1]).unwrap();
     assert_eq!(
         failing.last_error.as_deref(),

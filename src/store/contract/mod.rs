@@ -113,6 +113,7 @@ pub(crate) fn access(token: &str, expires_at: i64) -> AccessToken {
         token_type: "bearer".into(),
         expires_at,
         lifetime_secs: 3600,
+        lifetime_issued: true,
     }
 }
 

@@ -248,7 +248,7 @@ impl PgStore {
             cols.token_types.push(c.access.token_type.clone());
             cols.scopes.push(row.scope.clone());
             cols.expires.push(c.access.expires_at);
-            cols.lifetimes.push(c.access.lifetime_secs);
+            cols.lifetimes.push(c.access.stored_lifetime());
             cols.generations.push(row.generation);
             cols.next.push(c.next_refresh_at);
         }

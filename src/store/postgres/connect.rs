@@ -89,6 +89,16 @@ impl PgTarget {
         crate::redact::url(&self.url)
     }
 
+    /// The URL as configured, password included: for a test or benchmark
+    /// to write into a configuration. Never for a message.
+    pub fn url_with_password(&self) -> String {
+        let mut url = self.url.clone();
+        if let Some(p) = &self.password {
+            let _ = url.set_password(Some(p.expose_secret()));
+        }
+        url.to_string()
+    }
+
     /// The same server, another database (tests and benchmarks make their own).
     pub fn with_database(&self, name: &str) -> PgTarget {
         let mut other = self.clone();
@@ -123,21 +133,28 @@ impl PgTarget {
         connections: u32,
         connect_timeout: Duration,
     ) -> Result<PgPool, StoreError> {
-        self.pool_with(self.options()?, connections, connect_timeout)
+        self.pool_with(self.options()?, connections, connect_timeout, None)
     }
 
+    /// A pool of `connections` made with `options`; `stale` (when given)
+    /// checks connections that may have died before handing them out.
     pub(crate) fn pool_with(
         &self,
         options: PgConnectOptions,
         connections: u32,
         connect_timeout: Duration,
+        stale: Option<&super::stale::Staleness>,
     ) -> Result<PgPool, StoreError> {
-        Ok(PgPoolOptions::new()
+        let pool = PgPoolOptions::new()
             .max_connections(connections)
             .min_connections(0)
             .acquire_timeout(connect_timeout)
-            .test_before_acquire(false)
-            .connect_lazy_with(options))
+            .test_before_acquire(false);
+        let pool = match stale {
+            Some(stale) => stale.checking(pool),
+            None => pool,
+        };
+        Ok(pool.connect_lazy_with(options))
     }
 }
 

@@ -165,12 +165,17 @@ impl PgStore {
 
     fn cache_state(&self, r: LoadRow) -> Result<GrantState, StoreError> {
         let access = match (r.access_token, r.expires_at) {
-            (Some(sealed), Some(expires_at)) => Some(AccessToken {
-                token: self.cipher.open_secret(r.id, Field::AccessToken, &sealed)?,
-                token_type: r.token_type,
-                expires_at,
-                lifetime_secs: r.lifetime_secs.unwrap_or(0),
-            }),
+            (Some(sealed), Some(expires_at)) => {
+                let (lifetime_secs, lifetime_issued) =
+                    AccessToken::lifetime_from_stored(r.lifetime_secs.unwrap_or(0));
+                Some(AccessToken {
+                    token: self.cipher.open_secret(r.id, Field::AccessToken, &sealed)?,
+                    token_type: r.token_type,
+                    expires_at,
+                    lifetime_secs,
+                    lifetime_issued,
+                })
+            }
             _ => None,
         };
         Ok(GrantState {

@@ -6,7 +6,8 @@
 //! lasts for that statement alone. Between `claim` and the write that ends
 //! the lease (while the provider is called) the member holds nothing in
 //! PostgreSQL but the row's `lease_owner`/`lease_until` values, which
-//! another member takes over once `lease_until` has passed.
+//! another member takes over once `lease_until` has passed (or at once, when
+//! the holder is a process of the same machine that is provably gone).
 
 use super::rows::{GrantRow, grant_columns};
 use super::{PgStore, next_change_seq};
@@ -38,28 +39,67 @@ impl PgStore {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        if let Some(row) = taken {
-            let mut conn = self.pool.acquire().await?;
-            let credentials = super::read::credentials_of_grant(&mut conn, grant_id).await?;
-            drop(conn);
-            let grant = self.grant_of_rows(row, credentials)?;
-            let lease = Lease {
-                grant_id,
-                generation: grant.state.generation,
-            };
-            return Ok(Claim::Acquired { lease, grant });
-        }
-        let held: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT lease_until FROM grants WHERE id = $1")
+        let row = match taken {
+            Some(row) => row,
+            None => match self.take_over_dead(grant_id, until).await? {
+                Ok(row) => row,
+                Err(held) => return Ok(held),
+            },
+        };
+        let mut conn = self.pool.acquire().await?;
+        let credentials = super::read::credentials_of_grant(&mut conn, grant_id).await?;
+        drop(conn);
+        let grant = self.grant_of_rows(row, credentials)?;
+        let lease = Lease {
+            grant_id,
+            generation: grant.state.generation,
+        };
+        Ok(Claim::Acquired { lease, grant })
+    }
+
+    /// The grant's lease is held: taken over if its holder is provably gone
+    /// (a process on this machine that died holding it, see
+    /// `crate::store::owner`), else what the caller waits for.
+    async fn take_over_dead(
+        &self,
+        grant_id: GrantId,
+        until: UnixMillis,
+    ) -> Result<Result<GrantRow, Claim>, StoreError> {
+        let now = self.now();
+        let held: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT lease_owner, lease_until FROM grants WHERE id = $1")
                 .bind(grant_id.0)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(match held {
-            None => Claim::Gone,
-            Some(until) => Claim::Held {
-                until: until.unwrap_or(now),
-            },
-        })
+        let Some((holder, held_until)) = held else {
+            return Ok(Err(Claim::Gone));
+        };
+        let holder = holder.unwrap_or_default();
+        if !crate::store::owner::is_provably_dead(&holder) {
+            return Ok(Err(Claim::Held {
+                until: held_until.unwrap_or(now),
+            }));
+        }
+        let taken: Option<GrantRow> = sqlx::query_as(concat!(
+            "UPDATE grants SET lease_owner = $1, lease_until = $2
+             WHERE id = $3 AND lease_owner = $4
+             RETURNING ",
+            grant_columns!()
+        ))
+        .bind(&self.owner)
+        .bind(until)
+        .bind(grant_id.0)
+        .bind(&holder)
+        .fetch_optional(&self.pool)
+        .await?;
+        match taken {
+            Some(row) => {
+                tracing::info!(grant_id = %grant_id, "took over the refresh lease of a process that is gone");
+                Ok(Ok(row))
+            }
+            // Someone else took it over first: look again soon.
+            None => Ok(Err(Claim::Held { until: now })),
+        }
     }
 
     /// See [`crate::store::Backend::release`].

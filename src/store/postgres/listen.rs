@@ -14,6 +14,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
 
 use super::connect::PgTarget;
+use super::stale::Staleness;
 
 /// The channel the migration's trigger notifies.
 pub(super) const CHANNEL: &str = "tokend_changes";
@@ -21,6 +22,9 @@ pub(super) const CHANNEL: &str = "tokend_changes";
 /// The follower also looks at the feed this often without a notification: a
 /// safety net under the push, not the way changes normally arrive.
 const SAFETY_POLL: Duration = Duration::from_secs(30);
+
+/// How soon a follower whose read of the feed failed is woken again.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// Waits between attempts to reconnect, doubling up to the last.
 const BACKOFF: [Duration; 4] = [
@@ -33,14 +37,18 @@ const BACKOFF: [Duration; 4] = [
 #[derive(Debug)]
 pub(super) struct Listener {
     target: PgTarget,
+    /// Told when the notification connection is lost: the pool's
+    /// connections are suspect too.
+    stale: Staleness,
     wake: Arc<Notify>,
     task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Listener {
-    pub(super) fn new(target: PgTarget) -> Listener {
+    pub(super) fn new(target: PgTarget, stale: Staleness) -> Listener {
         Listener {
             target,
+            stale,
             wake: Arc::new(Notify::new()),
             task: std::sync::Mutex::new(None),
         }
@@ -54,13 +62,24 @@ impl Listener {
             let mut task = self.task.lock().expect("listener lock");
             if task.is_none() {
                 let (target, wake) = (self.target.clone(), Arc::clone(&self.wake));
-                *task = Some(tokio::spawn(listen(target, wake)));
+                *task = Some(tokio::spawn(listen(target, wake, self.stale.clone())));
             }
         }
         tokio::select! {
             _ = self.wake.notified() => {}
             _ = tokio::time::sleep(SAFETY_POLL) => {}
         }
+    }
+
+    /// The feed could not be read: wake the follower again shortly, so
+    /// that it catches up once the database answers (no notification may
+    /// come for a while).
+    pub(super) fn retry_soon(&self) {
+        let wake = Arc::clone(&self.wake);
+        tokio::spawn(async move {
+            tokio::time::sleep(RETRY).await;
+            wake.notify_one();
+        });
     }
 
     pub(super) fn stop(&self) {
@@ -76,7 +95,7 @@ impl Drop for Listener {
     }
 }
 
-async fn listen(target: PgTarget, wake: Arc<Notify>) {
+async fn listen(target: PgTarget, wake: Arc<Notify>, stale: Staleness) {
     let mut attempt = 0usize;
     loop {
         match subscribe(&target).await {
@@ -88,6 +107,7 @@ async fn listen(target: PgTarget, wake: Arc<Notify>) {
                 // Anything committed before LISTEN took effect is read now.
                 wake.notify_one();
                 follow(&mut listener, &wake).await;
+                stale.lost();
                 tracing::warn!(
                     database = %target.location(),
                     "lost the change-notification connection; reconnecting"
@@ -107,7 +127,7 @@ async fn listen(target: PgTarget, wake: Arc<Notify>) {
 
 async fn subscribe(target: &PgTarget) -> Result<PgListener, crate::store::StoreError> {
     let options = target.options_named(super::connect::MEMBER_APPLICATION)?;
-    let pool = target.pool_with(options, 1, Duration::from_secs(5))?;
+    let pool = target.pool_with(options, 1, Duration::from_secs(5), None)?;
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.eager_reconnect(false);
     listener.listen(CHANNEL).await?;

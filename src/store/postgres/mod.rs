@@ -8,8 +8,11 @@
 //! - `commit`: refresh results with compare-and-set (group commit).
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
+//! - `copy`: every grant as stored, out or in (`copy-store`).
 //! - `feed`: the change feed and the full load at start.
-//! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower.
+//! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
+//!   `stale`: pooled connections a lost server left dead, found before use.
+//! - [`scratch`]: throwaway databases for tests and benchmarks.
 //!
 //! Every write transaction takes the next change number first: the counter
 //! row's lock serialises writers (so they never deadlock on each other's
@@ -22,6 +25,7 @@
 
 mod commit;
 pub mod connect;
+mod copy;
 mod delete;
 mod feed;
 mod lease;
@@ -30,6 +34,8 @@ mod put;
 mod read;
 mod rotate;
 mod rows;
+pub mod scratch;
+mod stale;
 
 use std::time::Duration;
 
@@ -85,20 +91,21 @@ impl PgStore {
         key: &MasterKey,
         clock: Clock,
     ) -> Result<PgStore, StoreError> {
-        let pool = target.pool(CONNECTIONS, CONNECT_TIMEOUT)?;
+        let stale = stale::Staleness::default();
+        let pool = target.pool_with(
+            target.options()?,
+            CONNECTIONS,
+            CONNECT_TIMEOUT,
+            Some(&stale),
+        )?;
         MIGRATOR.run(&pool).await?;
         let store = PgStore {
-            listener: listen::Listener::new(target.clone()),
+            listener: listen::Listener::new(target.clone(), stale),
             pool,
             target: target.clone(),
             cipher: Cipher::new(key),
             clock,
-            owner: format!(
-                "{}-pid{}-{:08x}",
-                hostname(),
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            owner: crate::store::owner::this_process(rand::random()),
         };
         store.check_key().await?;
         Ok(store)
@@ -177,12 +184,6 @@ impl PgStore {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "host".to_owned())
-}
-
 /// Records which key seals this database, and a value only that key opens.
 async fn write_key_check(
     tx: &mut Transaction<'static, Postgres>,
@@ -243,7 +244,11 @@ impl Backend for PgStore {
     }
 
     async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
-        self.changes(since).await
+        let changes = self.changes(since).await;
+        if changes.is_err() {
+            self.listener.retry_soon();
+        }
+        changes
     }
 
     async fn wait_for_changes(&self) {
@@ -320,10 +325,15 @@ impl Backend for PgStore {
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.reseal(new_key).await
     }
-}
 
-#[cfg(test)]
-pub(crate) mod testdb;
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError> {
+        self.export(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError> {
+        self.import(batch).await
+    }
+}
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,18 @@
 //! New credentials: one at a time or many in one transaction. A credential
 //! whose refresh token a grant of the same provider already holds is linked
-//! to that grant instead of creating a second one. Each reports the grant as
-//! written, so the caller publishes it without reading it back.
+//! to that grant instead of creating a second one, starting with the
+//! grant's current extras. Each reports the grant as written, so the caller
+//! publishes it without reading it back.
 
 use sqlx::{Postgres, Transaction};
 
 use super::delete::delete_grant_if_unused;
+use super::rows::parse_extras;
 use super::{PgStore, next_change_seq};
 use crate::clock::UnixMillis;
-use crate::model::{CredentialExtras, GrantId, GrantState, Status};
+use crate::model::{
+    AccessToken, CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras,
+};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};
 
@@ -69,7 +73,7 @@ impl PgStore {
                     .bind(sealed)
                     .bind(&access.token_type)
                     .bind(access.expires_at)
-                    .bind(access.lifetime_secs)
+                    .bind(access.stored_lifetime())
                     .bind(new.scope)
                     .bind(new.next_refresh_at)
                     .bind(now)
@@ -98,7 +102,26 @@ impl PgStore {
             None => (self.insert_grant(tx, seq, now, new, &hash).await?, false),
         };
 
-        let extras = serde_json::to_string(new.extras).expect("a JSON map serializes");
+        let extras = if linked {
+            // The grant's current extras (account_id, sub, linking_profile,
+            // merged refresh extras), the latest-written credential's last,
+            // with what arrived for this credential over them.
+            let rows: Vec<String> = sqlx::query_scalar(
+                "SELECT extras FROM credentials WHERE grant_id = $1 ORDER BY change_seq, id",
+            )
+            .bind(grant_id.0)
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut merged = Extras::new();
+            for row in &rows {
+                merge_extras(&mut merged, &parse_extras(row)?);
+            }
+            merge_extras(&mut merged, new.extras);
+            serde_json::to_string(&merged)
+        } else {
+            serde_json::to_string(new.extras)
+        }
+        .expect("a JSON map serializes");
         let previous: Option<i64> =
             sqlx::query_scalar("SELECT grant_id FROM credentials WHERE id = $1 FOR UPDATE")
                 .bind(new.id)
@@ -186,7 +209,7 @@ impl PgStore {
         .bind(token_type)
         .bind(new.scope)
         .bind(new.access.map(|a| a.expires_at))
-        .bind(new.access.map(|a| a.lifetime_secs))
+        .bind(new.access.map(AccessToken::stored_lifetime))
         .bind(new.application_calendar_id)
         .bind(new.next_refresh_at)
         .bind(new.last_refresh_at)

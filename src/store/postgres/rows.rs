@@ -75,14 +75,19 @@ impl PgStore {
     /// Opens the access token; the refresh tokens stay sealed.
     pub(super) fn grant_state(&self, row: GrantRow) -> Result<GrantState, StoreError> {
         let access = match (row.access_token, row.expires_at) {
-            (Some(sealed), Some(expires_at)) => Some(AccessToken {
-                token: self
-                    .cipher
-                    .open_secret(row.id, Field::AccessToken, &sealed)?,
-                token_type: row.token_type,
-                expires_at,
-                lifetime_secs: row.lifetime_secs.unwrap_or(0),
-            }),
+            (Some(sealed), Some(expires_at)) => {
+                let (lifetime_secs, lifetime_issued) =
+                    AccessToken::lifetime_from_stored(row.lifetime_secs.unwrap_or(0));
+                Some(AccessToken {
+                    token: self
+                        .cipher
+                        .open_secret(row.id, Field::AccessToken, &sealed)?,
+                    token_type: row.token_type,
+                    expires_at,
+                    lifetime_secs,
+                    lifetime_issued,
+                })
+            }
             _ => None,
         };
         Ok(GrantState {

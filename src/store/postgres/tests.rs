@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 
-use super::testdb::TestDb;
+use super::scratch::ScratchDb;
 use super::*;
 use crate::model::Extras;
 use crate::store::Store;
@@ -13,7 +13,7 @@ use crate::store::contract::{Fixture, T0, put, store_contract};
 
 /// A fresh database with a new key, on a manual clock; `None` without a server.
 pub(super) async fn fixture() -> Option<Fixture> {
-    let db = TestDb::create().await?;
+    let db = ScratchDb::create().await?;
     let clock = Clock::manual(T0);
     let key = Arc::new(MasterKey::generate());
     let store = Store::new(
@@ -51,7 +51,7 @@ async fn a_member_with_another_key_is_refused_naming_both_key_ids() {
 
 #[tokio::test]
 async fn members_starting_together_migrate_once_and_agree_on_the_key() {
-    let Some(db) = TestDb::create().await else {
+    let Some(db) = ScratchDb::create().await else {
         return;
     };
     let key = Arc::new(MasterKey::generate());
@@ -85,4 +85,45 @@ async fn a_change_wakes_another_members_follower() {
         .unwrap();
     assert_eq!(changes.grants.len(), 1);
     assert_eq!(changes.grants[0].credentials[0].id, "pushed");
+}
+
+#[tokio::test]
+async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
+    let Some(db) = ScratchDb::create().await else {
+        return;
+    };
+    let key = MasterKey::generate();
+    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let (pool, mine) = (pg.pool.clone(), pg.owner.clone());
+    let store = Store::new(pg);
+    put(&store, "alice", "rt", None, &Extras::new()).await;
+    let grant = store.grant_id_of("alice").await.unwrap().unwrap();
+    // A process of this machine that is gone, holding an unexpired lease.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let me = format!("pid={} ", std::process::id());
+    let holder = mine.replace(&me, &format!("pid={dead} "));
+    assert_ne!(holder, mine);
+    sqlx::query("UPDATE grants SET lease_owner = $1, lease_until = $2 WHERE id = $3")
+        .bind(&holder)
+        .bind(T0 + 3_600_000)
+        .bind(grant.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim(grant, 60_000).await.unwrap(),
+        Claim::Acquired { .. }
+    ));
+    // Now held by a live member (this process): another member waits.
+    let other = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    assert!(matches!(
+        other.take_lease(grant, 60_000).await.unwrap(),
+        Claim::Held { .. }
+    ));
 }

@@ -84,6 +84,7 @@ impl SqliteStore {
         };
         let access = cipher.seal_secret(id.0, Field::AccessToken, &c.access.token);
         let generation = c.expected_generation + 1;
+        let lifetime = c.access.stored_lifetime();
         sqlx::query!(
             "UPDATE grants SET refresh_token = ?1, refresh_token_hash = ?2, previous_refresh_token = ?3,
                  access_token = ?4, token_type = ?5, scope = coalesce(?6, scope), expires_at = ?7,
@@ -100,7 +101,7 @@ impl SqliteStore {
             c.access.token_type,
             c.scope,
             c.access.expires_at,
-            c.access.lifetime_secs,
+            lifetime,
             generation,
             now,
             c.next_refresh_at,

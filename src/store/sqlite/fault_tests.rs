@@ -1,7 +1,8 @@
 //! Faults of the file under the store: SQLite's own "disk full"
 //! (`max_page_count`), a file deleted or made read-only while open. Each
 //! write is refused with an outage error and changes nothing, and the next
-//! writes work again as soon as the fault is gone, on the same store.
+//! writes work again as soon as the fault is gone, on the same store. And
+//! the lease of a process that died holding it.
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ async fn a_full_disk_never_breaks_a_connection_and_writes_resume_when_space_retu
     let dir = tempfile::tempdir().unwrap();
     let (sqlite, store) = open(dir.path()).await;
     put(&store, "before", 10).await.unwrap();
-    sqlite.set_max_page_count(1).await;
+    page_limit::limit_pages_for_tests(&sqlite.path, Some(1));
     // Fill every free byte: some imports still fit, then SQLITE_FULL.
     let mut refused = None;
     for i in 0..500 {
@@ -50,7 +51,7 @@ async fn a_full_disk_never_breaks_a_connection_and_writes_resume_when_space_retu
     assert!(refused.to_string().contains("full"), "{refused}");
     assert!(store.get_credential("fill-0").await.unwrap().is_some());
 
-    sqlite.set_max_page_count(0).await;
+    page_limit::limit_pages_for_tests(&sqlite.path, None);
     for i in 0..12 {
         put(&store, &format!("after-{i}"), 3_000)
             .await
@@ -101,4 +102,42 @@ async fn a_read_only_database_file_refuses_writes_until_it_is_writable_again() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     store.check_writable().await.unwrap();
     put(&store, "bob", 10).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokend.db");
+    let key = MasterKey::generate();
+    let sqlite = SqliteStore::open(&path, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let (pool, mine) = (sqlite.pool.clone(), sqlite.owner.clone());
+    let store = Store::new(sqlite);
+    put(&store, "alice", 10).await.unwrap();
+    let grant = store.grant_id_of("alice").await.unwrap().unwrap();
+    // A process of this machine that is gone, holding an unexpired lease.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let me = format!("pid={} ", std::process::id());
+    let holder = mine.replace(&me, &format!("pid={dead} "));
+    assert_ne!(holder, mine);
+    sqlx::query("UPDATE grants SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3")
+        .bind(&holder)
+        .bind(T0 + 3_600_000)
+        .bind(grant.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.claim(grant, 60_000).await.unwrap(),
+        Claim::Acquired { .. }
+    ));
+    // Now held by a live process (this one): another store waits.
+    let other = Store::open(&path, &key, Clock::manual(T0)).await.unwrap();
+    assert!(matches!(
+        other.claim(grant, 60_000).await.unwrap(),
+        Claim::Held { .. }
+    ));
 }

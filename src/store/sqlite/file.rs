@@ -93,24 +93,4 @@ impl SqliteStore {
             .await?;
         Ok(())
     }
-
-    /// Test only: SQLite's own "disk full" (`PRAGMA max_page_count`; 0
-    /// lifts it) on every connection this store has open. A page count
-    /// below the file's size leaves it at the file's size: no page can be
-    /// added.
-    #[cfg(test)]
-    pub(super) async fn set_max_page_count(&self, pages: u32) {
-        let pages = if pages == 0 { u32::MAX } else { pages };
-        let pragma = format!("PRAGMA max_page_count = {pages}");
-        let mut held = Vec::new();
-        for _ in 0..self.pool.options().get_max_connections() {
-            let mut conn = self.pool.acquire().await.unwrap();
-            sqlx::query(&pragma).execute(&mut *conn).await.unwrap();
-            held.push(conn);
-        }
-        sqlx::query(&pragma)
-            .execute(&self.lease_pool)
-            .await
-            .unwrap();
-    }
 }

@@ -1,11 +1,13 @@
 //! Refresh leases, and the writes a lease holder makes when its refresh
 //! did not produce tokens: a failure to retry, or a grant that needs a
 //! person. The lease's generation fences them (see `crate::store::Backend`).
+//! A lease whose holder is provably gone is taken over at once
+//! (`crate::store::owner`).
 
 use super::{SqliteStore, next_change_seq};
 use crate::clock::UnixMillis;
 use crate::model::GrantId;
-use crate::store::{Claim, Lease, StoreError};
+use crate::store::{Claim, Lease, StoreError, owner};
 
 impl SqliteStore {
     /// See [`crate::store::Backend::claim`]. The lease is written on the
@@ -21,7 +23,7 @@ impl SqliteStore {
         let now = self.now();
         let until = now.saturating_add(lease_ms);
         let serial = self.write_lock.lock().await;
-        let taken = sqlx::query_scalar!(
+        let mut taken = sqlx::query_scalar!(
             "UPDATE grants SET lease_owner = ?1, lease_until = ?2
              WHERE id = ?3 AND (lease_owner IS NULL OR lease_until <= ?4 OR lease_owner = ?1)
              RETURNING generation",
@@ -32,26 +34,47 @@ impl SqliteStore {
         )
         .fetch_optional(&self.lease_pool)
         .await?;
-        drop(serial);
-        if taken.is_some() {
-            let Some(grant) = self.grant(grant_id).await? else {
+        if taken.is_none() {
+            let held: Option<(Option<String>, Option<i64>)> =
+                sqlx::query_as("SELECT lease_owner, lease_until FROM grants WHERE id = ?1")
+                    .bind(grant_id.0)
+                    .fetch_optional(&self.lease_pool)
+                    .await?;
+            let Some((holder, held_until)) = held else {
                 return Ok(Claim::Gone);
             };
-            let lease = Lease {
-                grant_id,
-                generation: grant.state.generation,
-            };
-            return Ok(Claim::Acquired { lease, grant });
-        }
-        let held = sqlx::query_scalar!("SELECT lease_until FROM grants WHERE id = ?1", grant_id.0)
+            let holder = holder.unwrap_or_default();
+            if !owner::is_provably_dead(&holder) {
+                return Ok(Claim::Held {
+                    until: held_until.unwrap_or(now),
+                });
+            }
+            // Its holder died holding it (same machine, PID gone or reused).
+            taken = sqlx::query_scalar(
+                "UPDATE grants SET lease_owner = ?1, lease_until = ?2
+                 WHERE id = ?3 AND lease_owner = ?4 RETURNING generation",
+            )
+            .bind(&self.owner)
+            .bind(until)
+            .bind(grant_id.0)
+            .bind(&holder)
             .fetch_optional(&self.lease_pool)
             .await?;
-        Ok(match held {
-            None => Claim::Gone,
-            Some(until) => Claim::Held {
-                until: until.unwrap_or(now),
-            },
-        })
+            if taken.is_none() {
+                // Someone else took it over first: look again soon.
+                return Ok(Claim::Held { until: now });
+            }
+            tracing::info!(grant_id = %grant_id, "took over the refresh lease of a process that is gone");
+        }
+        drop(serial);
+        let Some(grant) = self.grant(grant_id).await? else {
+            return Ok(Claim::Gone);
+        };
+        let lease = Lease {
+            grant_id,
+            generation: grant.state.generation,
+        };
+        Ok(Claim::Acquired { lease, grant })
     }
 
     /// See [`crate::store::Backend::release`].

@@ -216,11 +216,14 @@ impl SqliteStore {
                 hex::decode_to_slice(sealed.as_bytes(), &mut bytes)
                     .map_err(|e| StoreError::Corrupt(format!("access token: {e}")))?;
                 let sealed = bytes;
+                let (lifetime_secs, lifetime_issued) =
+                    AccessToken::lifetime_from_stored(r.7.unwrap_or(0));
                 Some(AccessToken {
                     token: self.cipher.open_secret(r.0, Field::AccessToken, &sealed)?,
                     token_type: r.4.into_owned(),
                     expires_at,
-                    lifetime_secs: r.7.unwrap_or(0),
+                    lifetime_secs,
+                    lifetime_issued,
                 })
             }
             _ => None,

@@ -11,21 +11,26 @@
 //! - `lease`: refresh leases and the failure writes made under them.
 //! - `delete`: credentials leaving, and their grants when unused.
 //! - `rotate`: re-sealing under a new key.
+//! - `copy`: every grant as stored, out or in (`copy-store`).
+//! - `usage`: when credentials were last handed out (the refresh budget's order).
 //!
 //! Every write that hands out or replaces a token runs in a `BEGIN IMMEDIATE`
 //! transaction on a WAL database with `synchronous=FULL`: once a write returns,
 //! a `kill -9` cannot take it back.
 
 mod commit;
+mod copy;
 mod delete;
 mod feed;
 mod file;
 mod lease;
 mod load;
 mod open;
+mod page_limit;
 mod put;
 mod read;
 mod rotate;
+mod usage;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +47,8 @@ use crate::clock::{Clock, UnixMillis};
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
 pub use load::read_ahead_before_open;
 use open::{connect, open_pool};
+#[doc(hidden)]
+pub use page_limit::limit_pages_for_tests;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -88,7 +95,7 @@ impl SqliteStore {
             clock,
             path: path.to_path_buf(),
             file_id: file::FileId::of(path)?,
-            owner: format!("pid{}-{:08x}", std::process::id(), rand::random::<u32>()),
+            owner: crate::store::owner::this_process(rand::random()),
         };
         store.check_key().await?;
         Ok(store)
@@ -292,8 +299,27 @@ impl Backend for SqliteStore {
         self.needs_reauth(lease, error).await
     }
 
+    async fn record_hand_outs(&self, batch: &[(String, UnixMillis)]) -> Result<(), StoreError> {
+        self.write_hand_outs(batch).await
+    }
+
+    async fn hand_outs_each(
+        &self,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        self.read_hand_outs(each).await
+    }
+
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {
         self.reseal(new_key).await
+    }
+
+    async fn export_page(&self, after: i64, limit: i64) -> Result<Vec<SealedGrant>, StoreError> {
+        self.export(after, limit).await
+    }
+
+    async fn import_sealed(&self, batch: &[SealedGrant]) -> Result<(), StoreError> {
+        self.import(batch).await
     }
 }
 

@@ -30,6 +30,7 @@ pub(super) async fn connect(
         .synchronous(synchronous)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true);
+    let file = path.to_path_buf();
     Ok(SqlitePoolOptions::new()
         .max_connections(connections)
         .min_connections(1)
@@ -42,12 +43,16 @@ pub(super) async fn connect(
         // write never breaks the next. (sqlx pings a connection as it comes
         // back to the pool, after any rollback it queued, so the count
         // read here is settled.)
-        .before_acquire(|conn, _| {
+        .before_acquire(move |conn, _| {
+            let test_limit = super::page_limit::limit_of(&file);
             Box::pin(async move {
-                Ok(
-                    <SqliteTransactionManager as TransactionManager>::get_transaction_depth(conn)
-                        == 0,
-                )
+                let depth =
+                    <SqliteTransactionManager as TransactionManager>::get_transaction_depth(conn);
+                if let Some(pages) = test_limit {
+                    let pragma = format!("PRAGMA max_page_count = {pages}");
+                    sqlx::query(&pragma).execute(&mut *conn).await?;
+                }
+                Ok(depth == 0)
             })
         })
         .connect_with(options)

@@ -12,7 +12,9 @@ use super::delete::delete_grant_if_unused;
 use super::read::parse_extras;
 use super::{SqliteStore, next_change_seq};
 use crate::clock::UnixMillis;
-use crate::model::{CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras};
+use crate::model::{
+    AccessToken, CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras,
+};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};
 
@@ -62,6 +64,7 @@ impl SqliteStore {
                     let sealed = self
                         .cipher
                         .seal_secret(id.0, Field::AccessToken, &access.token);
+                    let lifetime = access.stored_lifetime();
                     sqlx::query!(
                         "UPDATE grants SET access_token = ?1, token_type = ?2, expires_at = ?3, lifetime_secs = ?4,
                              scope = coalesce(?5, scope), status = 'active', consecutive_failures = 0,
@@ -72,7 +75,7 @@ impl SqliteStore {
                         sealed,
                         access.token_type,
                         access.expires_at,
-                        access.lifetime_secs,
+                        lifetime,
                         new.scope,
                         new.next_refresh_at,
                         now,
@@ -193,7 +196,7 @@ impl SqliteStore {
             .map(|a| self.cipher.seal_secret(id.0, Field::AccessToken, &a.token));
         let token_type = new.access.map_or("bearer", |a| a.token_type.as_str());
         let expires_at = new.access.map(|a| a.expires_at);
-        let lifetime = new.access.map(|a| a.lifetime_secs);
+        let lifetime = new.access.map(AccessToken::stored_lifetime);
         let failures = i64::from(new.failure.is_some());
         sqlx::query!(
             "INSERT INTO grants (id, provider, refresh_token, refresh_token_hash, access_token,

@@ -11,7 +11,7 @@ use super::*;
 use crate::model::Extras;
 use crate::store::Store;
 use crate::store::contract::{self, Fixture, T0, access, extras, put, store_contract};
-use crate::store::key::{KeyError, KeyOrigin, load_key};
+use crate::store::key::{KeyError, KeyOrigin, KeySearch, load_key, write_new_key};
 
 /// A fresh database in a temp dir with a new key, on a manual clock.
 pub(super) async fn fixture() -> Fixture {
@@ -89,7 +89,7 @@ async fn tokens_never_reach_the_file_in_clear() {
 async fn database_wal_and_key_files_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("state/tokend.db");
-    let (key, origin) = load_key(None, None, &db).await.unwrap();
+    let (key, origin) = load_key(None, &KeySearch::default(), &db).await.unwrap();
     assert_eq!(
         origin,
         KeyOrigin::Generated(dir.path().join("state/tokend.key"))
@@ -106,7 +106,7 @@ async fn database_wal_and_key_files_are_private() {
     store.close().await;
 
     // Second start: the same key is found beside the database.
-    let (again, origin) = load_key(None, None, &db).await.unwrap();
+    let (again, origin) = load_key(None, &KeySearch::default(), &db).await.unwrap();
     assert!(matches!(origin, KeyOrigin::BesideDatabase(_)));
     Store::open(&db, &again, Clock::manual(T0)).await.unwrap();
 }
@@ -134,8 +134,88 @@ async fn wrong_or_missing_key_is_refused_with_a_clear_message() {
     );
 
     // No key anywhere for an existing database: refused, nothing generated.
-    let err = load_key(None, None, &db).await.unwrap_err();
+    let err = load_key(None, &KeySearch::default(), &db)
+        .await
+        .unwrap_err();
     assert!(matches!(err, KeyError::Missing { .. }), "{err}");
     assert!(err.to_string().contains(&stored_id));
     assert!(!dir.path().join("tokend.key").exists());
+}
+
+#[tokio::test]
+async fn the_key_is_found_in_a_systemd_credential_store() {
+    // A root shell's CLI command on an installed system: the service's key
+    // is in /etc/credstore, where LoadCredential= finds it, not beside the
+    // database and with no $CREDENTIALS_DIRECTORY.
+    let dir = tempfile::tempdir().unwrap();
+    let credstore = dir.path().join("credstore");
+    std::fs::create_dir(&credstore).unwrap();
+    let key = MasterKey::generate();
+    write_new_key(&credstore.join("tokend.key"), &key).unwrap();
+    let db = dir.path().join("state/tokend.db");
+    let search = KeySearch {
+        credentials_dir: Some(dir.path().join("no-such-dir")),
+        credstores: vec![dir.path().join("empty"), credstore.clone()],
+    };
+    let (found, origin) = load_key(None, &search, &db).await.unwrap();
+    assert_eq!(
+        origin,
+        KeyOrigin::SystemdCredential(credstore.join("tokend.key"))
+    );
+    assert_eq!(Cipher::new(&found).key_id(), Cipher::new(&key).key_id());
+    assert!(
+        !dir.path().join("state/tokend.key").exists(),
+        "nothing generated"
+    );
+}
+
+#[tokio::test]
+async fn last_hand_outs_are_kept_latest_first_and_read_back_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = test_store(dir.path(), Clock::manual(T0)).await;
+    let at = access("AT-1", T0 + 3_600_000);
+    for id in ["alice", "bob", "carol"] {
+        put(&store, id, &format!("RT-{id}"), Some(&at), &Extras::new()).await;
+    }
+    let read = || async {
+        let mut seen = Vec::new();
+        store
+            .hand_outs_each(&mut |id, at| seen.push((id.to_owned(), at)))
+            .await
+            .unwrap();
+        seen.sort();
+        seen
+    };
+    assert!(read().await.is_empty(), "never handed out");
+    let batch = |v: &[(&str, i64)]| -> Vec<(String, i64)> {
+        v.iter().map(|(id, at)| (id.to_string(), *at)).collect()
+    };
+    store
+        .record_hand_outs(&batch(&[("alice", T0 + 5_000), ("bob", T0), ("ghost", T0)]))
+        .await
+        .unwrap();
+    // An older time never replaces a later one.
+    store
+        .record_hand_outs(&batch(&[("alice", T0 + 1_000), ("bob", T0 + 9_000)]))
+        .await
+        .unwrap();
+    assert_eq!(
+        read().await,
+        batch(&[("alice", T0 + 5_000), ("bob", T0 + 9_000)])
+    );
+    // More than a statement's and a page's worth.
+    let many: Vec<(String, i64)> = (0..2_500).map(|i| (format!("x{i:05}"), T0 + i)).collect();
+    let tokens: Vec<SecretString> = many
+        .iter()
+        .map(|(id, _)| contract::s(&format!("RT-{id}")))
+        .collect();
+    let none = Extras::new();
+    let news: Vec<NewCredential<'_>> = many
+        .iter()
+        .zip(&tokens)
+        .map(|((id, _), rt)| contract::new_credential(id, rt, None, &none))
+        .collect();
+    store.put_credentials(&news).await.unwrap();
+    store.record_hand_outs(&many).await.unwrap();
+    assert_eq!(read().await.len(), 2 + 2_500);
 }

@@ -32,7 +32,8 @@ async fn hands_out_the_token_with_extras() {
     assert_eq!(token["access_token"], "at-1");
     assert_eq!(token["token_type"], "bearer");
     assert_eq!(token["scope"], "read_write");
-    assert_eq!(token["expires_in"], 3600);
+    // Up to the hand-out margin (1 s) before the expiry.
+    assert_eq!(token["expires_in"], 3599);
     assert_eq!(token["expires_at"], "2026-01-01T01:00:00Z");
     assert_eq!(token["account_id"], "acc_1");
     assert_eq!(token["sub"], "sub_1");
@@ -48,7 +49,7 @@ async fn hands_out_the_token_with_extras() {
 
     app.clock.advance(Duration::from_secs(600));
     let (_, later) = app.token("alice").await;
-    assert_eq!(later["expires_in"], 3000, "expires_in follows the clock");
+    assert_eq!(later["expires_in"], 2999, "expires_in follows the clock");
     assert_eq!(later["access_token"], "at-1", "served from memory");
     assert_eq!(app.fake.refresh_calls(), 1);
 }
@@ -57,7 +58,8 @@ async fn hands_out_the_token_with_extras() {
 async fn min_ttl_forces_a_refresh_only_when_needed() {
     let app = spawn_app().await;
     assert_eq!(app.import("alice", "rt-a").await.0, StatusCode::CREATED);
-    let (status, token) = send(app.get("/v1/tokens/alice?min_ttl=3599")).await;
+    // 3600 s left, of which the last (the hand-out margin) is never handed out.
+    let (status, token) = send(app.get("/v1/tokens/alice?min_ttl=3598")).await;
     assert_eq!(
         (status, &token["access_token"]),
         (StatusCode::OK, &json!("at-1"))
@@ -73,8 +75,8 @@ async fn min_ttl_forces_a_refresh_only_when_needed() {
     // The refreshed token is what everyone gets now.
     assert_eq!(app.token("alice").await.1["access_token"], "at-2");
 
-    // No token can ever satisfy a min_ttl at or past the lifetime.
-    let got = send(app.get("/v1/tokens/alice?min_ttl=3600")).await;
+    // No token can ever satisfy a min_ttl at or past the lifetime less the margin.
+    let got = send(app.get("/v1/tokens/alice?min_ttl=3599")).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     assert_eq!(app.fake.refresh_calls(), 2);
 }
@@ -137,7 +139,7 @@ async fn a_degraded_grant_still_serves_its_valid_token_with_warnings() {
     let (status, token) = app.token("alice").await;
     assert_eq!(status, StatusCode::OK, "{token}");
     assert_eq!(token["access_token"], "at-1");
-    assert_eq!(token["expires_in"], 1600);
+    assert_eq!(token["expires_in"], 1599, "to the hand-out margin");
     let warnings = token["warnings"].as_array().expect("a warnings array");
     assert_eq!(warnings.len(), 1);
     assert!(warnings[0].as_str().unwrap().contains("1 time"), "{token}");

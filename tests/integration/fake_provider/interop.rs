@@ -10,7 +10,10 @@
 //! - [`FakeProvider::use_clock`] and [`FakeProvider::round_issue_time_down`]:
 //!   an access token's expiry counts from when the request *arrived* (before
 //!   any [`FakeProvider::set_delay`]), optionally with the issue time
-//!   rounded down to the second (oidc-provider's `iat`).
+//!   rounded down to the second (oidc-provider's `iat`);
+//!   [`FakeProvider::answer_takes_on_clock`]: each token the fake issues
+//!   reaches the client that long later on that (manual) clock, a slow
+//!   answer in the clock's terms.
 //! - [`FakeProvider::revoke_access_on_refresh`]: a refresh revokes the
 //!   grant's previous access token the moment it issues the new one.
 //!
@@ -64,6 +67,7 @@ pub(super) struct Interop {
     issuer: Option<String>,
     clock: Option<Clock>,
     round_down: bool,
+    answer_takes: Option<std::time::Duration>,
     revoke_on_refresh: bool,
     /// Extras the codes of the authorization endpoint exchange into.
     authorize_extras: Option<Value>,
@@ -90,7 +94,7 @@ struct Serving {
 }
 
 impl Interop {
-    fn now(&self) -> i64 {
+    pub(super) fn now(&self) -> i64 {
         match &self.clock {
             Some(c) => c.now(),
             None => std::time::SystemTime::now()
@@ -121,6 +125,12 @@ impl FakeProvider {
     /// a second before `arrival + expires_in`.
     pub fn round_issue_time_down(&self, on: bool) {
         self.lock().interop.round_down = on;
+    }
+
+    /// Each issued token's answer moves the manual clock on by `d` before
+    /// it is sent: the token is dated `d` before the client receives it.
+    pub fn answer_takes_on_clock(&self, d: std::time::Duration) {
+        self.lock().interop.answer_takes = Some(d);
     }
 
     pub fn revoke_access_on_refresh(&self, on: bool) {
@@ -289,6 +299,9 @@ pub(super) fn issued(g: &mut Inner, body: &Value) {
             revoked_at: None,
         },
     );
+    if let (Some(d), Some(clock)) = (it.answer_takes, &it.clock) {
+        clock.advance(d);
+    }
 }
 
 /// A protected resource: is the bearer token valid now, on the fake's clock?

@@ -4,6 +4,8 @@
 //! running daemon.
 
 mod connections;
+mod dead_lease;
+mod disk_full;
 mod flood;
 mod host;
 mod numbers;

@@ -11,7 +11,11 @@ use crate::helpers::{AppOptions, TestApp, send, spawn_app_with};
 
 /// A daemon whose Cronofy provider allows `per_minute` calls (burst
 /// `burst`), with `settings` as further `providers.cronofy` keys.
-async fn app_with_limit(per_minute: u32, burst: u32, settings: &[(&str, &str)]) -> TestApp {
+pub(super) async fn app_with_limit(
+    per_minute: u32,
+    burst: u32,
+    settings: &[(&str, &str)],
+) -> TestApp {
     let mut env = vec![
         (
             "TOKEND__PROVIDERS__CRONOFY__MAX_REQUESTS_PER_MINUTE".to_owned(),
@@ -35,8 +39,21 @@ async fn app_with_limit(per_minute: u32, burst: u32, settings: &[(&str, &str)]) 
     .await
 }
 
+/// The value of gauge `name` for provider `cronofy` at `GET /metrics`.
+pub(super) async fn gauge(app: &TestApp, name: &str) -> f64 {
+    let (status, body) = send(app.get("/metrics")).await;
+    assert_eq!(status, StatusCode::OK);
+    let prefix = format!("{name}{{provider=\"cronofy\"}} ");
+    let text = body.as_str().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
 /// Imports `id` with an access token valid `expires_in` seconds: no call.
-async fn import_warm(app: &TestApp, id: &str, expires_in: u64) {
+pub(super) async fn import_warm(app: &TestApp, id: &str, expires_in: u64) {
     let rt = format!("rt-{id}");
     app.fake.add_refresh_token(&rt, json!({}));
     let (status, body) = send(app.put(&format!("/v1/credentials/{id}")).json(&json!({

@@ -35,7 +35,7 @@ async fn imports_and_refreshes_share_the_concurrency_bound() {
             "refresh_token": format!("rt-new-{i}"),
         })))
     });
-    let min_ttl = (0..3).map(|i| send(app.get(&format!("/v1/tokens/old-{i}?min_ttl=3599"))));
+    let min_ttl = (0..3).map(|i| send(app.get(&format!("/v1/tokens/old-{i}?min_ttl=3598"))));
     app.clock.advance(Duration::from_secs(2));
     let (imports, refreshes, forced) = tokio::join!(
         futures::future::join_all(imports),

@@ -3,7 +3,10 @@
 //! application calendars, and two daemons racing on one database.
 
 mod budget;
+mod budget_auto;
 mod concurrency;
+mod expiry;
 mod failures;
+mod inflight;
 mod race;
 mod schedule;
