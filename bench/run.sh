@@ -305,6 +305,9 @@ sync
 start_tokend "$WORK/scale" unpinned
 ready_ms=$(wait_ready "$TOKEND_URL")
 put scale_ready_ms "$ready_ms"
+# The CPU time the start took (every thread, user and system): on a shared
+# machine the wall time also counts waiting for the cores.
+put scale_ready_cpu_ms $(($(cpu_ticks "$TOKEND_PID") * 1000 / $(getconf CLK_TCK)))
 ((${#pin_server[@]})) && taskset -a -p -c "$SERVER_CPU" "$TOKEND_PID" >/dev/null
 put scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
 say "scale: ${IDLE_SECS}s idle"

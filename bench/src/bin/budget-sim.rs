@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
                             token_type: "bearer".into(),
                             expires_at,
                             lifetime_secs: LIFETIME_SECS,
+                            lifetime_issued: true,
                         };
                         (
                             credential_id(i),
