@@ -18,6 +18,10 @@
 # `ONLY=scale`, `ONLY=callgrind` or `ONLY=handout,proxy`; default all of
 # callgrind, handout, refresh, scale, budget, micro, proxy). With BENCH_DIR, a scale
 # database already seeded there with SCALE_N credentials is reused, not seeded again.
+# `ONLY=postgres`: cluster mode on the PostgreSQL server PG_URL names
+# (default postgres://root@127.0.0.1:5432/postgres; needs psql): durable
+# refreshes/s, propagation across 3 members, start with SCALE_N credentials.
+# Its databases are created for the run and dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -76,9 +80,14 @@ BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release
 
 # --- processes ----------------------------------------------------------------
 PIDS=()
+PG_DBS=()
+PG_ADMIN=${PG_URL:-postgres://root@127.0.0.1:5432/postgres}
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    for db in "${PG_DBS[@]}"; do
+        psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    done
     [[ -n ${BENCH_DIR:-} ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -299,6 +308,9 @@ sync
 start_tokend "$WORK/scale" unpinned
 ready_ms=$(wait_ready "$TOKEND_URL")
 put scale_ready_ms "$ready_ms"
+# The CPU time the start took (every thread, user and system): on a shared
+# machine the wall time also counts waiting for the cores.
+put scale_ready_cpu_ms $(($(cpu_ticks "$TOKEND_PID") * 1000 / $(getconf CLK_TCK)))
 ((${#pin_server[@]})) && taskset -a -p -c "$SERVER_CPU" "$TOKEND_PID" >/dev/null
 put scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
 say "scale: ${IDLE_SECS}s idle"
@@ -336,6 +348,68 @@ TOML
 say "budget: $BUDGET_N grants, $BUDGET_HOT hot, one virtual hour + $BUDGET_MINUTES minutes"
 "${pin_server[@]}" "$BIN/budget-sim" --config "$WORK/budget/tokend.toml" \
     --grants "$BUDGET_N" --hot "$BUDGET_HOT" --minutes "$BUDGET_MINUTES" >>"$RESULTS"
+fi
+
+# --- 4. cluster mode on PostgreSQL (ONLY=postgres) ----------------------------
+if section postgres; then
+command -v psql >/dev/null || { echo "ONLY=postgres needs psql (postgresql-client)" >&2; exit 1; }
+pg_db() { # NAME -> a fresh database NAME (dropped at exit); sets PG_DB_URL
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >&2
+    PG_DBS+=("$1"); PG_DB_URL=${PG_ADMIN%/*}/$1
+}
+pg_config() { # DIR PROVIDER_URL: write_config on PG_DB_URL and the shared key
+    write_config "$1" "$2"
+    sed -i "s|^database = .*|database = \"$PG_DB_URL\"\nencryption_key_file = \"$WORK/pg.key\"|" "$1/tokend.toml"
+    echo "manage = true" >>"$1/tokend.toml"
+}
+pg_count() { psql -tA "$PG_DB_URL" -c "$1"; }
+(umask 077; head -c 32 /dev/urandom >"$WORK/pg.key")
+
+say "postgres: $REFRESH_N grants all due at once"
+"${pin_load[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 2>"$WORK/pg-fake.log" &
+FAKE_PID=$!; PIDS+=("$FAKE_PID")
+FAKE_URL=http://$(wait_log "$WORK/pg-fake.log" 'listening on (.*)$')
+before=$(curl -s "$FAKE_URL/count")
+pg_db "tokend_bench_refresh_$$"
+mkdir -p "$WORK/pg-refresh"
+pg_config "$WORK/pg-refresh" "$FAKE_URL"
+"$BIN/seed" --config "$WORK/pg-refresh/tokend.toml" --count "$REFRESH_N" --due now --sealed >&2
+start_tokend "$WORK/pg-refresh"
+wait_ready "$TOKEND_URL" >/dev/null
+deadline=$((SECONDS + 900))
+while (($(pg_count 'SELECT count(*) FROM grants WHERE generation > 0') < REFRESH_N)); do
+    ((SECONDS < deadline)) || { echo "refreshes did not finish" >&2; break; }
+    sleep 1
+done
+put pg_refresh_provider_calls $(($(curl -s "$FAKE_URL/count") - before))
+put pg_refresh_durable "$(pg_count 'SELECT count(*) FROM grants WHERE generation > 0')"
+put pg_refresh_log "$WORK/pg-refresh/tokend.log"
+stop "$TOKEND_PID"
+
+say "postgres: propagation across 3 members"
+members=()
+for m in 1 2 3; do
+    mkdir -p "$WORK/pg-member$m"
+    pg_config "$WORK/pg-member$m" "$FAKE_URL"
+    start_tokend "$WORK/pg-member$m" unpinned
+    wait_ready "$TOKEND_URL" >/dev/null
+    members+=("${TOKEND_URL#http://}")
+done
+put pg_propagation "$("$BIN/propagation" --members "$(IFS=,; echo "${members[*]}")" --key "$KEY" --count "${PROPAGATION_N:-300}")"
+for pid in "${PIDS[@]}"; do [[ $pid == "$FAKE_PID" ]] || stop "$pid"; done
+stop "$FAKE_PID"
+
+say "postgres: start with $SCALE_N credentials"
+pg_db "tokend_bench_scale_$$"
+mkdir -p "$WORK/pg-scale"
+pg_config "$WORK/pg-scale" "http://127.0.0.1:9"
+"$BIN/seed" --config "$WORK/pg-scale/tokend.toml" --count "$SCALE_N" --sealed >&2
+psql -q "$PG_DB_URL" -c "VACUUM ANALYZE" >&2
+put pg_scale_n "$SCALE_N"
+start_tokend "$WORK/pg-scale" unpinned
+put pg_scale_ready_ms "$(wait_ready "$TOKEND_URL")"
+put pg_scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
+stop "$TOKEND_PID"
 fi
 
 # --- 5. micro-benchmarks ------------------------------------------------------

@@ -251,6 +251,17 @@ impl Cache {
         Self::default()
     }
 
+    /// A cache with room for `credentials` entries from the start: the load
+    /// then fills tables that never grow (each growth rehashes a shard,
+    /// reading every entry's id from memory, and holds the old table and
+    /// the new one at once).
+    pub fn with_capacity(credentials: usize) -> Self {
+        Cache {
+            entries: DashMap::with_capacity_and_hasher(credentials, Hashing::default()),
+            ..Self::default()
+        }
+    }
+
     pub fn get(&self, credential_id: &str) -> Option<Arc<TokenEntry>> {
         self.entries
             .get(credential_id)

@@ -198,7 +198,9 @@ async fn start(
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
     let providers = provider::build_all(config, options.clock.clone())?;
-    let cache = Arc::new(Cache::new());
+    // Sized for what the load is about to publish (a grant has one
+    // credential, seldom more; a few more grow the table of their shard).
+    let cache = Arc::new(Cache::with_capacity(store.count_grants().await?));
     let refresher = Refresher::new(
         store.clone(),
         Arc::clone(&cache),

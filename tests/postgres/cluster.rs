@@ -221,12 +221,9 @@ async fn a_member_killed_mid_refresh_loses_no_grant_and_its_lease_is_taken_over(
     let _ = doomed.await;
     fake.set_delay(Duration::ZERO);
 
-    // B needs a refresh (ten seconds on, 3599 s left is not enough): it waits for the dead member's lease, which
+    // B is asked for a fresh token (forced): it waits for the dead member's lease, which
     // expires (the shared clock moves past it), then refreshes itself.
-    clock.advance(Duration::from_secs(10));
-    let wanting = tokio::spawn(send(
-        b.request(Method::GET, "/v1/tokens/alice?min_ttl=3599"),
-    ));
+    let wanting = tokio::spawn(send(b.request(Method::POST, "/v1/tokens/alice/refresh")));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!wanting.is_finished(), "B waits while the lease is A's");
     clock.advance(Duration::from_secs(120));
@@ -277,10 +274,10 @@ async fn a_member_cut_off_from_the_database_serves_from_memory_and_catches_up() 
     assert_eq!(token["access_token"], before["access_token"]);
     let ready = send(a.request(Method::GET, "/readyz")).await.0;
     assert_eq!(ready, StatusCode::OK);
-    // What needs a refresh (ten seconds on, 3599 s left is not enough) is
+    // What needs a refresh (200 s on, 3400 s left is not enough) is
     // refused, and the provider is not called.
-    clock.advance(Duration::from_secs(10));
-    let got = send(a.request(Method::GET, "/v1/tokens/alice?min_ttl=3599")).await;
+    clock.advance(Duration::from_secs(200));
+    let got = send(a.request(Method::GET, "/v1/tokens/alice?min_ttl=3500")).await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
     assert_eq!(
         fake.refresh_calls(),

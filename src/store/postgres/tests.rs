@@ -88,6 +88,63 @@ async fn a_change_wakes_another_members_follower() {
 }
 
 #[tokio::test]
+async fn a_copy_from_sqlite_reads_back_the_same_under_the_same_key() {
+    use crate::store::contract::{summary, varied_grants};
+    let Some(f) = fixture().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::open(&dir.path().join("tokend.db"), &f.key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let mut ids = varied_grants(&sqlite).await;
+    ids.sort();
+    ids.dedup();
+    let mut after = i64::MIN;
+    loop {
+        let page = sqlite.export_page(after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        f.store.import_sealed(&page).await.unwrap();
+    }
+    let load = |store: Store| async move {
+        let mut all = Vec::new();
+        store
+            .load_each(&mut |g| all.push(summary(&g)))
+            .await
+            .unwrap();
+        all
+    };
+    let copied = load(f.store.clone()).await;
+    assert_eq!(copied.len(), ids.len());
+    assert_eq!(copied, load(sqlite.clone()).await);
+    for id in ids {
+        let (a, b) = (
+            sqlite.get_grant(id).await.unwrap(),
+            f.store.get_grant(id).await.unwrap(),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        use secrecy::ExposeSecret;
+        assert_eq!(
+            a.refresh_token.expose_secret(),
+            b.refresh_token.expose_secret()
+        );
+        let prev = |g: &crate::model::Grant| {
+            g.previous_refresh_token
+                .as_ref()
+                .map(|t| t.expose_secret().to_owned())
+        };
+        assert_eq!(prev(&a), prev(&b));
+        // Linked by refresh token as before: the lookup hashes came along.
+        assert_eq!(
+            f.store
+                .grant_by_refresh_token(&a.state.provider, &a.refresh_token)
+                .await
+                .unwrap(),
+            Some(id)
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() {
     let Some(db) = ScratchDb::create().await else {
         return;

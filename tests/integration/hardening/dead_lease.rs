@@ -51,8 +51,9 @@ async fn a_forced_refresh_after_a_kill_mid_refresh_does_not_wait_out_the_dead_le
         .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(r.status(), StatusCode::OK, "{}", daemon.logs());
+    // The lease would last 25 s; the bound leaves room for a loaded machine.
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(10),
         "took {elapsed:?}: the dead lease was waited out"
     );
     let logs = daemon.logs();
