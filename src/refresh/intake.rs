@@ -129,16 +129,8 @@ impl Refresher {
         }
         let permit = self.permit().await;
         let sent = self.inner.clock.now();
-        let started = std::time::Instant::now();
         let answer = provider.refresh(&req.refresh_token).await;
         drop(permit);
-        // An import's first refresh is a refresh like any other in
-        // tokend_refreshes_total.
-        let outcome = answer
-            .as_ref()
-            .map_or_else(super::outcome::outcome_label, |_| "refreshed");
-        let elapsed = started.elapsed().as_secs_f64();
-        self.inner.metrics.refresh(&req.provider, outcome, elapsed);
         match answer {
             Ok(response) => {
                 let rt = response

@@ -217,7 +217,7 @@ impl Refresher {
 }
 
 /// The `outcome` label of a failed refresh.
-pub(super) fn outcome_label(error: &ProviderError) -> &'static str {
+fn outcome_label(error: &ProviderError) -> &'static str {
     match error {
         ProviderError::InvalidGrant { .. } => "invalid_grant",
         ProviderError::InvalidClient { .. } => "invalid_client",
