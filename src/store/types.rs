@@ -6,7 +6,7 @@
 use secrecy::SecretString;
 
 use crate::clock::UnixMillis;
-use crate::model::{AccessToken, Extras, Grant, GrantId, GrantState, Status};
+use crate::model::{AccessToken, CredentialExtras, Extras, Grant, GrantId, GrantState, Status};
 
 /// A credential arriving with a refresh token: import, code exchange or
 /// application calendar.
@@ -28,6 +28,30 @@ pub struct NewCredential<'a> {
     /// against the refresh token (the provider was down): stored with the
     /// grant as one failure with this error, retried at `next_refresh_at`.
     pub failure: Option<&'a str>,
+}
+
+impl NewCredential<'_> {
+    /// The grant a new credential creates, as written: the same for every
+    /// backend.
+    pub fn initial_state(&self, id: GrantId) -> GrantState {
+        GrantState {
+            id,
+            provider: self.provider.to_owned(),
+            status: Status::Active,
+            access: self.access.cloned(),
+            scope: self.scope.map(str::to_owned),
+            application_calendar_id: self.application_calendar_id.map(str::to_owned),
+            generation: 0,
+            last_refresh_at: self.last_refresh_at,
+            next_refresh_at: self.next_refresh_at,
+            consecutive_failures: i64::from(self.failure.is_some()),
+            last_error: self.failure.map(str::to_owned),
+            credentials: vec![CredentialExtras {
+                id: self.id.to_owned(),
+                extras: self.extras.clone(),
+            }],
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

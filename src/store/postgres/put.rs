@@ -10,9 +10,7 @@ use super::delete::delete_grant_if_unused;
 use super::rows::parse_extras;
 use super::{PgStore, next_change_seq};
 use crate::clock::UnixMillis;
-use crate::model::{
-    AccessToken, CredentialExtras, Extras, GrantId, GrantState, Status, merge_extras,
-};
+use crate::model::{AccessToken, Extras, GrantId, merge_extras};
 use crate::store::crypto::Field;
 use crate::store::{NewCredential, PutOutcome, StoreError};
 
@@ -168,7 +166,7 @@ impl PgStore {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("grant {grant_id} vanished")))?
         } else {
-            new_state(grant_id, new)
+            new.initial_state(grant_id)
         };
         Ok(PutOutcome {
             created: previous.is_none(),
@@ -220,27 +218,5 @@ impl PgStore {
         .execute(&mut **tx)
         .await?;
         Ok(id)
-    }
-}
-
-/// A grant just created for `new`, as written: its one credential, no
-/// refresh yet beyond what arrived with it.
-fn new_state(id: GrantId, new: &NewCredential<'_>) -> GrantState {
-    GrantState {
-        id,
-        provider: new.provider.to_owned(),
-        status: Status::Active,
-        access: new.access.cloned(),
-        scope: new.scope.map(str::to_owned),
-        application_calendar_id: new.application_calendar_id.map(str::to_owned),
-        generation: 0,
-        last_refresh_at: new.last_refresh_at,
-        next_refresh_at: new.next_refresh_at,
-        consecutive_failures: i64::from(new.failure.is_some()),
-        last_error: new.failure.map(str::to_owned),
-        credentials: vec![CredentialExtras {
-            id: new.id.to_owned(),
-            extras: new.extras.clone(),
-        }],
     }
 }
