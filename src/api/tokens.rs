@@ -289,8 +289,7 @@ pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Op
     let mut secs = itoa::Buffer::new();
     let secs = secs.format(remaining / 1000).as_bytes();
     const EXPIRES_IN: &[u8] = b",\"expires_in\":";
-    let mut body =
-        Vec::with_capacity(entry.body_prefix_len() + EXPIRES_IN.len() + secs.len() + 1);
+    let mut body = Vec::with_capacity(entry.body_prefix_len() + EXPIRES_IN.len() + secs.len() + 1);
     entry.push_body_prefix(&mut body);
     body.extend_from_slice(EXPIRES_IN);
     body.extend_from_slice(secs);
