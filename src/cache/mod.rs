@@ -49,8 +49,9 @@ pub struct TokenEntry {
     pub generation: i64,
     pub access: Option<CachedAccess>,
     health: Option<Box<Health>>,
-    /// Where the token type, the expiry and the scope end in `text`.
-    ends: [u32; 3],
+    /// Where the token type and the expiry end in `text` (the scope and
+    /// the extras follow the expiry up to the end).
+    ends: [u32; 2],
     id_end: u16,
     /// Index into [`Cache::providers`].
     provider: u16,
@@ -124,21 +125,21 @@ impl TokenEntry {
         let Some(access) = &self.access else {
             return;
         };
-        let [type_end, expires_end, scope_end] = self.ends.map(|e| e as usize);
+        let [type_end, expires_end] = self.ends.map(|e| e as usize);
         let id_end = usize::from(self.id_end);
         let token_end = access.token_end.get() as usize;
-        let values = [
-            &text[..id_end],
-            &text[id_end..token_end],
-            &text[token_end..type_end],
-            &text[type_end..expires_end],
-            &text[expires_end..scope_end],
-        ];
-        for (name, value) in NAMES.iter().zip(values) {
-            out.extend_from_slice(name);
-            out.extend_from_slice(value);
-        }
-        out.extend_from_slice(&text[scope_end..]);
+        // Written out rather than a loop: each name is then a copy of known
+        // length (this runs on every hand-out).
+        out.extend_from_slice(NAMES[0]);
+        out.extend_from_slice(&text[..id_end]);
+        out.extend_from_slice(NAMES[1]);
+        out.extend_from_slice(&text[id_end..token_end]);
+        out.extend_from_slice(NAMES[2]);
+        out.extend_from_slice(&text[token_end..type_end]);
+        out.extend_from_slice(NAMES[3]);
+        out.extend_from_slice(&text[type_end..expires_end]);
+        out.extend_from_slice(NAMES[4]);
+        out.extend_from_slice(&text[expires_end..]);
     }
 
     /// [`TokenEntry::push_body_prefix`] as a string of its own.

@@ -53,8 +53,8 @@ pub(super) struct Rendered {
     pub text: SecretString,
     pub id_end: u16,
     pub access: Option<CachedAccess>,
-    /// Ends of the token type, the expiry and the scope (zero without a token).
-    pub ends: [u32; 3],
+    /// Ends of the token type and the expiry (zero without a token).
+    pub ends: [u32; 2],
 }
 
 pub(super) fn render(
@@ -80,7 +80,7 @@ pub(super) fn render(
             text: exact(&text),
             id_end,
             access: None,
-            ends: [0; 3],
+            ends: [0; 2],
         };
     };
     let end = |text: &str| u32::try_from(text.len()).expect("an entry is far below 4 GiB");
@@ -94,7 +94,6 @@ pub(super) fn render(
         Some(s) => push_json_str(&mut text, s),
         None => text.push_str("null"),
     }
-    let scope_end = end(&text);
     for (k, v) in extras {
         if TOKEN_FIELDS.contains(&k.as_str()) {
             continue;
@@ -112,7 +111,7 @@ pub(super) fn render(
             lifetime_secs: access.lifetime_secs.clamp(0, i64::from(u32::MAX)) as u32,
             token_end,
         }),
-        ends: [type_end, expires_end, scope_end],
+        ends: [type_end, expires_end],
     }
 }
 

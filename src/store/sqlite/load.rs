@@ -296,7 +296,7 @@ const HEX: [u8; 256] = {
 /// instead of the `hex` crate's comparisons: a quarter of the decoding
 /// thread's time went to turning the sealed tokens back into bytes.
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 2);
