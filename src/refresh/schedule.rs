@@ -158,6 +158,7 @@ pub(super) async fn run(
         if store_down {
             ready = None;
         }
+        let mut acquired = None;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -173,21 +174,29 @@ pub(super) async fn run(
             },
             permit = permits.clone().acquire_owned(), if ready.is_some() => {
                 let Ok(permit) = permit else { break };
-                let Some((_, provider)) = ready else { continue };
-                if provider != UNKNOWN_PROVIDER && let Err(at) = budgets.try_take(provider) {
-                    spent_until.insert(provider, at);
-                    continue;
-                }
-                if let Some(grant) = queues.get_mut(provider).and_then(|q| q.pop()) {
-                    let r = refresher.clone();
-                    tokio::spawn(async move {
-                        // Errors are logged and rescheduled inside; nothing to do here.
-                        let _ = r.refresh_grant_with(grant, Trigger::Scheduled, Some(permit)).await;
-                    });
-                }
+                acquired = Some(permit);
             }
             _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
+        }
+        // Outside the `select!`: the budget's take may wait for the database.
+        let (Some(permit), Some((_, provider))) = (acquired, ready) else {
+            continue;
+        };
+        if provider != UNKNOWN_PROVIDER
+            && let Err(at) = budgets.take(provider).await
+        {
+            spent_until.insert(provider, at);
+            continue;
+        }
+        if let Some(grant) = queues.get_mut(provider).and_then(|q| q.pop()) {
+            let r = refresher.clone();
+            tokio::spawn(async move {
+                // Errors are logged and rescheduled inside; nothing to do here.
+                let _ = r
+                    .refresh_grant_with(grant, Trigger::Scheduled, Some(permit))
+                    .await;
+            });
         }
     }
     tracing::debug!(pending = queues.len(), "scheduler stopped");

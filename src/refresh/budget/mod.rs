@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use permits::{LocalPermits, Permits, Rate};
+pub use permits::{LocalPermits, Permits, Rate, SharedPermits};
 pub use task::{EVERY, Rewarm};
 
 use crate::clock::UnixMillis;
@@ -168,11 +168,11 @@ impl Budgets {
 
     /// Takes a permit for one background refresh of a grant of this
     /// provider, or says from when one may be there.
-    pub fn try_take(&self, index: u16) -> Result<(), UnixMillis> {
+    pub async fn take(&self, index: u16) -> Result<(), UnixMillis> {
         let Some(name) = self.name(index) else {
             return Ok(());
         };
-        self.permits.try_take(&name)
+        self.permits.take(&name).await
     }
 
     pub fn standing(&self, index: u16) -> Standing {

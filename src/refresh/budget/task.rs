@@ -26,6 +26,10 @@ pub const EVERY: Duration = Duration::from_secs(5);
 /// Rounds between writes of the last hand-outs (about a minute).
 const PERSIST_EVERY: u32 = 12;
 const WARN_EVERY_MS: i64 = 3_600_000;
+/// How far back each minute's read of the other members' hand-outs looks:
+/// they write theirs about once a minute too, so a hand-out reaches the
+/// database up to a minute or two after it happened.
+const FOLLOW_SECS: u32 = 180;
 /// Grants per message to the scheduler.
 const BATCH: usize = 4_096;
 
@@ -111,16 +115,35 @@ impl Refresher {
     }
 
     /// Writes `seen`; returns from when hand-outs are still to be written.
+    /// Then reads what the other members wrote.
     async fn persist_hand_outs(&self, seen: Vec<(String, UnixMillis)>, now: u32) -> u32 {
-        let Some(oldest) = seen.iter().map(|(_, at)| secs(*at)).min() else {
-            return now;
+        let persisted = match seen.iter().map(|(_, at)| secs(*at)).min() {
+            None => now,
+            Some(oldest) => match self.inner.store.record_hand_outs(&seen).await {
+                Ok(()) => now,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record the last hand-outs; trying again in a minute");
+                    oldest
+                }
+            },
         };
-        match self.inner.store.record_hand_outs(&seen).await {
-            Ok(()) => now,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot record the last hand-outs; trying again in a minute");
-                oldest
-            }
+        self.follow_hand_outs(now).await;
+        persisted
+    }
+
+    /// Takes in the hand-outs other members recorded in the last few
+    /// minutes (cluster mode), so that every member keeps the same grants
+    /// warm: the order is the cluster's.
+    async fn follow_hand_outs(&self, now: u32) {
+        let since = i64::from(now.saturating_sub(FOLLOW_SECS)) * 1000;
+        let cache = &self.inner.cache;
+        let read = self
+            .inner
+            .store
+            .hand_outs_since(since, &mut |id, at| cache.restore_hand_out(id, secs(at)))
+            .await;
+        if let Err(e) = read {
+            tracing::debug!(error = %e, "cannot read the other members' hand-outs; trying again in a minute");
         }
     }
 
