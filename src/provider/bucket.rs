@@ -9,7 +9,7 @@
 //!
 //! A take is one round trip. So that a high rate does not cost one round
 //! trip per call, a member takes up to [`STOCK_WINDOW`] worth of cells at
-//! once (at most the burst, at least one) and keeps the rest for that long;
+//! once (at most a quarter of the burst, at least one) and keeps the rest for that long;
 //! a cell not used in time is dropped, never spent late, so a member can
 //! only ever use fewer cells than it took. At Cronofy's 500 a minute that
 //! window holds less than one cell: every call is its own take.
@@ -42,11 +42,12 @@ impl BucketRate {
         60_000.0 / self.per_minute.max(1e-9)
     }
 
-    /// How many cells to ask for at once: the window's worth, within
-    /// `1..=burst`.
+    /// How many cells to ask for at once: the window's worth, at most a
+    /// quarter of the burst (a member never takes the whole burst ahead of
+    /// the others), at least one.
     fn batch(&self) -> u32 {
         let window = (STOCK_WINDOW_MS / self.interval_ms()).floor();
-        (window.min(f64::from(self.burst.max(1)))).max(1.0) as u32
+        (window.min(f64::from(self.burst / 4))).max(1.0) as u32
     }
 }
 
@@ -82,6 +83,9 @@ pub trait SharedBuckets: Send + Sync + fmt::Debug {
 
     /// Pauses `key`'s bucket until `until` (never shortens a pause).
     async fn pause(&self, key: &str, until: UnixMillis) -> Result<(), BucketError>;
+
+    /// Puts back one cell taken for a call that was not made.
+    async fn give_back(&self, key: &str, rate: BucketRate) -> Result<(), BucketError>;
 }
 
 /// One shared bucket as a member uses it: its key, and the cells it took
@@ -135,6 +139,19 @@ impl SharedStock {
         self.buckets.pause(&self.key, until).await
     }
 
+    /// Puts back one cell taken for a call that was not made: into the
+    /// stock while it is usable, else into the shared bucket.
+    pub async fn give_back(&self, rate: BucketRate, now: UnixMillis) -> Result<(), BucketError> {
+        {
+            let mut stock = self.lock();
+            if stock.0 > 0 && now < stock.1 {
+                stock.0 += 1;
+                return Ok(());
+            }
+        }
+        self.buckets.give_back(&self.key, rate).await
+    }
+
     fn take_stocked(&self, now: UnixMillis) -> bool {
         let mut stock = self.lock();
         if stock.0 > 0 && now < stock.1 {
@@ -175,11 +192,16 @@ mod tests {
             per_minute: 600_000.0,
             burst: 1000,
         };
-        assert_eq!(fast.batch(), 500);
+        assert_eq!(fast.batch(), 250);
         let narrow = BucketRate {
             per_minute: 600_000.0,
             burst: 20,
         };
-        assert_eq!(narrow.batch(), 20);
+        assert_eq!(narrow.batch(), 5);
+        let tiny = BucketRate {
+            per_minute: 600_000.0,
+            burst: 3,
+        };
+        assert_eq!(tiny.batch(), 1);
     }
 }

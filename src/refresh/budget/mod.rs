@@ -175,6 +175,13 @@ impl Budgets {
         self.permits.take(&name).await
     }
 
+    /// Puts back the permit of a background refresh that made no call.
+    pub async fn give_back(&self, index: u16) {
+        if let Some(name) = self.name(index) {
+            self.permits.give_back(&name).await;
+        }
+    }
+
     pub fn standing(&self, index: u16) -> Standing {
         self.lock()
             .get(usize::from(index))

@@ -37,6 +37,13 @@ pub trait Permits: Send + Sync + std::fmt::Debug {
     /// Takes one permit from `provider`'s bucket, or says from when one
     /// may be there. A provider without a bucket has no budget to keep.
     async fn take(&self, provider: &str) -> Result<(), UnixMillis>;
+
+    /// Puts back a permit taken for a refresh that made no call (another
+    /// member had it, or it was no longer due). This process's own buckets
+    /// keep it spent: that happens only beside a CLI command there.
+    async fn give_back(&self, provider: &str) {
+        let _ = provider;
+    }
 }
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, EpochClock, NoOpMiddleware<Duration>>;
@@ -127,16 +134,8 @@ impl Permits for SharedPermits {
     }
 
     async fn take(&self, provider: &str) -> Result<(), UnixMillis> {
-        let found = {
-            let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-            buckets.get(provider).cloned()
-        };
-        let Some((rate, stock)) = found else {
+        let Some((size, stock)) = self.bucket(provider) else {
             return Ok(());
-        };
-        let size = BucketRate {
-            per_minute: rate.per_minute,
-            burst: rate.burst.max(1),
         };
         match stock.take(size, self.clock.now()).await {
             Ok(Taken::Cells(_)) => Ok(()),
@@ -146,6 +145,27 @@ impl Permits for SharedPermits {
                 self.fallback.try_take(provider)
             }
         }
+    }
+
+    async fn give_back(&self, provider: &str) {
+        let Some((size, stock)) = self.bucket(provider) else {
+            return;
+        };
+        if let Err(e) = stock.give_back(size, self.clock.now()).await {
+            tracing::debug!(error = %e, provider, "refresh budget: a permit not put back");
+        }
+    }
+}
+
+impl SharedPermits {
+    fn bucket(&self, provider: &str) -> Option<(BucketRate, Arc<SharedStock>)> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (rate, stock) = buckets.get(provider)?;
+        let size = BucketRate {
+            per_minute: rate.per_minute,
+            burst: rate.burst.max(1),
+        };
+        Some((size, Arc::clone(stock)))
     }
 }
 

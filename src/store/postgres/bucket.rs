@@ -97,4 +97,15 @@ impl SharedBuckets for PgBuckets {
             .map_err(failed)?;
         Ok(())
     }
+
+    async fn give_back(&self, key: &str, rate: BucketRate) -> Result<(), BucketError> {
+        let query = sqlx::query("UPDATE rate_buckets SET tat = tat - $2 WHERE key = $1")
+            .bind(key)
+            .bind(rate.interval_ms());
+        tokio::time::timeout(TIMEOUT, query.execute(&self.pool))
+            .await
+            .map_err(|_| failed("no answer within a second"))?
+            .map_err(failed)?;
+        Ok(())
+    }
 }

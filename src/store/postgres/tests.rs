@@ -273,3 +273,36 @@ async fn at_a_high_rate_members_take_many_cells_and_never_more_than_the_rate() {
     }
     assert!((1_000..=1_100).contains(&cells), "{cells}");
 }
+
+#[tokio::test]
+async fn two_members_refresh_budgets_are_one_and_a_permit_given_back_is_there_again() {
+    use crate::refresh::budget::{Permits, Rate, SharedPermits};
+    let Some((_db, a, b)) = two_members().await else {
+        return;
+    };
+    let clock = Clock::manual(T0);
+    let members = [
+        SharedPermits::new(a, clock.clone()),
+        SharedPermits::new(b, clock.clone()),
+    ];
+    let rate = Rate {
+        per_minute: 30.0,
+        burst: 3,
+    };
+    for m in &members {
+        m.configure("cronofy", rate);
+    }
+    members[0].take("cronofy").await.unwrap();
+    members[1].take("cronofy").await.unwrap();
+    members[1].take("cronofy").await.unwrap();
+    assert_eq!(members[0].take("cronofy").await, Err(T0 + 2_000));
+    assert_eq!(members[1].take("cronofy").await, Err(T0 + 2_000));
+    members[0].give_back("cronofy").await;
+    members[1].take("cronofy").await.unwrap();
+    assert!(members[0].take("cronofy").await.is_err());
+    clock.advance(std::time::Duration::from_secs(2));
+    members[0].take("cronofy").await.unwrap();
+    assert!(members[1].take("cronofy").await.is_err());
+    // A provider without a budget has none to keep.
+    members[0].take("other").await.unwrap();
+}
