@@ -158,6 +158,11 @@ pub(super) async fn run(
         if store_down {
             ready = None;
         }
+        // Nothing starts before the budget's first round: it may lapse some.
+        let undecided = !budgets.is_decided();
+        if undecided {
+            ready = None;
+        }
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -187,6 +192,7 @@ pub(super) async fn run(
                 }
             }
             _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
+            _ = budgets.decided(), if undecided => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
         }
     }
