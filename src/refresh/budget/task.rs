@@ -45,6 +45,8 @@ struct Linked {
     handed_out: u32,
     provider: usize,
     lifetime_secs: u32,
+    /// The last round kept it warm (none of its credentials lapsed).
+    was_warm: bool,
     /// Decided in the second walk (at its first credential): lapses or not.
     lapses: Option<bool>,
 }
@@ -138,20 +140,24 @@ impl Refresher {
                     handed_out: 0,
                     provider: u.provider(),
                     lifetime_secs: u.lifetime_secs(),
+                    was_warm: true,
                     lapses: None,
                 });
                 l.handed_out = l.handed_out.max(handed_out);
+                l.was_warm &= !u.is_lapsed();
                 return;
             }
             demand[u.provider()].add(
                 class(tick, handed_out),
                 calls_per_minute(u.lifetime_secs(), cfg),
+                !u.is_lapsed(),
             );
         });
         for l in linked.values() {
             demand[l.provider].add(
                 class(tick, l.handed_out),
                 calls_per_minute(l.lifetime_secs, cfg),
+                l.was_warm,
             );
         }
         let settings: Vec<_> = providers.iter().map(|&p| budgets.settings(p)).collect();
@@ -180,7 +186,9 @@ impl Refresher {
                     Some(l) => {
                         let c = class(tick, l.handed_out);
                         let need = calls_per_minute(l.lifetime_secs, cfg);
-                        let lapse = cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need));
+                        let lapse = cuts[p]
+                            .as_mut()
+                            .is_some_and(|cut| cut.lapses(c, need, l.was_warm));
                         l.lapses = Some(lapse);
                         (lapse, true)
                     }
@@ -189,8 +197,12 @@ impl Refresher {
             } else {
                 let c = class(tick, u.handed_out());
                 let need = calls_per_minute(u.lifetime_secs(), cfg);
+                let was_warm = !u.is_lapsed();
                 (
-                    active && cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need)),
+                    active
+                        && cuts[p]
+                            .as_mut()
+                            .is_some_and(|cut| cut.lapses(c, need, was_warm)),
                     true,
                 )
             };
