@@ -176,6 +176,12 @@ impl Store {
     }
 
     /// The public fingerprint of the key the store is sealed with.
+    /// The rate buckets the members of a cluster share (see
+    /// [`Backend::shared_buckets`]); `None` for SQLite.
+    pub fn shared_buckets(&self) -> Option<Arc<dyn crate::provider::bucket::SharedBuckets>> {
+        self.0.shared_buckets()
+    }
+
     pub fn key_id(&self) -> String {
         self.0.cipher().key_id()
     }

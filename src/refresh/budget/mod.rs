@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-pub use permits::{LocalPermits, Permits, Rate};
+pub use permits::{LocalPermits, Permits, Rate, SharedPermits};
 pub use task::{EVERY, Rewarm};
 
 use crate::clock::UnixMillis;
@@ -184,11 +184,18 @@ impl Budgets {
 
     /// Takes a permit for one background refresh of a grant of this
     /// provider, or says from when one may be there.
-    pub fn try_take(&self, index: u16) -> Result<(), UnixMillis> {
+    pub async fn take(&self, index: u16) -> Result<(), UnixMillis> {
         let Some(name) = self.name(index) else {
             return Ok(());
         };
-        self.permits.try_take(&name)
+        self.permits.take(&name).await
+    }
+
+    /// Puts back the permit of a background refresh that made no call.
+    pub async fn give_back(&self, index: u16) {
+        if let Some(name) = self.name(index) {
+            self.permits.give_back(&name).await;
+        }
     }
 
     pub fn standing(&self, index: u16) -> Standing {
