@@ -161,6 +161,11 @@ pub(super) async fn run(
         if store_down {
             ready = None;
         }
+        // Nothing starts before the budget's first round: it may lapse some.
+        let undecided = !budgets.is_decided();
+        if undecided {
+            ready = None;
+        }
         let mut acquired = None;
         tokio::select! {
             biased;
@@ -181,6 +186,7 @@ pub(super) async fn run(
                 acquired = Some(permit);
             }
             _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
+            _ = budgets.decided(), if undecided => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
         }
         // Outside the `select!`: the budget's take may wait for the database.
