@@ -167,8 +167,12 @@ impl Refresher {
     ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let permits = budget::LocalPermits::new(clock.clone());
-        let budgets = Arc::new(budget::Budgets::new(config, Arc::new(permits)));
+        // The budget holds for the cluster where the store is shared.
+        let permits: Arc<dyn budget::Permits> = match store.shared_buckets() {
+            Some(shared) => Arc::new(budget::SharedPermits::new(shared, clock.clone())),
+            None => Arc::new(budget::LocalPermits::new(clock.clone())),
+        };
+        let budgets = Arc::new(budget::Budgets::new(config, permits));
         Refresher {
             inner: Arc::new(Inner {
                 store,
