@@ -172,6 +172,21 @@ async fn background_refreshes_of_three_members_keep_within_one_budget() {
     }
 }
 
+/// Whether a member wrote when `credential` was last handed out.
+async fn handed_out_in_database(url: &str, credential: &str) -> bool {
+    let Ok(pool) = sqlx::PgPool::connect(url).await else {
+        return false;
+    };
+    let at: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT last_handed_out_at FROM credentials WHERE id = $1")
+            .bind(credential)
+            .fetch_optional(&pool)
+            .await
+            .unwrap_or(None);
+    pool.close().await;
+    at.flatten().is_some()
+}
+
 /// Moves the shared clock by five seconds and waits until every member's
 /// budget bookkeeping ran for the new time.
 async fn round(clock: &Clock, members: &[&Member]) {
@@ -193,7 +208,7 @@ async fn round(clock: &Clock, members: &[&Member]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_members_keep_warm_the_grants_handed_out_last_anywhere_in_the_cluster() {
     // A budget of 0.03 calls a minute: one one-hour grant kept warm, not two.
-    let Some((fake, clock, _cluster, budgeted)) =
+    let Some((fake, clock, cluster, budgeted)) =
         limited_cluster("max_requests_per_minute = 2\nburst = 2\nrefresh_share = 0.015").await
     else {
         return;
@@ -212,9 +227,15 @@ async fn the_members_keep_warm_the_grants_handed_out_last_anywhere_in_the_cluste
     }
     assert_eq!(a.token("user-x").await.0, StatusCode::OK);
     // Rounds: every 12th, both members write their hand-outs and read each
-    // other's (X is written at the 24th, read by B then or at the 36th);
-    // then a few more for the warm set to follow what was read.
-    for _ in 13..46 {
+    // other's. Until A has written X's; then two more of B's reads, and
+    // rounds for its warm set to follow what it read.
+    let mut rounds = 13;
+    while !handed_out_in_database(&cluster.url, "user-x").await {
+        assert!(rounds < 40, "A wrote its hand-out of X by its 24th round");
+        round(&clock, &[&a, &b]).await;
+        rounds += 1;
+    }
+    for _ in 0..30 {
         round(&clock, &[&a, &b]).await;
     }
     // B alone from here: it must keep X warm (handed out last, on A), not
