@@ -146,6 +146,10 @@ struct Inner {
     metrics: Metrics,
     /// Started on the first refresh (it needs a runtime to run on).
     committer: OnceLock<commit::Committer>,
+    /// Held while a batch of other processes' changes is read and applied,
+    /// and while this process deletes a credential: a batch read before a
+    /// deletion would otherwise bring the credential back for a moment.
+    feed: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -192,6 +196,7 @@ impl Refresher {
                 unstored: Mutex::new(BTreeMap::new()),
                 metrics,
                 committer: OnceLock::new(),
+                feed: tokio::sync::Mutex::new(()),
             }),
         }
     }

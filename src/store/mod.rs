@@ -14,6 +14,7 @@
 //!   credential, or generated on first start), and opening the configured store.
 //! - [`owner`]: who holds a refresh lease, and whether that process is
 //!   provably gone (its lease is then taken over at once).
+//! - `rows`: rows as both backends read them, and turning them into the model.
 //! - [`health`]: whether the store takes writes now (a full disk, a
 //!   database that cannot be reached), for every backend alike.
 
@@ -25,6 +26,7 @@ pub mod health;
 pub mod key;
 pub mod owner;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod types;
 

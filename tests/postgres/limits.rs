@@ -12,6 +12,7 @@ use crate::fake_provider::{Canned, FakeProvider};
 use crate::helpers::{T0, eventually, send};
 use crate::member::Member;
 use tokend::clock::Clock;
+use tokend::config::Config;
 
 /// `fake.refresh_calls()` reaches `n` and stays there while the clock stands.
 async fn calls_settle_at(fake: &FakeProvider, n: usize) {
@@ -43,22 +44,31 @@ async fn paused_in_database(url: &str) -> bool {
     until.is_some_and(|u| u > T0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn three_members_keep_one_request_limit_and_one_pause_for_the_cluster() {
+/// The fake provider on a manual clock, and a cluster whose providers have
+/// `settings` instead of the test defaults (the configuration returned).
+async fn limited_cluster(settings: &str) -> Option<(FakeProvider, Clock, Cluster, Config)> {
     let fake = FakeProvider::start().await;
     let clock = Clock::manual(T0);
     fake.use_clock(clock.clone());
-    let Some(cluster) = Cluster::new(&fake, "") else {
+    let cluster = Cluster::new(&fake, "")?;
+    let config = cluster.variant(
+        "limited.toml",
+        "max_requests_per_minute = 60000\nburst = 1000",
+        settings,
+    );
+    Some((fake, clock, cluster, config))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_members_keep_one_request_limit_and_one_pause_for_the_cluster() {
+    let Some((fake, clock, cluster, limited)) =
+        limited_cluster("max_requests_per_minute = 60\nburst = 3").await
+    else {
         return;
     };
     // The provider's own limit is the one configured: a member that kept a
     // bucket of its own would run into it.
     fake.limit_rate(60, 3);
-    let limited = cluster.variant(
-        "limited.toml",
-        "max_requests_per_minute = 60000\nburst = 1000",
-        "max_requests_per_minute = 60\nburst = 3",
-    );
     let members = [
         Member::start(&limited, &clock).await,
         Member::start(&limited, &clock).await,
@@ -131,19 +141,13 @@ async fn import_all(m: &Member, fake: &FakeProvider, clock: &Clock, n: usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn background_refreshes_of_three_members_keep_within_one_budget() {
-    let fake = FakeProvider::start().await;
-    let clock = Clock::manual(T0);
-    fake.use_clock(clock.clone());
-    let Some(cluster) = Cluster::new(&fake, "") else {
-        return;
-    };
     // A budget of 1% of 6,000 a minute: one background refresh a second,
     // at most three at once, for the whole cluster.
-    let budgeted = cluster.variant(
-        "budgeted.toml",
-        "max_requests_per_minute = 60000\nburst = 1000",
-        "max_requests_per_minute = 6000\nburst = 3\nrefresh_share = 0.01",
-    );
+    let Some((fake, clock, _cluster, budgeted)) =
+        limited_cluster("max_requests_per_minute = 6000\nburst = 3\nrefresh_share = 0.01").await
+    else {
+        return;
+    };
     let members = [
         Member::start(&budgeted, &clock).await,
         Member::start(&budgeted, &clock).await,
@@ -168,6 +172,21 @@ async fn background_refreshes_of_three_members_keep_within_one_budget() {
     }
 }
 
+/// Whether a member wrote when `credential` was last handed out.
+async fn handed_out_in_database(url: &str, credential: &str) -> bool {
+    let Ok(pool) = sqlx::PgPool::connect(url).await else {
+        return false;
+    };
+    let at: Option<Option<i64>> =
+        sqlx::query_scalar("SELECT last_handed_out_at FROM credentials WHERE id = $1")
+            .bind(credential)
+            .fetch_optional(&pool)
+            .await
+            .unwrap_or(None);
+    pool.close().await;
+    at.flatten().is_some()
+}
+
 /// Moves the shared clock by five seconds and waits until every member's
 /// budget bookkeeping ran for the new time.
 async fn round(clock: &Clock, members: &[&Member]) {
@@ -188,35 +207,35 @@ async fn round(clock: &Clock, members: &[&Member]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_members_keep_warm_the_grants_handed_out_last_anywhere_in_the_cluster() {
-    let fake = FakeProvider::start().await;
-    let clock = Clock::manual(T0);
-    fake.use_clock(clock.clone());
-    let Some(cluster) = Cluster::new(&fake, "") else {
+    // A budget of 0.03 calls a minute: one one-hour grant kept warm, not two.
+    let Some((fake, clock, cluster, budgeted)) =
+        limited_cluster("max_requests_per_minute = 2\nburst = 2\nrefresh_share = 0.015").await
+    else {
         return;
     };
-    // A budget of 0.03 calls a minute: one one-hour grant kept warm, not two.
-    let budgeted = cluster.variant(
-        "budgeted.toml",
-        "max_requests_per_minute = 60000\nburst = 1000",
-        "max_requests_per_minute = 2\nburst = 2\nrefresh_share = 0.015",
-    );
     let a = Member::start(&budgeted, &clock).await;
     let b = Member::start(&budgeted, &clock).await;
     import(&a, &fake, "user-x", "imported-x").await;
     import(&a, &fake, "user-y", "imported-y").await;
     calls_settle_at(&fake, 2).await;
 
-    // Y is handed out through B, then X, 15 s later (the budget orders by
-    // tens of seconds), through A only.
+    // Y is handed out through B, then X, 65 s later, through A only (the
+    // budget orders hand-outs of an hour ago by the minute).
     assert_eq!(b.token("user-y").await.0, StatusCode::OK);
-    for _ in 0..3 {
+    for _ in 0..13 {
         round(&clock, &[&a, &b]).await;
     }
     assert_eq!(a.token("user-x").await.0, StatusCode::OK);
-    // Three minutes of rounds: both members write their hand-outs and read
-    // each other's (at the 12th and 24th round; then a few more rounds
-    // for the warm set to follow what was read).
-    for _ in 0..32 {
+    // Rounds: every 12th, both members write their hand-outs and read each
+    // other's. Until A has written X's; then two more of B's reads, and
+    // rounds for its warm set to follow what it read.
+    let mut rounds = 13;
+    while !handed_out_in_database(&cluster.url, "user-x").await {
+        assert!(rounds < 40, "A wrote its hand-out of X by its 24th round");
+        round(&clock, &[&a, &b]).await;
+        rounds += 1;
+    }
+    for _ in 0..30 {
         round(&clock, &[&a, &b]).await;
     }
     // B alone from here: it must keep X warm (handed out last, on A), not
