@@ -1,5 +1,6 @@
 //! The service each connection gets: `GET /v1/tokens/{id}` answered
-//! straight from the cache, everything else through the router.
+//! straight from the cache, `/v1/proxy/...` forwarded once the gate's
+//! checks pass (`proxy::serve`), everything else through the router.
 //!
 //! Handing out a token is the request a sidecar serves all day, and the
 //! router's layers (boxed services, middleware futures, a timer per request
@@ -44,6 +45,7 @@ use tower::Service;
 
 use super::auth::KeyMemo;
 use super::guard::Peer;
+use super::proxy::{self, Served};
 use super::{AppState, add_common_headers, admit_remembered, tokens};
 use crate::model::valid_credential_id;
 use crate::telemetry::metrics::HAND_OUT_ROUTE;
@@ -103,7 +105,7 @@ pub struct Connection {
     memo: Arc<KeyMemo>,
 }
 
-type Answer = Either<Ready<Result<Response, Infallible>>, RouteFuture<Infallible>>;
+type Answer = Either<Ready<Result<Response, Infallible>>, Either<RouteFuture<Infallible>, Served>>;
 
 impl Connection {
     fn answer<B>(&mut self, request: axum::http::Request<B>) -> Answer
@@ -111,12 +113,21 @@ impl Connection {
         B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        if let Some(response) = hand_out(&self.state, &request, self.peer, &self.memo) {
+        if request.uri().path().starts_with(proxy::PREFIX) {
+            // A caller the gate lets through is proxied without the router;
+            // any other gets the router's refusal.
+            if let Ok(Some(client)) =
+                admit_remembered(&self.state, &request, self.peer, Some(&self.memo))
+            {
+                let state = self.state.clone();
+                return Either::Right(Either::Right(proxy::serve(state, client, request)));
+            }
+        } else if let Some(response) = hand_out(&self.state, &request, self.peer, &self.memo) {
             return Either::Left(ready(Ok(response)));
         }
         let mut request = request.map(Body::new);
         request.extensions_mut().insert(ConnectInfo(self.peer));
-        Either::Right(self.router.call(request))
+        Either::Right(Either::Left(self.router.call(request)))
     }
 }
 

@@ -233,19 +233,10 @@ fn admit_remembered<B>(
 async fn common_headers(request: Request, next: Next) -> Response {
     let proxied = request.uri().path().starts_with(proxy::PREFIX);
     let mut response = next.run(request).await;
-    if proxied && proxy::finish(&mut response) {
-        let headers = response.headers_mut();
-        for (name, value) in [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        ] {
-            headers
-                .entry(name)
-                .or_insert(HeaderValue::from_static(value));
-        }
-        return response;
+    match proxied {
+        true => proxy::finish(&mut response),
+        false => add_common_headers(&mut response),
     }
-    add_common_headers(&mut response);
     response
 }
 

@@ -148,7 +148,8 @@ fn refresher(config: &Config, store: &Store, provider: Option<&str>) -> anyhow::
     config.read_secrets()?;
     let config = &config;
     let clock = Clock::system();
-    let providers = provider::build_all(config, clock.clone())?;
+    let buckets = store.shared_buckets();
+    let providers = provider::build_all(config, clock.clone(), buckets.as_ref())?;
     Ok(Refresher::new(
         store.clone(),
         Arc::new(Cache::new()),

@@ -35,6 +35,7 @@ use crate::cache::Cache;
 use crate::clock::Clock;
 use crate::config::{Config, ServerConfig};
 use crate::lockfile::DatabaseLock;
+use crate::provider::bucket::SharedBuckets;
 use crate::provider::{self, Providers};
 use crate::refresh::Refresher;
 use crate::store::key::open_store;
@@ -75,6 +76,8 @@ impl Default for ServeOptions {
 struct Running {
     services: Services,
     providers: Providers,
+    /// The cluster's rate buckets (PostgreSQL), for providers rebuilt on SIGHUP.
+    buckets: Option<Arc<dyn SharedBuckets>>,
     /// Keeps `tokend rotate-key` out while the database is open.
     /// `None` with PostgreSQL, where rotate-key looks for connected members.
     _lock: Option<DatabaseLock>,
@@ -132,6 +135,7 @@ pub async fn serve(
                 state: state.clone(),
                 refresher: running.services.refresher.clone(),
                 providers: running.providers.clone(),
+                buckets: running.buckets.clone(),
                 clock: options.clock.clone(),
                 log: options.log.clone(),
                 supervisor,
@@ -197,7 +201,8 @@ async fn start(
     };
     let (store, _origin) = open_store(config, options.clock.clone()).await?;
     tokio::spawn(store.health().clone().watch(store.clone(), stop.clone()));
-    let providers = provider::build_all(config, options.clock.clone())?;
+    let buckets = store.shared_buckets();
+    let providers = provider::build_all(config, options.clock.clone(), buckets.as_ref())?;
     // Sized for what the load is about to publish (a grant has one
     // credential, seldom more; a few more grow the table of their shard).
     let cache = Arc::new(Cache::with_capacity(store.count_grants().await?));
@@ -230,6 +235,7 @@ async fn start(
     Ok(Running {
         services,
         providers,
+        buckets,
         _lock: lock,
     })
 }

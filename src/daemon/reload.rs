@@ -30,6 +30,8 @@ pub(super) struct Reloader {
     pub refresher: Refresher,
     /// The providers running now.
     pub providers: Providers,
+    /// The cluster's rate buckets, which rebuilt providers take from too.
+    pub buckets: Option<std::sync::Arc<dyn crate::provider::bucket::SharedBuckets>>,
     pub clock: Clock,
     pub log: Option<LogHandle>,
     pub supervisor: Supervisor,
@@ -88,7 +90,7 @@ impl Reloader {
             if unchanged && providers.contains_key(name) {
                 continue;
             }
-            match provider::build(name, settings, self.clock.clone()) {
+            match provider::build(name, settings, self.clock.clone(), self.buckets.as_ref()) {
                 Ok(p) => {
                     providers.insert(name.clone(), p);
                 }

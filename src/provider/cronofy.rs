@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use url::Url;
 
+use super::bucket::SharedStock;
 use super::classify::{self, Endpoint};
 use super::http::endpoint;
 use super::pkce;
@@ -64,10 +65,11 @@ impl Cronofy {
         config: &ProviderConfig,
         http: reqwest::Client,
         clock: Clock,
+        shared: Option<SharedStock>,
     ) -> Result<Self, BuildError> {
         let dc = config.data_center();
         Ok(Cronofy {
-            core: Core::new(name, config, http, clock)?,
+            core: Core::new(name, config, http, clock, shared)?,
             api: config
                 .api_base_url
                 .clone()

@@ -7,7 +7,14 @@ fn cronofy(extra: &str) -> Cronofy {
         "kind = \"cronofy\"\nclient_id = \"cid\"\nclient_secret = \"sec\"\nredirect_uris = [\"https://app.example/cb\"]\n{extra}"
     );
     let config: ProviderConfig = toml::from_str(&toml).unwrap();
-    Cronofy::new("cronofy", &config, reqwest::Client::new(), Clock::manual(0)).unwrap()
+    Cronofy::new(
+        "cronofy",
+        &config,
+        reqwest::Client::new(),
+        Clock::manual(0),
+        None,
+    )
+    .unwrap()
 }
 
 #[test]

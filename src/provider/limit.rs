@@ -10,11 +10,16 @@
 //! request, forced refresh or new grant waits for a cell: those go first and
 //! may use the whole rate (the refresh budget keeps background refreshes to
 //! their share before they get here).
+//!
+//! In cluster mode the cells and the pause come from the provider's bucket
+//! shared by every member ([`super::bucket`]); the limiter's own bucket is
+//! then only the fallback while the database cannot be reached.
 
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -25,6 +30,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use super::ProviderError;
+use super::bucket::{BucketRate, SharedStock, Taken};
 use crate::clock::{Clock, UnixMillis, millis};
 
 /// Our clock as governor sees it: instants are durations since the Unix
@@ -59,6 +65,11 @@ type Gcra = RateLimiter<NotKeyed, InMemoryState, EpochClock, NoOpMiddleware<Dura
 
 pub(crate) struct Limiter {
     gcra: Gcra,
+    /// The cluster's bucket for this provider, when there is a cluster.
+    shared: Option<Arc<SharedStock>>,
+    rate: BucketRate,
+    /// Whether the shared bucket's last take failed (logged once a spell).
+    shared_failing: AtomicBool,
     clock: Clock,
     /// Unix ms until which a 429 told us to stay away; 0 when not paused.
     /// An atomic rather than a lock: it is read on every call and only ever
@@ -91,11 +102,23 @@ impl Drop for Waiting<'_> {
 }
 
 impl Limiter {
-    /// `per_minute` calls a minute on average, at most `burst` at once.
-    pub(crate) fn new(per_minute: NonZeroU32, burst: NonZeroU32, clock: Clock) -> Self {
+    /// `per_minute` calls a minute on average, at most `burst` at once;
+    /// taken from `shared` (the cluster's bucket) when given.
+    pub(crate) fn new(
+        per_minute: NonZeroU32,
+        burst: NonZeroU32,
+        clock: Clock,
+        shared: Option<SharedStock>,
+    ) -> Self {
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Limiter {
             gcra: RateLimiter::direct_with_clock(quota, EpochClock(clock.clone())),
+            shared: shared.map(Arc::new),
+            rate: BucketRate {
+                per_minute: f64::from(per_minute.get()),
+                burst: burst.get(),
+            },
+            shared_failing: AtomicBool::new(false),
             clock,
             paused_until: AtomicI64::new(0),
             pauses: AtomicU64::new(0),
@@ -120,6 +143,27 @@ impl Limiter {
                 }
                 continue;
             }
+            if let Some(shared) = &self.shared {
+                match shared.take(self.rate, self.clock.now()).await {
+                    Ok(taken) => {
+                        self.shared_failing.store(false, Ordering::Relaxed);
+                        match taken {
+                            Taken::Cells(_) => return Ok(()),
+                            Taken::NotBefore(at) => self.clock.sleep_until(at).await,
+                            // Another member's 429: the pause is the cluster's.
+                            Taken::Paused(until) => {
+                                self.paused_until.fetch_max(until, Ordering::AcqRel);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        if !self.shared_failing.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(error = %e, "using this member's own rate limit until the database is back");
+                        }
+                    }
+                }
+            }
             match self.gcra.check() {
                 Ok(()) => return Ok(()),
                 Err(not_until) => {
@@ -135,10 +179,20 @@ impl Limiter {
     }
 
     /// Pauses the provider for `retry_after` from now (never shortens a pause).
+    /// In a cluster the pause is written to the shared bucket too (beside
+    /// the caller: the caller's answer does not wait for the database).
     pub(crate) fn pause(&self, retry_after: Duration) {
         let until = self.clock.now().saturating_add(millis(retry_after));
         self.paused_until.fetch_max(until, Ordering::AcqRel);
         self.pauses.fetch_add(1, Ordering::Relaxed);
+        if let (Some(shared), Ok(runtime)) = (&self.shared, tokio::runtime::Handle::try_current()) {
+            let shared = Arc::clone(shared);
+            runtime.spawn(async move {
+                if let Err(e) = shared.pause(until).await {
+                    tracing::warn!(error = %e, "the 429's pause holds for this member only");
+                }
+            });
+        }
     }
 
     pub(crate) fn pauses(&self) -> u64 {
@@ -180,6 +234,7 @@ mod tests {
             NonZeroU32::new(per_minute).unwrap(),
             NonZeroU32::new(burst).unwrap(),
             clock.clone(),
+            None,
         )
     }
 

@@ -14,8 +14,11 @@
 //! - `classify`: answer → [`TokenResponse`] or [`ProviderError`] (pure).
 //! - [`http`]: the shared `reqwest` client, transport errors, `Retry-After`.
 //! - `limit`: the per-provider rate limiter on the injected clock.
+//! - [`bucket`]: the buckets a cluster's members share (request limit,
+//!   429 pause, refresh budget), and the stock a member takes ahead.
 //! - [`pkce`]: RFC 7636 `S256` challenges and the code-verifier rules.
 
+pub mod bucket;
 mod classify;
 mod cronofy;
 pub mod explain;
@@ -177,27 +180,38 @@ pub enum BuildError {
 }
 
 /// The provider `[providers.NAME]` describes. Every provider shares one
-/// HTTP client (one connection pool); each has its own rate limiter.
+/// HTTP client (one connection pool); each has its own rate limiter, which
+/// takes its cells from the cluster's bucket `provider:NAME` in `shared`
+/// when there is a cluster.
 pub fn build(
     name: &str,
     config: &ProviderConfig,
     clock: Clock,
+    shared: Option<&Arc<dyn bucket::SharedBuckets>>,
 ) -> Result<Arc<dyn Provider>, BuildError> {
     let client = http::shared_client().map_err(|source| BuildError::Http {
         name: name.to_owned(),
         source,
     })?;
+    let shared =
+        shared.map(|b| bucket::SharedStock::new(Arc::clone(b), format!("provider:{name}")));
     Ok(match config.kind {
-        ProviderKind::Cronofy => Arc::new(cronofy::Cronofy::new(name, config, client, clock)?),
-        ProviderKind::Oauth2 => Arc::new(oauth2::OAuth2::new(name, config, client, clock)?),
+        ProviderKind::Cronofy => {
+            Arc::new(cronofy::Cronofy::new(name, config, client, clock, shared)?)
+        }
+        ProviderKind::Oauth2 => Arc::new(oauth2::OAuth2::new(name, config, client, clock, shared)?),
     })
 }
 
-/// Every configured provider, by name.
-pub fn build_all(config: &Config, clock: Clock) -> Result<Providers, BuildError> {
+/// Every configured provider, by name (see [`build`]).
+pub fn build_all(
+    config: &Config,
+    clock: Clock,
+    shared: Option<&Arc<dyn bucket::SharedBuckets>>,
+) -> Result<Providers, BuildError> {
     config
         .providers
         .iter()
-        .map(|(name, c)| Ok((name.clone(), build(name, c, clock.clone())?)))
+        .map(|(name, c)| Ok((name.clone(), build(name, c, clock.clone(), shared)?)))
         .collect()
 }

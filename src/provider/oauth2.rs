@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 use url::form_urlencoded::byte_serialize;
 
+use super::bucket::SharedStock;
 use super::classify::{self, Endpoint};
 use super::pkce;
 use super::shared::Core;
@@ -34,6 +35,7 @@ impl OAuth2 {
         config: &ProviderConfig,
         http: reqwest::Client,
         clock: Clock,
+        shared: Option<SharedStock>,
     ) -> Result<Self, BuildError> {
         let token_url = config
             .token_url
@@ -43,7 +45,7 @@ impl OAuth2 {
                 problem: "token_url is required for kind = \"oauth2\"".into(),
             })?;
         Ok(OAuth2 {
-            core: Core::new(name, config, http, clock)?,
+            core: Core::new(name, config, http, clock, shared)?,
             token_url,
             revocation_url: config.revocation_url.clone(),
             authorization_url: config.authorization_url.clone(),

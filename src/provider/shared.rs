@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, RequestBuilder};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::bucket::SharedStock;
 use super::classify::{self, Endpoint};
 use super::http::{self, Answer};
 use super::limit::Limiter;
@@ -39,6 +40,7 @@ impl Core {
         config: &ProviderConfig,
         http: Client,
         clock: Clock,
+        shared: Option<SharedStock>,
     ) -> Result<Self, BuildError> {
         let invalid = |problem: &str| BuildError::Invalid {
             name: name.to_owned(),
@@ -62,7 +64,7 @@ impl Core {
             client_id: config.client_id.clone(),
             http,
             timeout: Duration::from_secs(config.request_timeout_secs),
-            limiter: Limiter::new(per_minute, burst, clock.clone()),
+            limiter: Limiter::new(per_minute, burst, clock.clone(), shared),
             clock,
             secrets,
             preferred: AtomicUsize::new(0),

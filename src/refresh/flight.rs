@@ -18,6 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::{Outcome, RefreshError, Refresher, Trigger};
 use crate::cache::Cache;
+use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::model::{Grant, GrantId, GrantState, Status};
 use crate::provider::{Provider, ProviderError, TokenResponse};
@@ -63,8 +64,11 @@ impl Refresher {
             self.retry_soon(grant_id);
             return Err(RefreshError::StoreUnavailable);
         }
-        let result = match self.claim(grant_id).await {
-            Ok((lease, grant)) => {
+        let result = match self.claim(grant_id, trigger).await {
+            // Another process (a cluster member) is refreshing it: its result
+            // arrives through the change feed.
+            Ok(None) => Ok(Outcome::Current),
+            Ok(Some((lease, grant))) => {
                 let result = self.attempt(&lease, grant, trigger).await;
                 // A commit released the lease with its write; this covers
                 // every other exit (a failure write releases it too, unless
@@ -112,11 +116,14 @@ impl Refresher {
     }
 
     fn retry_soon(&self, grant_id: GrantId) {
+        self.look_again_at(grant_id, self.inner.clock.now());
+    }
+
+    /// Puts the grant back in the schedule a few seconds after `at`.
+    fn look_again_at(&self, grant_id: GrantId, at: UnixMillis) {
         // Expiry only orders grants due at the same instant; unknown here.
         let expires_at = 0;
-        let due = self.inner.clock.now()
-            + DB_RETRY_MS
-            + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
+        let due = at + DB_RETRY_MS + (rand::random::<u64>() % DB_RETRY_MS as u64) as i64;
         let _ = self.inner.schedule_tx.send(super::schedule::Msg::Schedule {
             grant: grant_id,
             // Not known before the claim; this retry does not wait for the budget.
@@ -126,15 +133,26 @@ impl Refresher {
         });
     }
 
-    /// Takes the grant's lease, waiting while another owner holds it.
-    async fn claim(&self, grant_id: GrantId) -> Result<(Lease, Grant), RefreshError> {
+    /// Takes the grant's lease, waiting while another owner holds it; a
+    /// scheduled refresh does not wait (`None`): it looks again when the
+    /// lease ends, in case its holder never finishes, and meanwhile goes on
+    /// with other grants (in a cluster, members due together spread out).
+    async fn claim(
+        &self,
+        grant_id: GrantId,
+        trigger: Trigger,
+    ) -> Result<Option<(Lease, Grant)>, RefreshError> {
         loop {
             let lease_ms = self.inner.lease_ms.load(Ordering::Relaxed);
             match self.inner.store.claim(grant_id, lease_ms).await? {
-                Claim::Acquired { lease, grant } => return Ok((lease, grant)),
+                Claim::Acquired { lease, grant } => return Ok(Some((lease, grant))),
                 Claim::Gone => {
                     self.forget(grant_id);
                     return Err(RefreshError::Gone);
+                }
+                Claim::Held { until } if trigger == Trigger::Scheduled => {
+                    self.look_again_at(grant_id, until);
+                    return Ok(None);
                 }
                 Claim::Held { .. } => tokio::time::sleep(LEASE_POLL).await,
             }

@@ -146,6 +146,10 @@ struct Inner {
     metrics: Metrics,
     /// Started on the first refresh (it needs a runtime to run on).
     committer: OnceLock<commit::Committer>,
+    /// Held while a batch of other processes' changes is read and applied,
+    /// and while this process deletes a credential: a batch read before a
+    /// deletion would otherwise bring the credential back for a moment.
+    feed: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -167,8 +171,12 @@ impl Refresher {
     ) -> Self {
         let (schedule_tx, schedule_rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(1024);
-        let permits = budget::LocalPermits::new(clock.clone());
-        let budgets = Arc::new(budget::Budgets::new(config, Arc::new(permits)));
+        // The budget holds for the cluster where the store is shared.
+        let permits: Arc<dyn budget::Permits> = match store.shared_buckets() {
+            Some(shared) => Arc::new(budget::SharedPermits::new(shared, clock.clone())),
+            None => Arc::new(budget::LocalPermits::new(clock.clone())),
+        };
+        let budgets = Arc::new(budget::Budgets::new(config, permits));
         Refresher {
             inner: Arc::new(Inner {
                 store,
@@ -188,6 +196,7 @@ impl Refresher {
                 unstored: Mutex::new(BTreeMap::new()),
                 metrics,
                 committer: OnceLock::new(),
+                feed: tokio::sync::Mutex::new(()),
             }),
         }
     }

@@ -44,6 +44,8 @@ impl Refresher {
                 }
             }
         }
+        // No batch of changes read before the deletion is applied after it.
+        let _feed = self.inner.feed.lock().await;
         let out = store
             .delete_credential(id)
             .await

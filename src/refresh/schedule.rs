@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::queue::{Queues, UNKNOWN_PROVIDER};
-use super::{Refresher, Trigger};
+use super::{Outcome, RefreshError, Refresher, Trigger};
 use crate::clock::UnixMillis;
 use crate::config::RefreshConfig;
 use crate::model::{GrantId, GrantState, Status};
@@ -58,6 +58,9 @@ pub enum Msg {
     /// These lapsed grants were handed out again: back into the schedule,
     /// unless they are there already.
     Rewarm(Vec<super::budget::Rewarm>),
+    /// A permit of this provider's budget was put back: look again now
+    /// rather than when the next one was due.
+    GaveBack(u16),
     /// Answer: the loop is alive (the systemd watchdog).
     Ping(tokio::sync::oneshot::Sender<()>),
 }
@@ -158,6 +161,12 @@ pub(super) async fn run(
         if store_down {
             ready = None;
         }
+        // Nothing starts before the budget's first round: it may lapse some.
+        let undecided = !budgets.is_decided();
+        if undecided {
+            ready = None;
+        }
+        let mut acquired = None;
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
@@ -168,29 +177,57 @@ pub(super) async fn run(
                 Some(Msg::Rewarm(grants)) => for g in grants {
                     queues.set_if_absent(g.provider, g.grant, g.due, g.expires_at);
                 },
+                Some(Msg::GaveBack(provider)) => { spent_until.remove(&provider); }
                 Some(Msg::Ping(reply)) => { let _ = reply.send(()); }
                 None => break,
             },
             permit = permits.clone().acquire_owned(), if ready.is_some() => {
                 let Ok(permit) = permit else { break };
-                let Some((_, provider)) = ready else { continue };
-                if provider != UNKNOWN_PROVIDER && let Err(at) = budgets.try_take(provider) {
-                    spent_until.insert(provider, at);
-                    continue;
-                }
-                if let Some(grant) = queues.get_mut(provider).and_then(|q| q.pop()) {
-                    let r = refresher.clone();
-                    tokio::spawn(async move {
-                        // Errors are logged and rescheduled inside; nothing to do here.
-                        let _ = r.refresh_grant_with(grant, Trigger::Scheduled, Some(permit)).await;
-                    });
-                }
+                acquired = Some(permit);
             }
             _ = tokio::time::sleep(STORE_RECHECK), if store_down => {}
+            _ = budgets.decided(), if undecided => {}
             _ = clock.sleep_until(wake_at), if ready.is_none() && wake_at != UnixMillis::MAX => {}
+        }
+        // Outside the `select!`: the budget's take may wait for the database.
+        let (Some(permit), Some((_, provider))) = (acquired, ready) else {
+            continue;
+        };
+        if provider != UNKNOWN_PROVIDER
+            && let Err(at) = budgets.take(provider).await
+        {
+            spent_until.insert(provider, at);
+            continue;
+        }
+        if let Some(grant) = queues.get_mut(provider).and_then(|q| q.pop()) {
+            let (r, budgets) = (refresher.clone(), Arc::clone(&budgets));
+            tokio::spawn(async move {
+                // Errors are logged and rescheduled inside; a permit not
+                // used for a call goes back to the budget.
+                let result = r
+                    .refresh_grant_with(grant, Trigger::Scheduled, Some(permit))
+                    .await;
+                if provider != UNKNOWN_PROVIDER && made_no_call(&result) {
+                    budgets.give_back(provider).await;
+                    let _ = r.inner.schedule_tx.send(Msg::GaveBack(provider));
+                }
+            });
         }
     }
     tracing::debug!(pending = queues.len(), "scheduler stopped");
+}
+
+/// Whether a refresh ended before calling the provider: another process
+/// had it or had done it, it is gone, or the store could not keep a result.
+fn made_no_call(result: &Result<Outcome, RefreshError>) -> bool {
+    matches!(
+        result,
+        Ok(Outcome::Current)
+            | Err(RefreshError::Gone
+                | RefreshError::NeedsReauth(_)
+                | RefreshError::Store(_)
+                | RefreshError::StoreUnavailable)
+    )
 }
 
 #[cfg(test)]

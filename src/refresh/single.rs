@@ -128,7 +128,8 @@ impl Refresher {
     }
 
     /// Waits until no refresh is in flight, at most `limit` (on shutdown:
-    /// a token the provider already issued must reach the database).
+    /// a token the provider already issued must reach the database), and
+    /// for the budget's bookkeeping to finish its last write.
     pub async fn drain(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.in_flight() > 0 && tokio::time::Instant::now() < deadline {
@@ -140,5 +141,7 @@ impl Refresher {
                 "shutting down with refreshes still in flight"
             );
         }
+        // The budget's last write of the hand-outs, before the store closes.
+        let _ = tokio::time::timeout_at(deadline, self.inner.budgets.stopped()).await;
     }
 }

@@ -70,7 +70,11 @@ impl Refresher {
     }
 
     /// Applies what changed after `seq`; returns the new change number.
-    async fn catch_up(&self, seq: i64) -> Result<i64, RefreshError> {
+    /// Holds the feed lock from the read to the last change applied, so a
+    /// credential this process deletes meanwhile is not brought back by a
+    /// batch read before its deletion ([`Refresher::delete`] takes it too).
+    pub(super) async fn catch_up(&self, seq: i64) -> Result<i64, RefreshError> {
+        let _feed = self.inner.feed.lock().await;
         let changes = self.inner.store.changes_since(seq).await?;
         for grant in &changes.grants {
             let cached = grant

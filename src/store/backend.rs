@@ -92,6 +92,7 @@ use super::types::{
 };
 use crate::clock::UnixMillis;
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
+use crate::provider::bucket::SharedBuckets;
 
 /// How long [`Backend::wait_for_changes`] waits by default: the delay with
 /// which a backend that cannot be told of other writers' changes sees them.
@@ -108,6 +109,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Where the data lives, for logs and errors: a file path, or a URL with
     /// any password redacted. Never a secret.
     fn location(&self) -> String;
+
+    /// The rate buckets every process on this store shares (cluster mode:
+    /// request limits, 429 pauses and refresh budgets hold for all members
+    /// together), or `None` where each process keeps its own (SQLite).
+    fn shared_buckets(&self) -> Option<std::sync::Arc<dyn SharedBuckets>> {
+        None
+    }
 
     /// A cheap liveness probe.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -266,6 +274,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
     ) -> Result<(), StoreError> {
         let _ = each;
+        Ok(())
+    }
+
+    /// Calls `each` with every credential handed out after `since` as
+    /// recorded (by any process): how a cluster's members learn each
+    /// other's hand-outs, so the refresh budget's order is the cluster's.
+    /// The default has none (SQLite: one daemon per database).
+    async fn hand_outs_since(
+        &self,
+        since: UnixMillis,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        let _ = (since, each);
         Ok(())
     }
 

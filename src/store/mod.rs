@@ -14,6 +14,7 @@
 //!   credential, or generated on first start), and opening the configured store.
 //! - [`owner`]: who holds a refresh lease, and whether that process is
 //!   provably gone (its lease is then taken over at once).
+//! - `rows`: rows as both backends read them, and turning them into the model.
 //! - [`health`]: whether the store takes writes now (a full disk, a
 //!   database that cannot be reached), for every backend alike.
 
@@ -25,6 +26,7 @@ pub mod health;
 pub mod key;
 pub mod owner;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 mod types;
 
@@ -176,6 +178,12 @@ impl Store {
     }
 
     /// The public fingerprint of the key the store is sealed with.
+    /// The rate buckets the members of a cluster share (see
+    /// [`Backend::shared_buckets`]); `None` for SQLite.
+    pub fn shared_buckets(&self) -> Option<Arc<dyn crate::provider::bucket::SharedBuckets>> {
+        self.0.shared_buckets()
+    }
+
     pub fn key_id(&self) -> String {
         self.0.cipher().key_id()
     }

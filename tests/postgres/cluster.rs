@@ -54,7 +54,7 @@ impl Cluster {
     }
 }
 
-async fn import(m: &Member, fake: &FakeProvider, id: &str, rt: &str) {
+pub(crate) async fn import(m: &Member, fake: &FakeProvider, id: &str, rt: &str) {
     fake.add_refresh_token(rt, json!({}));
     let (status, body) = send(
         m.request(Method::PUT, &format!("/v1/credentials/{id}"))

@@ -15,6 +15,7 @@ mod integration {
 
 mod cluster;
 mod copy;
+mod limits;
 mod member;
 mod relay;
 

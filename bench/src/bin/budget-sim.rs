@@ -167,7 +167,7 @@ fn main() -> anyhow::Result<()> {
             );
         }
         let cache = Arc::new(Cache::new());
-        let providers = tokend::provider::build_all(&config, clock.clone())?;
+        let providers = tokend::provider::build_all(&config, clock.clone(), None)?;
         let refresher = Refresher::new(
             store,
             Arc::clone(&cache),

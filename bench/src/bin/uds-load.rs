@@ -1,5 +1,5 @@
 //! Load over a unix socket, which wrk cannot speak: `--connections`
-//! keep-alive HTTP/1.1 connections, each sending `GET {prefix}{id}` for a
+//! keep-alive HTTP/1.1 connections, each sending `GET {prefix}{id}{suffix}` for a
 //! random id among `--ids` seeded credentials, with the bearer key, one
 //! request at a time, for `--duration-secs`. Prints requests/s and the
 //! latency percentiles in the same `key: value` lines as `bench/wrk-report.lua`.
@@ -43,6 +43,9 @@ struct Args {
     ids: u64,
     #[arg(long, default_value = "/v1/tokens/")]
     prefix: String,
+    /// Appended after the id (the proxy's API path, e.g. `/v1/calendars`).
+    #[arg(long, default_value = "")]
+    suffix: String,
     /// The bearer key (`Authorization: Bearer KEY`).
     #[arg(long, default_value = "")]
     key: String,
@@ -79,9 +82,10 @@ async fn connection(args: &Args, until: Instant) -> anyhow::Result<(Vec<u32>, u6
     } {
         sent_count += 1;
         let path = format!(
-            "{}{}",
+            "{}{}{}",
             args.prefix,
-            credential_id(rng.gen_range(0..args.ids))
+            credential_id(rng.gen_range(0..args.ids)),
+            args.suffix
         );
         let request = Request::get(path)
             .header(HOST, "localhost")

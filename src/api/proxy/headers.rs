@@ -2,7 +2,7 @@
 //!
 //! Towards the API: the caller's headers except hop-by-hop ones, `Host`,
 //! `Authorization` (the caller's tokend key), `Cookie` and `Proxy-*`; then
-//! `Authorization: Bearer <access token>`. Back to the caller: the API's
+//! `Authorization: Bearer <access token>` (added by each send). Back to the caller: the API's
 //! headers except hop-by-hop ones and `Set-Cookie` (and `X-Tokend-Error`,
 //! which only tokend's own answers may carry).
 
@@ -23,8 +23,8 @@ const HOP_BY_HOP: &[&str] = &[
     "proxy-connection",
 ];
 
-/// The headers to send upstream, with the access token.
-pub(super) fn upstream(incoming: &HeaderMap, token: &SecretString) -> HeaderMap {
+/// The headers to send upstream, less the access token (added per send).
+pub(super) fn upstream(incoming: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(incoming.len() + 1);
     let named = connection_named(incoming);
     for (name, value) in incoming {
@@ -39,23 +39,30 @@ pub(super) fn upstream(incoming: &HeaderMap, token: &SecretString) -> HeaderMap 
             out.append(name.clone(), value.clone());
         }
     }
-    out.insert(header::AUTHORIZATION, bearer(token));
     out
 }
 
-/// The API's headers to pass back.
-pub(super) fn downstream(answer: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(answer.len());
+/// The API's headers as they may be passed back: hop-by-hop ones,
+/// `Set-Cookie` and `X-Tokend-Error` removed (in place: most answers
+/// carry none of them, and then nothing is copied).
+pub(super) fn downstream(answer: &mut HeaderMap) {
     let named = connection_named(answer);
-    for (name, value) in answer {
-        if !is_hop_by_hop(name, &named)
-            && name != header::SET_COOKIE
-            && name.as_str() != super::OWN_ERROR_HEADER
-        {
-            out.append(name.clone(), value.clone());
+    let refused = |name: &HeaderName| {
+        is_hop_by_hop(name, &named)
+            || name == header::SET_COOKIE
+            || name.as_str() == super::OWN_ERROR_HEADER
+    };
+    if !answer.keys().any(refused) {
+        return;
+    }
+    // Rebuilt rather than removed from, which would reorder the rest.
+    let mut kept = HeaderMap::with_capacity(answer.len());
+    for (name, value) in answer.iter() {
+        if !refused(name) {
+            kept.append(name.clone(), value.clone());
         }
     }
-    out
+    *answer = kept;
 }
 
 /// `Authorization: Bearer <token>`, marked sensitive (never logged by
@@ -99,7 +106,7 @@ mod tests {
     }
 
     #[test]
-    fn upstream_drops_what_is_ours_or_the_hops_and_adds_the_token() {
+    fn upstream_drops_what_is_ours_or_the_hops_and_the_token_is_sensitive() {
         let incoming = map(&[
             ("host", "127.0.0.1:7780"),
             ("authorization", "Bearer tkd_client-key"),
@@ -118,16 +125,13 @@ mod tests {
             ("x-custom", "a"),
             ("x-custom", "b"),
         ]);
-        let out = upstream(&incoming, &SecretString::from("at-9"));
+        let out = upstream(&incoming);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
-        assert_eq!(
-            names,
-            ["content-type", "accept", "x-custom", "authorization"],
-            "{out:?}"
-        );
+        assert_eq!(names, ["content-type", "accept", "x-custom"], "{out:?}");
         assert_eq!(out.get_all("x-custom").iter().count(), 2);
-        assert_eq!(out["authorization"], "Bearer at-9");
-        assert!(out["authorization"].is_sensitive());
+        let bearer = bearer(&SecretString::from("at-9"));
+        assert_eq!(bearer, "Bearer at-9");
+        assert!(bearer.is_sensitive());
     }
 
     #[test]
@@ -144,7 +148,8 @@ mod tests {
             ("cache-control", "max-age=60"),
             ("x-tokend-error", "1"),
         ]);
-        let out = downstream(&answer);
+        let mut out = answer;
+        downstream(&mut out);
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         assert_eq!(
             names,
@@ -156,5 +161,8 @@ mod tests {
                 "cache-control"
             ]
         );
+        let mut plain = map(&[("content-type", "text/plain"), ("date", "x")]);
+        downstream(&mut plain);
+        assert_eq!(plain.len(), 2, "nothing to drop, nothing dropped");
     }
 }

@@ -5,7 +5,8 @@
 //! - `target`: the path rules and the target URL (nothing leaves the base).
 //! - `headers`: which headers cross, each way.
 //! - `upstream`: the call (no redirects followed, a deadline on the head)
-//!   and the answer streamed back.
+//!   and the answer streamed back; `pool`: the connections it goes over.
+//! - `token`: the token to send, refreshed single-flight when needed.
 //! - `observe`: metrics by provider and status, one DEBUG line a request.
 //!
 //! The checks before any call come in the API's usual order (the router's
@@ -17,22 +18,26 @@
 
 mod headers;
 mod observe;
+mod pool;
 mod target;
+mod token;
 mod upstream;
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
+use http_body_util::BodyExt;
 
+use super::auth::Client;
 use super::error::ApiError;
 use super::state::Services;
 use super::{AppState, Caller, check_id, tokens};
-use crate::cache::TokenEntry;
-use crate::model::Status;
 use crate::provider::http::retry_after;
 pub(crate) use target::PREFIX;
 use upstream::Outgoing;
@@ -59,14 +64,85 @@ pub(super) const METHODS: [Method; 6] = [
 /// Marks every answer on this route that tokend made itself.
 pub(crate) const OWN_ERROR_HEADER: &str = "x-tokend-error";
 
-/// The handler: any method under [`ROUTE`].
+/// The handler: any method under [`ROUTE`], behind the router's layers.
 pub(super) async fn forward(
     State(state): State<AppState>,
     Caller(client): Caller,
     request: Request,
 ) -> Response {
+    answer(&state, &client, request).await
+}
+
+/// What the connection's service runs for a proxied request whose caller
+/// the gate's checks (`admit`: browser/proxy/Host, then the client key)
+/// have let through: the router's other layers for this route, done here
+/// without their boxed services, futures and extensions (see `api::fast`).
+/// In their order: the deadline (`server.request_timeout_secs`), the count
+/// by route and status, the body read within `server.max_body_bytes`
+/// (413), the handler; then the headers of [`finish`]. Unlike the router,
+/// it opens no `request` span: the proxy logs its own line per request.
+pub(super) fn serve<B>(
+    state: AppState,
+    client: Arc<Client>,
+    request: axum::http::Request<B>,
+) -> Served
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    Box::pin(async move {
+        let (limit, deadline) = {
+            let config = state.config();
+            let server = &config.server;
+            (
+                server.max_body_bytes,
+                Duration::from_secs(server.request_timeout_secs),
+            )
+        };
+        let counted = async {
+            let response = match read_body(request, limit).await {
+                Ok(request) => answer(&state, &client, request).await,
+                Err(e) => e.into_response(),
+            };
+            let status = response.status().as_u16();
+            state.metrics().http_request(ROUTE_LABEL, status);
+            response
+        };
+        let mut response = tokio::time::timeout(deadline, counted)
+            .await
+            .unwrap_or_else(|_| ApiError::Timeout.into_response());
+        finish(&mut response);
+        Ok(response)
+    })
+}
+
+/// The future of [`serve`].
+pub(super) type Served = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// The request with its body read, at most `limit` bytes, as the router's
+/// gate does (none sent: nothing to read).
+async fn read_body<B>(request: axum::http::Request<B>, limit: usize) -> Result<Request, ApiError>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return Ok(Request::from_parts(parts, Body::empty()));
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
+        Err(_) => Err(ApiError::InvalidRequest(
+            "could not read the request body".into(),
+        )),
+    }
+}
+
+/// A proxied request, answered, with its metrics and log line.
+async fn answer(state: &AppState, client: &Client, request: Request) -> Response {
     let mut seen = observe::Seen::start(request.method().clone());
-    let response = match proxy(&state, &client, request, &mut seen).await {
+    let response = match proxy(state, client, request, &mut seen).await {
         Ok(response) => response,
         Err(own) => *own,
     };
@@ -75,20 +151,28 @@ pub(super) async fn forward(
 }
 
 /// Marks an answer of this route as tokend's own unless it came from the
-/// API; fills in the common headers only where the API's answer lacks them.
-pub(crate) fn finish(response: &mut Response) -> bool {
-    if response.extensions().get::<Upstream>().is_some() {
-        return true;
+/// API; fills in the common headers (`Cache-Control: no-store`,
+/// `X-Content-Type-Options: nosniff`) only where the answer lacks them, so
+/// an API's answer keeps its own.
+pub(crate) fn finish(response: &mut Response) {
+    let from_api = response.extensions().get::<Upstream>().is_some();
+    let headers = response.headers_mut();
+    if !from_api {
+        headers.insert(OWN_ERROR_HEADER, HeaderValue::from_static("1"));
     }
-    response
-        .headers_mut()
-        .insert(OWN_ERROR_HEADER, HeaderValue::from_static("1"));
-    false
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ] {
+        headers
+            .entry(name)
+            .or_insert(HeaderValue::from_static(value));
+    }
 }
 
 async fn proxy(
     state: &AppState,
-    client: &super::auth::Client,
+    client: &Client,
     request: Request,
     seen: &mut observe::Seen,
 ) -> Result<Response, Refusal> {
@@ -125,7 +209,7 @@ async fn proxy(
         })?;
         (base, Duration::from_secs(p.request_timeout_secs))
     };
-    let url = target::join(&base, path, parts.uri.query()).ok_or_else(|| {
+    let uri = target::join(&base, path, parts.uri.query()).ok_or_else(|| {
         own(ApiError::InvalidRequest(
             "this path would leave the provider's API base".into(),
         ))
@@ -143,22 +227,22 @@ async fn proxy(
         ))
     })?;
     let outgoing = Outgoing {
+        headers: headers::upstream(&parts.headers),
         method: parts.method,
-        url,
-        headers: parts.headers,
+        uri,
         body,
         has_body,
         timeout,
     };
 
-    let token = current(state, services, entry, id).await?;
+    let token = token::current(state, services, entry, id).await?;
     let answer = upstream::send(&outgoing, &token).await.map_err(own)?;
     if answer.status() != StatusCode::UNAUTHORIZED {
         return Ok(pass_back(state, services, &provider, answer));
     }
     // The API refused the token: one forced refresh naming it, one resend.
     drop(answer);
-    let token = after_rejection(state, services, id, &token).await?;
+    let token = token::after_rejection(state, services, id, &token).await?;
     let answer = upstream::send(&outgoing, &token).await.map_err(own)?;
     Ok(pass_back(state, services, &provider, answer))
 }
@@ -170,7 +254,7 @@ fn pass_back(
     state: &AppState,
     services: &Services,
     provider: &str,
-    answer: reqwest::Response,
+    answer: axum::http::Response<Body>,
 ) -> Response {
     if answer.status() == StatusCode::TOO_MANY_REQUESTS {
         let wait = retry_after(answer.headers(), state.now());
@@ -182,75 +266,6 @@ fn pass_back(
         services.refresher.pause_provider(provider, wait);
     }
     upstream::pass_back(answer)
-}
-
-/// A still-valid access token of the credential, refreshed first
-/// (single-flight) when it has expired: an expired token is never sent.
-async fn current(
-    state: &AppState,
-    services: &Services,
-    entry: Arc<TokenEntry>,
-    id: &str,
-) -> Result<SecretString, Refusal> {
-    // As a hand-out: not while a refresh of the grant calls the provider
-    // (its old token may be revoked), nor inside the hand-out margin.
-    if let Some((settled, false)) = services.cache.get_settled(id)
-        && let Some(token) = usable(&settled, state.handout_now())
-    {
-        return Ok(token);
-    }
-    let answer = tokens::current_token(state, services, entry, id, 0).await;
-    token_after(state, services, id, answer)
-}
-
-/// The token to resend with after the API refused `rejected`: the answer
-/// of `POST /v1/tokens/{id}/refresh` with `rejected_token`.
-async fn after_rejection(
-    state: &AppState,
-    services: &Services,
-    id: &str,
-    rejected: &SecretString,
-) -> Result<SecretString, Refusal> {
-    let entry = services
-        .cache
-        .get(id)
-        .ok_or_else(|| own(ApiError::NotFound))?;
-    let answer = tokens::refresh_rejected(state, services, entry, id, Some(rejected)).await;
-    token_after(state, services, id, answer)
-}
-
-/// The token the cache holds once a token answer was 200; that answer's
-/// error (tokend's own) otherwise.
-fn token_after(
-    state: &AppState,
-    services: &Services,
-    id: &str,
-    answer: Result<Response, ApiError>,
-) -> Result<SecretString, Refusal> {
-    let answer = answer.map_err(own)?;
-    if answer.status() != StatusCode::OK {
-        return Err(Box::new(answer));
-    }
-    let entry = services
-        .cache
-        .get(id)
-        .ok_or_else(|| own(ApiError::NotFound))?;
-    usable(&entry, state.handout_now()).ok_or_else(|| {
-        own(ApiError::ProviderUnavailable {
-            retry_after: 1,
-            message: "no valid token can be handed out yet; try again".into(),
-        })
-    })
-}
-
-/// The entry's token if it may be sent: an active grant, not expired at
-/// `at` (the hand-out instant: now plus `refresh.handout_margin_ms`, so a
-/// token does not run out on its way, as for `GET /v1/tokens/{id}`).
-fn usable(entry: &TokenEntry, at: crate::clock::UnixMillis) -> Option<SecretString> {
-    let access = entry.access.as_ref()?;
-    (entry.status == Status::Active && access.remaining_ms(at) > 0)
-        .then(|| entry.access_token())
-        .flatten()
 }
 
 /// tokend's own answer (boxed: a response is large, and the happy path

@@ -7,6 +7,7 @@
 //! target, or a server behind it) resolves `..` and `%2e%2e` alike, and
 //! some servers decode `%2f` into a separator.
 
+use axum::http::Uri;
 use url::Url;
 
 /// The route's prefix; the credential id and the API path follow it.
@@ -42,7 +43,7 @@ pub(super) fn check_path(path: &str) -> Result<(), &'static str> {
     }
     for segment in path.split('/') {
         let decoded = percent_decode(segment);
-        if decoded == b"." || decoded == b".." {
+        if is_dot_segment(segment) {
             return Err(
                 "'.' and '..' segments (also percent-encoded) are not allowed in a proxied path",
             );
@@ -61,10 +62,16 @@ pub(super) fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `base` + `/` + `path` (+ `?query`). The result is checked to still be
-/// under `base` (same scheme, host, port, path prefix) as a second line of
-/// defence behind [`check_path`].
-pub(super) fn join(base: &Url, path: &str, query: Option<&str>) -> Option<Url> {
+/// `base` + `/` + `path` (+ `?query`), as the URI the client sends. The
+/// result is checked to still be under `base` (same scheme, host, port,
+/// path prefix, no dot segment) as a second line of defence behind
+/// [`check_path`]. Parsed as a URI, not a URL: a URL parser would resolve
+/// dot segments and process the host again (IDNA) on every request; the
+/// base was normalised once, when the configuration was read.
+pub(super) fn join(base: &Url, path: &str, query: Option<&str>) -> Option<Uri> {
+    if path.contains('#') || query.is_some_and(|q| q.contains('#')) {
+        return None;
+    }
     let root = base.as_str().trim_end_matches('/');
     let mut text = String::with_capacity(root.len() + path.len() + 2 + query.map_or(0, str::len));
     text.push_str(root);
@@ -74,16 +81,27 @@ pub(super) fn join(base: &Url, path: &str, query: Option<&str>) -> Option<Url> {
         text.push('?');
         text.push_str(q);
     }
-    let url = Url::parse(&text).ok()?;
+    let uri = Uri::try_from(text).ok()?;
     let prefix = base.path().trim_end_matches('/');
-    let under = url
+    let under = uri
         .path()
         .strip_prefix(prefix)
         .is_some_and(|rest| rest.starts_with('/'));
-    let same_origin = url.scheme() == base.scheme()
-        && url.host() == base.host()
-        && url.port_or_known_default() == base.port_or_known_default();
-    (under && same_origin && url.fragment().is_none()).then_some(url)
+    let no_dots = uri.path().split('/').all(|s| !is_dot_segment(s));
+    let port = uri.port_u16().or(match uri.scheme_str() {
+        Some("http") => Some(80),
+        Some("https") => Some(443),
+        _ => None,
+    });
+    let same_origin = uri.scheme_str() == Some(base.scheme())
+        && uri.host() == base.host_str()
+        && port == base.port_or_known_default();
+    (under && no_dots && same_origin).then_some(uri)
+}
+
+/// `.` or `..`, also percent-encoded.
+fn is_dot_segment(segment: &str) -> bool {
+    segment.len() <= 6 && matches!(&percent_decode(segment)[..], b"." | b"..")
 }
 
 /// Does the path begin like an absolute URL (`scheme:`)?
@@ -191,19 +209,23 @@ mod tests {
     fn joins_with_one_slash_and_keeps_the_query() {
         let base = Url::parse("https://h.example/api").unwrap();
         assert_eq!(
-            join(&base, "v1/x", Some("a=1&b=%20")).unwrap().as_str(),
+            join(&base, "v1/x", Some("a=1&b=%20")).unwrap(),
             "https://h.example/api/v1/x?a=1&b=%20"
         );
         let base = Url::parse("https://h.example/api/").unwrap();
         assert_eq!(
-            join(&base, "v1/x", None).unwrap().as_str(),
+            join(&base, "v1/x", None).unwrap(),
             "https://h.example/api/v1/x"
         );
         let base = Url::parse("http://127.0.0.1:9000").unwrap();
         assert_eq!(
-            join(&base, "v1/x", None).unwrap().as_str(),
+            join(&base, "v1/x", None).unwrap(),
             "http://127.0.0.1:9000/v1/x"
         );
+        let base = Url::parse("http://[::1]:9000/").unwrap();
+        assert_eq!(join(&base, "v1/x", None).unwrap(), "http://[::1]:9000/v1/x");
+        let base = Url::parse("https://h.example:443/").unwrap();
+        assert_eq!(join(&base, "v1", None).unwrap(), "https://h.example/v1");
     }
 
     #[test]
@@ -212,5 +234,8 @@ mod tests {
         assert_eq!(join(&base, "../other", None), None);
         assert_eq!(join(&base, "%2e%2e/other", None), None);
         assert_eq!(join(&base, "x#fragment", None), None);
+        assert_eq!(join(&base, "x", Some("a#b")), None);
+        assert_eq!(join(&base, "v1/%2E%2E/x", None), None);
+        assert_eq!(join(&base, "x y", None), None, "not a URI");
     }
 }

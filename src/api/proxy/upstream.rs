@@ -1,17 +1,30 @@
-//! The call to the provider's API: one `reqwest` client that never follows
-//! a redirect, a deadline on the answer's head (the body then streams for
-//! as long as it takes), and the answer turned into ours without reading
-//! its body.
+//! The call to the provider's API: one pooled keep-alive client that never
+//! follows a redirect, a deadline on the answer's head (the body then
+//! streams for as long as it takes), and the answer turned into ours
+//! without reading its body.
+//!
+//! The client is our own small pool of hyper connections (`pool`, over
+//! hyper-rustls with the same platform certificate verifier and crypto
+//! provider reqwest uses for the token endpoint): reqwest's per-request
+//! layers (URL to URI conversion, redirect and retry services, its own
+//! futures) and a connection task per connection cost more than the
+//! proxy's own work.
+//! reqwest stays for one case: when the environment names a forward proxy
+//! (`HTTPS_PROXY` and friends), which reqwest honours and hyper-util does
+//! not, the API calls go through reqwest like the token endpoint's.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use axum::response::Response;
-use url::Url;
+use http_body_util::Full;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 
 use super::headers;
+use super::pool::{self, Pool};
 use crate::api::error::ApiError;
 
 /// Marks an answer that came from the API (passed back as it came), as
@@ -23,7 +36,9 @@ pub(crate) struct Upstream;
 #[derive(Debug)]
 pub(super) struct Outgoing {
     pub method: Method,
-    pub url: Url,
+    pub uri: Uri,
+    /// The caller's headers less those that must not cross
+    /// ([`headers::upstream`]); the token is added per send.
     pub headers: HeaderMap,
     /// Read in full (at most `server.max_body_bytes`) so a resend is
     /// byte-for-byte the same request.
@@ -36,53 +51,175 @@ pub(super) struct Outgoing {
 
 /// The proxy's client: its own connection pool, separate from the token
 /// endpoint's, and no redirect ever followed (a 3xx is passed back).
-fn client() -> Result<reqwest::Client, reqwest::Error> {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "one, process-wide")]
+enum Client {
+    Direct(&'static Pool),
+    /// The environment names a forward proxy.
+    ViaEnvProxy(reqwest::Client),
+}
+
+fn client() -> Result<&'static Client, ApiError> {
+    static CLIENT: OnceLock<Client> = OnceLock::new();
     if let Some(client) = CLIENT.get() {
-        return Ok(client.clone());
+        return Ok(client);
     }
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_keepalive(Duration::from_secs(60))
-        .build()?;
+    let client =
+        build(env_names_a_proxy(|name| std::env::var_os(name))).map_err(ApiError::Internal)?;
     // Two racing first callers each build one; the loser's is dropped.
-    Ok(CLIENT.get_or_init(|| client).clone())
+    Ok(CLIENT.get_or_init(|| client))
+}
+
+/// Does the environment name a forward proxy reqwest would use?
+fn env_names_a_proxy(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> bool {
+    [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|name| var(name).is_some_and(|v| !v.is_empty()))
+}
+
+fn build(via_env_proxy: bool) -> Result<Client, Box<dyn std::error::Error + Send + Sync>> {
+    if via_env_proxy {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .build()?;
+        return Ok(Client::ViaEnvProxy(client));
+    }
+    // Built once per process (a second one only by a racing first call).
+    Ok(Client::Direct(Box::leak(Box::new(Pool::new(connector()?)))))
+}
+
+/// TCP (no delay, keep-alive probes), then TLS for `https`.
+pub(super) fn connector() -> Result<HttpsConnector<HttpConnector>, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_keepalive(Some(Duration::from_secs(60)));
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp))
 }
 
 /// Sends `outgoing` with `token`; the API's answer once its head arrived.
 pub(super) async fn send(
     outgoing: &Outgoing,
     token: &secrecy::SecretString,
-) -> Result<reqwest::Response, ApiError> {
-    let client = client().map_err(|e| ApiError::Internal(Box::new(e)))?;
-    let mut request = client
-        .request(outgoing.method.clone(), outgoing.url.clone())
-        .headers(headers::upstream(&outgoing.headers, token));
-    if outgoing.has_body {
-        request = request.body(outgoing.body.clone());
-    }
-    match tokio::time::timeout(outgoing.timeout, request.send()).await {
+) -> Result<axum::http::Response<Body>, ApiError> {
+    let mut headers = outgoing.headers.clone();
+    headers.insert(header::AUTHORIZATION, headers::bearer(token));
+    let client = client()?;
+    let sent = match client {
+        Client::Direct(client) => {
+            if outgoing.has_body {
+                // Even an empty body is announced, as the caller did.
+                headers.insert(
+                    header::CONTENT_LENGTH,
+                    HeaderValue::from(outgoing.body.len()),
+                );
+            }
+            let mut request = axum::http::Request::new(Full::new(outgoing.body.clone()));
+            *request.method_mut() = outgoing.method.clone();
+            *request.uri_mut() = outgoing.uri.clone();
+            *request.headers_mut() = headers;
+            let answer = tokio::time::timeout(outgoing.timeout, client.send(request)).await;
+            answer.map(|r| r.map_err(Failure::Direct))
+        }
+        Client::ViaEnvProxy(client) => {
+            let mut request = client
+                .request(outgoing.method.clone(), outgoing.uri.to_string())
+                .headers(headers);
+            if outgoing.has_body {
+                request = request.body(outgoing.body.clone());
+            }
+            let answer = tokio::time::timeout(outgoing.timeout, request.send()).await;
+            answer.map(|r| {
+                r.map(|a| axum::http::Response::from(a).map(Body::new))
+                    .map_err(|e| Failure::Reqwest(e.without_url()))
+            })
+        }
+    };
+    match sent {
         Err(_) => Err(ApiError::UpstreamTimeout),
         Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) if e.is_timeout() => Err(ApiError::UpstreamTimeout),
         Ok(Err(e)) => {
-            // Without the URL: its query may hold personal data.
-            tracing::debug!(error = %e.without_url(), "proxy: the API cannot be reached");
+            tracing::debug!(error = %e, "proxy: the API cannot be reached");
             Err(ApiError::UpstreamUnreachable)
+        }
+    }
+}
+
+/// Why a request got no answer (without its URL: its query may hold
+/// personal data).
+#[derive(Debug)]
+enum Failure {
+    Direct(pool::Error),
+    Reqwest(reqwest::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The pool's errors never carry the URI.
+            Failure::Direct(e) => match e.source() {
+                Some(cause) => write!(f, "{e}: {cause}"),
+                None => write!(f, "{e}"),
+            },
+            Failure::Reqwest(e) => write!(f, "{e}"),
         }
     }
 }
 
 /// The API's answer as ours: its status, its headers less hop-by-hop ones
 /// and `Set-Cookie`, its body streamed through.
-pub(super) fn pass_back(answer: reqwest::Response) -> Response {
-    let status = answer.status();
-    let headers = headers::downstream(answer.headers());
-    let answer: axum::http::Response<reqwest::Body> = answer.into();
-    let mut response = Response::new(Body::new(answer.into_body()));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response.extensions_mut().insert(Upstream);
-    response
+pub(super) fn pass_back(answer: axum::http::Response<Body>) -> Response {
+    let (mut parts, body) = answer.into_parts();
+    headers::downstream(&mut parts.headers);
+    parts.extensions.clear();
+    parts.extensions.insert(Upstream);
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forward_proxy_in_the_environment_is_noticed() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                set.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        assert!(!env_names_a_proxy(env(&[])));
+        assert!(!env_names_a_proxy(env(&[
+            ("HTTPS_PROXY", ""),
+            ("NO_PROXY", "*")
+        ])));
+        assert!(env_names_a_proxy(env(&[("https_proxy", "http://p:3128")])));
+        assert!(env_names_a_proxy(env(&[("ALL_PROXY", "socks5://p")])));
+    }
+
+    #[test]
+    fn both_clients_build() {
+        assert!(matches!(build(false), Ok(Client::Direct(_))));
+        assert!(matches!(build(true), Ok(Client::ViaEnvProxy(_))));
+    }
 }

@@ -17,9 +17,11 @@
 //! - `permits`: the seam for the buckets, and this process's own.
 //! - `warm`: the projected need and the cut between warm and lapsed.
 //! - `task`: the bookkeeping every few seconds: the cut, grants moved in or
-//!   out of the schedule, the metrics and the WARN line, and the last
-//!   hand-outs persisted about once a minute.
+//!   out of the schedule, the metrics and the WARN line.
+//! - `hand_outs`: the last hand-outs read back at start, written about once
+//!   a minute and at the stop.
 
+mod hand_outs;
 mod permits;
 mod task;
 mod warm;
@@ -28,7 +30,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use permits::{LocalPermits, Permits, Rate};
+use tokio::sync::watch;
+
+pub use permits::{LocalPermits, Permits, Rate, SharedPermits};
 pub use task::{EVERY, Rewarm};
 
 use crate::clock::UnixMillis;
@@ -86,6 +90,11 @@ impl Settings {
 
 /// Every provider's budget. Shared by the scheduler and the budget's
 /// bookkeeping; a provider's index is stable for the life of the process.
+///
+/// Until the bookkeeping's first round has said which grants lapse, no
+/// background refresh starts ([`Budgets::decided`]): at a start every
+/// overdue grant is in the schedule, and the permits would otherwise go to
+/// whichever of them come first, lapsed or not.
 #[derive(Debug)]
 pub struct Budgets {
     permits: Arc<dyn Permits>,
@@ -97,6 +106,11 @@ pub struct Budgets {
     round_nanos: AtomicU64,
     /// The clock's time at the last round (Unix ms; 0 before the first).
     round_at: AtomicI64,
+    /// Whether a round has run (the scheduler waits for the first).
+    decided: watch::Sender<bool>,
+    /// Whether the bookkeeping task runs (a shutdown waits for its last
+    /// write of the hand-outs).
+    running: watch::Sender<bool>,
 }
 
 impl Budgets {
@@ -107,6 +121,8 @@ impl Budgets {
             rounds: AtomicU64::new(0),
             round_nanos: AtomicU64::new(0),
             round_at: AtomicI64::new(0),
+            decided: watch::Sender::new(false),
+            running: watch::Sender::new(false),
         };
         budgets.configure(config);
         budgets
@@ -168,11 +184,18 @@ impl Budgets {
 
     /// Takes a permit for one background refresh of a grant of this
     /// provider, or says from when one may be there.
-    pub fn try_take(&self, index: u16) -> Result<(), UnixMillis> {
+    pub async fn take(&self, index: u16) -> Result<(), UnixMillis> {
         let Some(name) = self.name(index) else {
             return Ok(());
         };
-        self.permits.try_take(&name)
+        self.permits.take(&name).await
+    }
+
+    /// Puts back the permit of a background refresh that made no call.
+    pub async fn give_back(&self, index: u16) {
+        if let Some(name) = self.name(index) {
+            self.permits.give_back(&name).await;
+        }
     }
 
     pub fn standing(&self, index: u16) -> Standing {
@@ -194,6 +217,24 @@ impl Budgets {
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         self.round_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.rounds.fetch_add(1, Ordering::Relaxed);
+        self.decided
+            .send_if_modified(|d| !std::mem::replace(d, true));
+    }
+
+    /// Whether the first round has run: which grants lapse is known.
+    pub fn is_decided(&self) -> bool {
+        *self.decided.borrow()
+    }
+
+    /// Waits for the first round.
+    pub async fn decided(&self) {
+        let _ = self.decided.subscribe().wait_for(|d| *d).await;
+    }
+
+    /// Waits until the bookkeeping task is not running (at once if it never
+    /// started): after a stop, its last write of the hand-outs is done.
+    pub async fn stopped(&self) {
+        let _ = self.running.subscribe().wait_for(|r| !*r).await;
     }
 
     /// Rounds done so far and the time they took in all.

@@ -1,14 +1,14 @@
-//! Where background refreshes take their permits: the seam, and the
-//! bucket each process keeps for itself.
-//!
-//! A cluster-wide implementation shares one bucket per provider among the
-//! members; it can keep the call synchronous by fetching permits from the
-//! shared bucket a few at a time and handing them out locally.
+//! Where background refreshes take their permits: the seam, the bucket
+//! each process keeps for itself ([`LocalPermits`], SQLite), and the
+//! cluster's ([`SharedPermits`], PostgreSQL: one bucket per provider that
+//! every member takes from, so the budget holds for the cluster together).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
@@ -16,6 +16,7 @@ use governor::{Quota, RateLimiter};
 
 use crate::clock::{Clock, UnixMillis};
 use crate::provider::EpochClock;
+use crate::provider::bucket::{BucketRate, SharedBuckets, SharedStock, Taken};
 
 /// The size of one provider's budget bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +28,7 @@ pub struct Rate {
 }
 
 /// The budget buckets, one per provider.
+#[async_trait]
 pub trait Permits: Send + Sync + std::fmt::Debug {
     /// Sizes `provider`'s bucket (at start and on SIGHUP). A bucket whose
     /// size does not change keeps its state.
@@ -34,7 +36,14 @@ pub trait Permits: Send + Sync + std::fmt::Debug {
 
     /// Takes one permit from `provider`'s bucket, or says from when one
     /// may be there. A provider without a bucket has no budget to keep.
-    fn try_take(&self, provider: &str) -> Result<(), UnixMillis>;
+    async fn take(&self, provider: &str) -> Result<(), UnixMillis>;
+
+    /// Puts back a permit taken for a refresh that made no call (another
+    /// member had it, or it was no longer due). This process's own buckets
+    /// keep it spent: that happens only beside a CLI command there.
+    async fn give_back(&self, provider: &str) {
+        let _ = provider;
+    }
 }
 
 type Gcra = RateLimiter<NotKeyed, InMemoryState, EpochClock, NoOpMiddleware<Duration>>;
@@ -56,6 +65,7 @@ impl LocalPermits {
     }
 }
 
+#[async_trait]
 impl Permits for LocalPermits {
     fn configure(&self, provider: &str, rate: Rate) {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
@@ -73,7 +83,14 @@ impl Permits for LocalPermits {
         buckets.insert(provider.to_owned(), (rate, gcra));
     }
 
-    fn try_take(&self, provider: &str) -> Result<(), UnixMillis> {
+    async fn take(&self, provider: &str) -> Result<(), UnixMillis> {
+        self.try_take(provider)
+    }
+}
+
+impl LocalPermits {
+    /// [`Permits::take`], without waiting for anything.
+    pub fn try_take(&self, provider: &str) -> Result<(), UnixMillis> {
         let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let Some((_, gcra)) = buckets.get(provider) else {
             return Ok(());
@@ -82,6 +99,73 @@ impl Permits for LocalPermits {
             let at = not_until.earliest_possible().as_nanos().div_ceil(1_000_000);
             UnixMillis::try_from(at).unwrap_or(UnixMillis::MAX)
         })
+    }
+}
+
+/// The cluster's buckets (`budget:PROVIDER` in the shared store), with this
+/// process's own as the fallback while the database cannot be reached.
+#[derive(Debug)]
+pub struct SharedPermits {
+    shared: Arc<dyn SharedBuckets>,
+    clock: Clock,
+    /// A std mutex: held to look a bucket up, never across an await.
+    buckets: Mutex<HashMap<String, (Rate, Arc<SharedStock>)>>,
+    fallback: LocalPermits,
+}
+
+impl SharedPermits {
+    pub fn new(shared: Arc<dyn SharedBuckets>, clock: Clock) -> Self {
+        SharedPermits {
+            shared,
+            fallback: LocalPermits::new(clock.clone()),
+            clock,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl Permits for SharedPermits {
+    fn configure(&self, provider: &str, rate: Rate) {
+        self.fallback.configure(provider, rate);
+        let stock = SharedStock::new(Arc::clone(&self.shared), format!("budget:{provider}"));
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        buckets.insert(provider.to_owned(), (rate, Arc::new(stock)));
+    }
+
+    async fn take(&self, provider: &str) -> Result<(), UnixMillis> {
+        let Some((size, stock)) = self.bucket(provider) else {
+            return Ok(());
+        };
+        match stock.take(size, self.clock.now()).await {
+            Ok(Taken::Cells(_)) => Ok(()),
+            Ok(Taken::NotBefore(at) | Taken::Paused(at)) => Err(at),
+            Err(e) => {
+                tracing::debug!(error = %e, provider, "refresh budget: this member's own bucket for now");
+                self.fallback.try_take(provider)
+            }
+        }
+    }
+
+    async fn give_back(&self, provider: &str) {
+        let Some((size, stock)) = self.bucket(provider) else {
+            return;
+        };
+        if let Err(e) = stock.give_back(size, self.clock.now()).await {
+            tracing::debug!(error = %e, provider, "refresh budget: a permit not put back");
+        }
+    }
+}
+
+impl SharedPermits {
+    fn bucket(&self, provider: &str) -> Option<(BucketRate, Arc<SharedStock>)> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (rate, stock) = buckets.get(provider)?;
+        let size = BucketRate {
+            per_minute: rate.per_minute,
+            burst: rate.burst.max(1),
+        };
+        Some((size, Arc::clone(stock)))
     }
 }
 

@@ -3,7 +3,8 @@
 //! lapsed, grants moved out of the schedule (lapsed) or back into it (handed
 //! out again), where each provider stands (metrics, `STATUS=`), one WARN an
 //! hour while the need exceeds the budget; and about once a minute, the
-//! last hand-outs written to the store, so a restart keeps the order.
+//! last hand-outs written to the store, so a restart keeps the order. No
+//! background refresh starts before the first round (`Budgets::decided`).
 //!
 //! Two walks over the cache's table per round, no sort: at a million
 //! credentials a few milliseconds (`bench/run.sh` measures it).
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::hand_outs::{Running, secs};
 use super::warm::{Cut, Demand, calls_per_minute, class};
 use crate::clock::UnixMillis;
 use crate::config::RefreshMode;
@@ -29,11 +31,6 @@ const WARN_EVERY_MS: i64 = 3_600_000;
 /// Grants per message to the scheduler.
 const BATCH: usize = 4_096;
 
-/// Unix ms to the seconds the cache records hand-outs in.
-fn secs(at: UnixMillis) -> u32 {
-    (at / 1000).clamp(0, i64::from(u32::MAX)) as u32
-}
-
 /// A grant handed out again: where it goes back into the schedule.
 #[derive(Debug, Clone, Copy)]
 pub struct Rewarm {
@@ -48,32 +45,32 @@ struct Linked {
     handed_out: u32,
     provider: usize,
     lifetime_secs: u32,
+    /// The last round kept it warm (none of its credentials lapsed).
+    was_warm: bool,
     /// Decided in the second walk (at its first credential): lapses or not.
     lapses: Option<bool>,
 }
 
 impl Refresher {
-    /// The bookkeeping task, until `stop`.
-    pub(in crate::refresh) async fn keep_budget(self, mut stop: watch::Receiver<bool>) {
+    /// The bookkeeping task, until `stop`: counted as running from this
+    /// call until its last write of the hand-outs is done (or it panicked),
+    /// so that a shutdown can wait for that write before the store closes.
+    pub(in crate::refresh) fn keep_budget(
+        self,
+        stop: watch::Receiver<bool>,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let running = Running::start(std::sync::Arc::clone(&self.inner.budgets));
+        async move {
+            self.run_budget(stop).await;
+            drop(running);
+        }
+    }
+
+    async fn run_budget(self, mut stop: watch::Receiver<bool>) {
         let clock = self.inner.clock.clone();
         let mut persisted_to = secs(clock.now());
         self.inner.cache.set_now(persisted_to);
-        let mut restored = 0usize;
-        let cache = std::sync::Arc::clone(&self.inner.cache);
-        let read = self
-            .inner
-            .store
-            .hand_outs_each(&mut |id, at| {
-                cache.restore_hand_out(id, secs(at));
-                restored += 1;
-            })
-            .await;
-        match read {
-            Ok(()) => tracing::debug!(restored, "last hand-outs restored"),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the last hand-outs; the refresh budget's order starts afresh")
-            }
-        }
+        self.restore_hand_outs().await;
         let mut round = 0u32;
         // The write of the last hand-outs runs beside the rounds, so that a
         // slow database never delays the warm set; one write at a time.
@@ -110,20 +107,6 @@ impl Refresher {
         self.persist_hand_outs(seen, persisted_to).await;
     }
 
-    /// Writes `seen`; returns from when hand-outs are still to be written.
-    async fn persist_hand_outs(&self, seen: Vec<(String, UnixMillis)>, now: u32) -> u32 {
-        let Some(oldest) = seen.iter().map(|(_, at)| secs(*at)).min() else {
-            return now;
-        };
-        match self.inner.store.record_hand_outs(&seen).await {
-            Ok(()) => now,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot record the last hand-outs; trying again in a minute");
-                oldest
-            }
-        }
-    }
-
     /// One round: the need, the cut, grants moved in or out of the schedule,
     /// the standings. Returns the credentials handed out at or after
     /// `persist_since` (when given), to be written.
@@ -157,20 +140,24 @@ impl Refresher {
                     handed_out: 0,
                     provider: u.provider(),
                     lifetime_secs: u.lifetime_secs(),
+                    was_warm: true,
                     lapses: None,
                 });
                 l.handed_out = l.handed_out.max(handed_out);
+                l.was_warm &= !u.is_lapsed();
                 return;
             }
             demand[u.provider()].add(
                 class(tick, handed_out),
                 calls_per_minute(u.lifetime_secs(), cfg),
+                !u.is_lapsed(),
             );
         });
         for l in linked.values() {
             demand[l.provider].add(
                 class(tick, l.handed_out),
                 calls_per_minute(l.lifetime_secs, cfg),
+                l.was_warm,
             );
         }
         let settings: Vec<_> = providers.iter().map(|&p| budgets.settings(p)).collect();
@@ -199,7 +186,9 @@ impl Refresher {
                     Some(l) => {
                         let c = class(tick, l.handed_out);
                         let need = calls_per_minute(l.lifetime_secs, cfg);
-                        let lapse = cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need));
+                        let lapse = cuts[p]
+                            .as_mut()
+                            .is_some_and(|cut| cut.lapses(c, need, l.was_warm));
                         l.lapses = Some(lapse);
                         (lapse, true)
                     }
@@ -208,8 +197,12 @@ impl Refresher {
             } else {
                 let c = class(tick, u.handed_out());
                 let need = calls_per_minute(u.lifetime_secs(), cfg);
+                let was_warm = !u.is_lapsed();
                 (
-                    active && cuts[p].as_mut().is_some_and(|cut| cut.lapses(c, need)),
+                    active
+                        && cuts[p]
+                            .as_mut()
+                            .is_some_and(|cut| cut.lapses(c, need, was_warm)),
                     true,
                 )
             };

@@ -3,7 +3,7 @@
 //! for; everything else goes to the real store behind it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use secrecy::SecretString;
@@ -24,6 +24,10 @@ pub(super) struct Faulty {
     /// Commit transactions asked for, and results in them.
     transactions: AtomicUsize,
     results: AtomicUsize,
+    /// The next read of changes waits, once read, until released.
+    hold_feed: AtomicBool,
+    feed_read: tokio::sync::Notify,
+    feed_release: tokio::sync::Notify,
 }
 
 /// The handle to a [`Faulty`] the test keeps.
@@ -38,6 +42,9 @@ impl Faults {
             refuse: AtomicUsize::new(0),
             transactions: AtomicUsize::new(0),
             results: AtomicUsize::new(0),
+            hold_feed: AtomicBool::new(false),
+            feed_read: tokio::sync::Notify::new(),
+            feed_release: tokio::sync::Notify::new(),
         });
         // One health for both handles, as one store has.
         let health = faulty.inner.health().clone();
@@ -46,6 +53,21 @@ impl Faults {
 
     pub(super) fn refuse_commits(&self, n: usize) {
         self.0.refuse.store(n, Ordering::SeqCst);
+    }
+
+    /// The next read of changes, once it has read them, waits for
+    /// [`Faults::release_feed`]; returns when it has read them.
+    pub(super) fn hold_feed(&self) {
+        self.0.hold_feed.store(true, Ordering::SeqCst);
+    }
+
+    /// Waits until the held read of changes has read them.
+    pub(super) async fn feed_read(&self) {
+        self.0.feed_read.notified().await;
+    }
+
+    pub(super) fn release_feed(&self) {
+        self.0.feed_release.notify_one();
     }
 
     /// `(transactions, results)` of refresh commits so far.
@@ -87,7 +109,12 @@ impl Backend for Faulty {
     }
 
     async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {
-        self.inner.changes_since(since).await
+        let changes = self.inner.changes_since(since).await;
+        if self.hold_feed.swap(false, Ordering::SeqCst) {
+            self.feed_read.notify_one();
+            self.feed_release.notified().await;
+        }
+        changes
     }
 
     async fn put_credentials(

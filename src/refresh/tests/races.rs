@@ -153,3 +153,39 @@ async fn a_grant_deleted_elsewhere_is_gone_from_the_cache_too() {
     assert!(h.cache.get("alice").is_none());
     assert!(h.fake.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_of_changes_read_before_a_delete_never_brings_the_credential_back() {
+    let mut faults = None;
+    let h = Harness::wrapping(|store| {
+        let (wrapped, handle) = super::faulty::Faults::wrap(store);
+        faults = Some(handle);
+        wrapped
+    })
+    .await;
+    let faults = faults.unwrap();
+    h.grant("alice", "rt-1", Some(("at-1", 3_600_000)), 3_000_000)
+        .await;
+    // The follower reads a batch that still holds alice, then stalls...
+    faults.hold_feed();
+    let r = h.refresher.clone();
+    let follower = tokio::spawn(async move { r.catch_up(0).await });
+    faults.feed_read().await;
+    // ...while alice is deleted through this process.
+    let r = h.refresher.clone();
+    let delete = tokio::spawn(async move { r.delete("alice", false).await });
+    // (It waits for the follower; without that it would be done at once.)
+    for _ in 0..20 {
+        if delete.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    faults.release_feed();
+    follower.await.unwrap().unwrap();
+    delete.await.unwrap().unwrap();
+    assert!(
+        h.cache.get("alice").is_none(),
+        "a deleted credential is not served again"
+    );
+}

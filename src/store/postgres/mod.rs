@@ -15,7 +15,10 @@
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
 //! - [`scratch`]: throwaway databases for tests and benchmarks.
-//! - `usage`: when credentials were last handed out (the refresh budget's order).
+//! - `usage`: when credentials were last handed out (the refresh budget's
+//!   order), written by each member and read back from the others.
+//! - `bucket`: the cluster's rate buckets (request limits, 429 pauses,
+//!   refresh budgets), one row each.
 //!
 //! Every write transaction takes the next change number first: the counter
 //! row's lock serialises writers (so they never deadlock on each other's
@@ -26,6 +29,7 @@
 //! (`synchronous_commit` as the server is configured; its default is
 //! durable).
 
+mod bucket;
 mod claims;
 mod commit;
 mod commit_cas;
@@ -56,6 +60,7 @@ use super::types::*;
 use super::{Backend, StoreError};
 use crate::clock::{Clock, UnixMillis};
 use crate::model::{CredentialView, Grant, GrantId, GrantState};
+use crate::provider::bucket::SharedBuckets;
 pub use connect::{PgTarget, TargetError, is_postgres_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -233,6 +238,12 @@ impl Backend for PgStore {
         self.target.location()
     }
 
+    fn shared_buckets(&self) -> Option<std::sync::Arc<dyn SharedBuckets>> {
+        Some(std::sync::Arc::new(bucket::PgBuckets::new(
+            self.pool.clone(),
+        )))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -342,6 +353,14 @@ impl Backend for PgStore {
         each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
     ) -> Result<(), StoreError> {
         self.read_hand_outs(each).await
+    }
+
+    async fn hand_outs_since(
+        &self,
+        since: UnixMillis,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        self.read_hand_outs_since(since, each).await
     }
 
     async fn rotate_key(&self, new_key: &MasterKey) -> Result<u64, StoreError> {

@@ -1,4 +1,5 @@
-//! When credentials were last handed out: written in batches, read at start.
+//! When credentials were last handed out: written in batches, read at
+//! start, and read again each minute for what other members handed out.
 
 use sqlx::Row;
 
@@ -57,5 +58,24 @@ impl PgStore {
                 _ => return Ok(()),
             }
         }
+    }
+
+    /// See [`crate::store::Backend::hand_outs_since`] (the partial index on
+    /// `last_handed_out_at` finds them).
+    pub(super) async fn read_hand_outs_since(
+        &self,
+        since: UnixMillis,
+        each: &mut (dyn for<'s> FnMut(&'s str, UnixMillis) + Send),
+    ) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, last_handed_out_at FROM credentials WHERE last_handed_out_at > $1",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            each(row.try_get::<&str, _>(0)?, row.try_get(1)?);
+        }
+        Ok(())
     }
 }

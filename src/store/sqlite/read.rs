@@ -3,52 +3,12 @@
 use sqlx::SqliteConnection;
 
 use super::SqliteStore;
-use crate::model::{
-    AccessToken, CredentialExtras, CredentialView, Extras, Grant, GrantId, GrantState, Status,
-};
+use crate::model::{CredentialView, Grant, GrantId, GrantState, Status};
 use crate::store::crypto::Field;
+pub(super) use crate::store::rows::{
+    CredentialRow, GrantRow, ViewRow, credentials_of, parse_extras, view_of,
+};
 use crate::store::{ListFilter, StoreError};
-
-/// A `grants` row as stored (tokens still sealed).
-pub(super) struct GrantRow {
-    pub(super) id: i64,
-    pub(super) provider: String,
-    pub(super) status: String,
-    pub(super) refresh_token: Vec<u8>,
-    pub(super) previous_refresh_token: Option<Vec<u8>>,
-    pub(super) access_token: Option<Vec<u8>>,
-    pub(super) token_type: String,
-    pub(super) scope: Option<String>,
-    pub(super) expires_at: Option<i64>,
-    pub(super) lifetime_secs: Option<i64>,
-    pub(super) application_calendar_id: Option<String>,
-    pub(super) generation: i64,
-    pub(super) last_refresh_at: Option<i64>,
-    pub(super) next_refresh_at: Option<i64>,
-    pub(super) consecutive_failures: i64,
-    pub(super) last_error: Option<String>,
-}
-
-pub(super) struct CredentialRow {
-    pub(super) id: String,
-    pub(super) grant_id: i64,
-    pub(super) extras: String,
-}
-
-struct ViewRow {
-    id: String,
-    grant_id: i64,
-    provider: String,
-    status: String,
-    scope: Option<String>,
-    expires_at: Option<i64>,
-    last_refresh_at: Option<i64>,
-    next_refresh_at: Option<i64>,
-    consecutive_failures: i64,
-    last_error: Option<String>,
-    extras: String,
-    created_at: i64,
-}
 
 impl SqliteStore {
     /// See [`crate::store::Backend::get_grant`].
@@ -156,50 +116,8 @@ impl SqliteStore {
 
     /// Opens the access token; the refresh tokens stay sealed.
     pub(super) fn grant_state(&self, row: GrantRow) -> Result<GrantState, StoreError> {
-        let access = match (row.access_token, row.expires_at) {
-            (Some(sealed), Some(expires_at)) => {
-                let (lifetime_secs, lifetime_issued) =
-                    AccessToken::lifetime_from_stored(row.lifetime_secs.unwrap_or(0));
-                Some(AccessToken {
-                    token: self
-                        .cipher
-                        .open_secret(row.id, Field::AccessToken, &sealed)?,
-                    token_type: row.token_type,
-                    expires_at,
-                    lifetime_secs,
-                    lifetime_issued,
-                })
-            }
-            _ => None,
-        };
-        Ok(GrantState {
-            id: GrantId(row.id),
-            status: parse_status(&row.status)?,
-            provider: row.provider,
-            access,
-            scope: row.scope,
-            application_calendar_id: row.application_calendar_id,
-            generation: row.generation,
-            last_refresh_at: row.last_refresh_at,
-            next_refresh_at: row.next_refresh_at,
-            consecutive_failures: row.consecutive_failures,
-            last_error: row.last_error,
-            credentials: Vec::new(),
-        })
+        crate::store::rows::grant_state(&self.cipher, row)
     }
-}
-
-pub(super) fn credentials_of(
-    rows: Vec<CredentialRow>,
-) -> Result<Vec<CredentialExtras>, StoreError> {
-    rows.into_iter()
-        .map(|c| {
-            Ok(CredentialExtras {
-                extras: parse_extras(&c.extras)?,
-                id: c.id,
-            })
-        })
-        .collect()
 }
 
 /// The grant's row and its credentials' rows, as `conn` sees them.
@@ -226,31 +144,6 @@ async fn rows_of(
     .fetch_all(&mut *conn)
     .await?;
     Ok(Some((row, credentials)))
-}
-
-pub(super) fn parse_extras(text: &str) -> Result<Extras, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("credential extras: {e}")))
-}
-
-fn parse_status(s: &str) -> Result<Status, StoreError> {
-    Status::parse(s).ok_or_else(|| StoreError::Corrupt(format!("unknown status {s:?}")))
-}
-
-fn view_of(row: ViewRow) -> Result<CredentialView, StoreError> {
-    Ok(CredentialView {
-        status: parse_status(&row.status)?,
-        extras: parse_extras(&row.extras)?,
-        id: row.id,
-        grant_id: GrantId(row.grant_id),
-        provider: row.provider,
-        scope: row.scope,
-        expires_at: row.expires_at,
-        last_refresh_at: row.last_refresh_at,
-        next_refresh_at: row.next_refresh_at,
-        consecutive_failures: row.consecutive_failures,
-        last_error: row.last_error,
-        created_at: row.created_at,
-    })
 }
 
 impl SqliteStore {

@@ -206,8 +206,8 @@ async fn real_data_centre_hosts_in_authorization_urls() {
             "kind = \"cronofy\"\ndata_center = \"{dc}\"\nclient_id = \"c\"\nclient_secret = \"s\"\nredirect_uris = [\"{REDIRECT}\"]"
         ))
         .unwrap();
-        let p =
-            tokend::provider::build("cronofy", &config, tokend::clock::Clock::manual(0)).unwrap();
+        let p = tokend::provider::build("cronofy", &config, tokend::clock::Clock::manual(0), None)
+            .unwrap();
         let req = AuthorizationRequest {
             redirect_uri: REDIRECT,
             scope: Some("read_write"),

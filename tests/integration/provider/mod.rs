@@ -55,7 +55,7 @@ pub fn cronofy(fake: &FakeProvider, extra: &str) -> (Arc<dyn Provider>, Clock) {
         url = fake.url
     );
     let clock = Clock::manual(T0);
-    let p = provider::build("cronofy", &config(&base, extra), clock.clone()).unwrap();
+    let p = provider::build("cronofy", &config(&base, extra), clock.clone(), None).unwrap();
     (p, clock)
 }
 
@@ -74,7 +74,7 @@ pub fn oauth2(fake: &FakeProvider, extra: &str) -> (Arc<dyn Provider>, Clock) {
         url = fake.url
     );
     let clock = Clock::manual(T0);
-    let p = provider::build("google", &config(&base, extra), clock.clone()).unwrap();
+    let p = provider::build("google", &config(&base, extra), clock.clone(), None).unwrap();
     (p, clock)
 }
 

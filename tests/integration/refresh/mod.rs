@@ -4,6 +4,7 @@
 
 mod budget;
 mod budget_auto;
+mod budget_restart;
 mod concurrency;
 mod expiry;
 mod failures;

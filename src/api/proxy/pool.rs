@@ -1,0 +1,379 @@
+//! The proxy's connections to the providers' APIs: HTTP/1.1 keep-alive
+//! connections (TLS through hyper-rustls for `https`), kept idle per
+//! origin, each driven by the request that uses it.
+//!
+//! A pooled client (hyper-util's, reqwest's) runs every connection in a
+//! task of its own: a proxied request then hops between the caller's task,
+//! the connection's task and back for the head and for each piece of the
+//! body, each hop a wake-up and often a thread switch. Here the request's
+//! own future polls the connection until the head has arrived, and the body
+//! passed back to the caller polls it while it streams ([`Streamed`]), so
+//! the whole exchange runs in the task serving the caller. Once the body has
+//! ended, the connection goes back to the pool; a body dropped before its
+//! end closes it.
+//!
+//! Idle connections are nobody's task: one the API closed meanwhile is
+//! found out when it is next taken (it is never ready) and dropped, and one
+//! idle for longer than [`IDLE_TIMEOUT`] is dropped instead of reused.
+
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::uri::{Authority, Scheme};
+use axum::http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioIo;
+use tower::Service;
+
+type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
+type Key = (Scheme, Authority);
+
+/// An idle connection is not reused after this long (the API may have
+/// given up on it).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle connections kept per origin at most.
+const MAX_IDLE: usize = 256;
+
+/// Why a request got no answer.
+pub(super) type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The connections, idle ones by origin.
+pub(super) struct Pool {
+    connector: HttpsConnector<HttpConnector>,
+    idle: Mutex<HashMap<Key, Vec<Conn>, foldhash::fast::RandomState>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").finish_non_exhaustive()
+    }
+}
+
+/// One connection: its request handle and the connection itself (which
+/// must be polled for anything to move).
+struct Conn {
+    sender: http1::SendRequest<Full<Bytes>>,
+    driver: Pin<Box<http1::Connection<Io, Full<Bytes>>>>,
+    /// The driver finished (closed, or failed): never poll it again.
+    done: bool,
+    idle_since: Instant,
+}
+
+impl Conn {
+    /// Moves the connection along; `false` once it has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.done && self.driver.as_mut().poll(cx).is_ready() {
+            self.done = true;
+        }
+        !self.done
+    }
+}
+
+impl Pool {
+    pub fn new(connector: HttpsConnector<HttpConnector>) -> Pool {
+        Pool {
+            connector,
+            idle: Mutex::default(),
+        }
+    }
+
+    /// Sends `request` (an absolute URI; sent in origin form with its
+    /// `Host`) and returns the answer once its head has arrived, its body
+    /// streaming from the connection. A request that a reused connection
+    /// could not take (it closed meanwhile; hyper hands the unsent request
+    /// back) is sent again on another.
+    pub async fn send(
+        &'static self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Body>, Error> {
+        let key = key(request.uri())?;
+        let mut request = origin_form(request)?;
+        loop {
+            let (mut conn, reused) = match self.take(&key) {
+                Some(conn) => (conn, true),
+                None => (self.connect(&key).await?, false),
+            };
+            let ready = poll_fn(|cx| {
+                if !conn.drive(cx) {
+                    return Poll::Ready(false);
+                }
+                conn.sender.poll_ready(cx).map(|r| r.is_ok())
+            })
+            .await;
+            if !ready {
+                if reused {
+                    continue;
+                }
+                return Err("the connection closed before the request was sent".into());
+            }
+            let mut pending = std::pin::pin!(conn.sender.try_send_request(request));
+            let head = poll_fn(|cx| {
+                let alive = conn.drive(cx);
+                match pending.as_mut().poll(cx) {
+                    Poll::Ready(r) => Poll::Ready(r.map_err(Some)),
+                    Poll::Pending if alive => Poll::Pending,
+                    Poll::Pending => Poll::Ready(Err(None)),
+                }
+            })
+            .await;
+            match head {
+                Ok(answer) => return Ok(self.stream(key, conn, answer)),
+                Err(Some(mut e)) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(Box::new(e.into_error())),
+                },
+                Err(None) => return Err("the connection closed before the answer came".into()),
+            }
+        }
+    }
+
+    /// The answer as ours, its body streaming from `conn`; `conn` goes back
+    /// to the pool at once when there is no body.
+    fn stream(&'static self, key: Key, conn: Conn, answer: Response<Incoming>) -> Response<Body> {
+        let (parts, incoming) = answer.into_parts();
+        if hyper::body::Body::is_end_stream(&incoming) {
+            self.put(key, conn);
+            return Response::from_parts(parts, Body::new(incoming));
+        }
+        let body = Streamed {
+            incoming,
+            conn: Some((key, conn)),
+            pool: self,
+        };
+        Response::from_parts(parts, Body::new(body))
+    }
+
+    fn take(&self, key: &Key) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let conns = idle.get_mut(key)?;
+        while let Some(conn) = conns.pop() {
+            if !conn.done && !conn.sender.is_closed() && conn.idle_since.elapsed() < IDLE_TIMEOUT {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: Key, mut conn: Conn) {
+        if conn.done || conn.sender.is_closed() {
+            return;
+        }
+        conn.idle_since = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let conns = idle.entry(key).or_default();
+        // The oldest first: drop those gone stale, and any over the cap.
+        let stale = conns
+            .iter()
+            .take_while(|c| c.idle_since.elapsed() >= IDLE_TIMEOUT)
+            .count()
+            .max((conns.len() + 1).saturating_sub(MAX_IDLE));
+        conns.drain(..stale);
+        conns.push(conn);
+    }
+
+    async fn connect(&self, key: &Key) -> Result<Conn, Error> {
+        let uri = Uri::builder()
+            .scheme(key.0.clone())
+            .authority(key.1.clone())
+            .path_and_query("/")
+            .build()?;
+        let io = self.connector.clone().call(uri).await?;
+        let (sender, driver) = http1::handshake(io).await?;
+        Ok(Conn {
+            sender,
+            driver: Box::pin(driver),
+            done: false,
+            idle_since: Instant::now(),
+        })
+    }
+}
+
+/// The request with its URI in origin form (`/path?query`) and a `Host`
+/// header from the absolute URI (without user info), as HTTP/1.1 wants.
+fn origin_form(mut request: Request<Full<Bytes>>) -> Result<Request<Full<Bytes>>, Error> {
+    let uri = request.uri();
+    let authority = uri.authority().ok_or("no authority")?.as_str();
+    let host = authority.rsplit('@').next().unwrap_or(authority);
+    let host = axum::http::HeaderValue::from_str(host)?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let origin = Uri::try_from(path)?;
+    *request.uri_mut() = origin;
+    request.headers_mut().insert(axum::http::header::HOST, host);
+    Ok(request)
+}
+
+fn key(uri: &Uri) -> Result<Key, Error> {
+    match (uri.scheme(), uri.authority()) {
+        (Some(s), Some(a)) => Ok((s.clone(), a.clone())),
+        _ => Err("not an absolute URI".into()),
+    }
+}
+
+/// An answer's body, read from a connection this body drives; the
+/// connection goes back to the pool at the body's end.
+struct Streamed {
+    incoming: Incoming,
+    /// `None` once given back (or closed).
+    conn: Option<(Key, Conn)>,
+    pool: &'static Pool,
+}
+
+impl hyper::body::Body for Streamed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some((_, conn)) = &mut this.conn {
+            conn.drive(cx);
+        }
+        let frame = ready!(Pin::new(&mut this.incoming).poll_frame(cx));
+        // hyper stops polling a body that says it has ended: give the
+        // connection back as soon as it has.
+        let ended = match &frame {
+            None => true,
+            Some(Ok(_)) => this.incoming.is_end_stream(),
+            Some(Err(_)) => false,
+        };
+        if ended && let Some((key, conn)) = this.conn.take() {
+            this.pool.put(key, conn);
+        }
+        if let Some(Err(_)) = frame {
+            this.conn = None;
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A raw HTTP/1.1 server: answers each request on a connection with a
+    /// body of `size` bytes, and closes the connection after `per_conn`
+    /// answers. Counts the connections it accepted.
+    async fn server(size: usize, per_conn: usize) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for _ in 0..per_conn {
+                        let mut head = Vec::new();
+                        while !head.ends_with(b"\r\n\r\n") {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {size}\r\n\r\n");
+                        let mut bytes = answer.into_bytes();
+                        bytes.resize(bytes.len() + size, b'x');
+                        if socket.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    fn pool() -> &'static Pool {
+        let connector = crate::api::proxy::upstream::connector().unwrap();
+        Box::leak(Box::new(Pool::new(connector)))
+    }
+
+    fn get(url: &str) -> Request<Full<Bytes>> {
+        Request::get(format!("{url}x?y=1"))
+            .body(Full::default())
+            .unwrap()
+    }
+
+    async fn read_all(answer: Response<Body>) -> usize {
+        answer.into_body().collect().await.unwrap().to_bytes().len()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_answer_was_read() {
+        let (url, accepted) = server(100_000, usize::MAX).await;
+        let pool = pool();
+        for _ in 0..3 {
+            assert_eq!(read_all(pool.send(get(&url)).await.unwrap()).await, 100_000);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_api_closed_is_replaced() {
+        let (url, accepted) = server(10, 1).await;
+        let pool = pool();
+        for _ in 0..3 {
+            assert_eq!(read_all(pool.send(get(&url)).await.unwrap()).await, 10);
+            // The server's close reaches us before the next request.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_end_closes_its_connection() {
+        let (url, accepted) = server(1_000_000, usize::MAX).await;
+        let pool = pool();
+        let answer = pool.send(get(&url)).await.unwrap();
+        let mut body = answer.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+        assert_eq!(
+            read_all(pool.send(get(&url)).await.unwrap()).await,
+            1_000_000
+        );
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "a half-read connection is never reused"
+        );
+    }
+
+    #[test]
+    fn requests_go_in_origin_form_with_their_host() {
+        let request = Request::get("http://u:p@127.0.0.1:9/a/b?c=%20")
+            .body(Full::default())
+            .unwrap();
+        let sent = origin_form(request).unwrap();
+        assert_eq!(sent.uri(), "/a/b?c=%20");
+        assert_eq!(sent.headers()["host"], "127.0.0.1:9");
+    }
+}
