@@ -8,6 +8,7 @@ use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
 use super::rows::{GrantWithCredentials, credential_arrays, credentials_of, grant_columns};
+use crate::model::{GrantId, GrantState};
 use crate::store::{Changes, StoreError};
 
 /// A read-only transaction in one snapshot, and the change number it sees.
@@ -66,12 +67,35 @@ impl PgStore {
                 state.credentials = credentials_of(creds)?;
                 Ok(state)
             })
-            .collect::<Result<_, StoreError>>()?;
+            .collect::<Result<Vec<GrantState>, StoreError>>()?;
+        let grants = self.without_own_newer(seq, grants);
         Ok(Changes {
             seq,
             grants,
             deleted_credentials,
         })
+    }
+
+    /// Records that this store wrote a grant's status or failures (which
+    /// leave its generation as it was) at change number `seq`.
+    pub(super) fn wrote_status(&self, grant: GrantId, seq: i64) {
+        let mut own = self.own_status.lock().unwrap_or_else(|e| e.into_inner());
+        own.insert(grant.0, seq);
+    }
+
+    /// `grants` as read at change number `seq`, less those this store has
+    /// written a status to since (their newer state is already published by
+    /// the writer, and the generation, which that write leaves as it was,
+    /// could not tell the follower that this snapshot is older). They come
+    /// again with the next read, which that write's own notification brings.
+    fn without_own_newer(&self, seq: i64, mut grants: Vec<GrantState>) -> Vec<GrantState> {
+        let mut own = self.own_status.lock().unwrap_or_else(|e| e.into_inner());
+        // Writes this snapshot includes need no more care.
+        own.retain(|_, written| *written > seq);
+        if !own.is_empty() {
+            grants.retain(|g| !own.contains_key(&g.id.0));
+        }
+        grants
     }
 
     /// How many grants there are (to size what the load fills): above a

@@ -166,6 +166,7 @@ impl PgStore {
         .await?;
         if failures.is_some() {
             tx.commit().await?;
+            self.wrote_status(lease.grant_id, seq);
         } else {
             tx.rollback().await?;
             self.release_lease(lease).await?;
@@ -202,6 +203,7 @@ impl PgStore {
             == 1;
         if marked {
             tx.commit().await?;
+            self.wrote_status(lease.grant_id, seq);
         } else {
             tx.rollback().await?;
             self.release_lease(lease).await?;

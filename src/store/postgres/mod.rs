@@ -86,6 +86,11 @@ pub struct PgStore {
     /// Group claims, started by the first claim (a CLI command that never
     /// claims starts no task).
     claims: std::sync::OnceLock<claims::Claims>,
+    /// Grants whose status or failures this store wrote, and at which change
+    /// number, until a read of the feed includes that number (see
+    /// `feed`): a few entries at a time. A std mutex: held for a map
+    /// operation, never across an await.
+    own_status: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -122,6 +127,7 @@ impl PgStore {
             clock,
             owner: crate::store::owner::this_process(rand::random()),
             claims: std::sync::OnceLock::new(),
+            own_status: std::sync::Mutex::default(),
         };
         store.check_key().await?;
         Ok(store)

@@ -363,3 +363,34 @@ async fn two_members_refresh_budgets_are_one_and_a_permit_given_back_is_there_ag
     // A provider without a budget has none to keep.
     members[0].take("other").await.unwrap();
 }
+
+#[tokio::test]
+async fn the_feed_leaves_out_a_grant_whose_status_this_store_wrote_after_the_snapshot() {
+    let Some(db) = ScratchDb::create().await else {
+        return;
+    };
+    let key = MasterKey::generate();
+    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let writer = Store::new(
+        PgStore::open(&db.target, &key, Clock::manual(T0))
+            .await
+            .unwrap(),
+    );
+    let alice = put(&writer, "alice", "rt-a", None, &Extras::new()).await;
+    put(&writer, "bob", "rt-b", None, &Extras::new()).await;
+    let seq = pg.changes(0).await.unwrap().seq;
+    // As if a failure of alice's were written here after the snapshot.
+    pg.wrote_status(alice.grant_id(), seq + 1);
+    let changes = pg.changes(0).await.unwrap();
+    let ids: Vec<&str> = changes
+        .grants
+        .iter()
+        .map(|g| g.credentials[0].id.as_str())
+        .collect();
+    assert_eq!(ids, ["bob"], "alice's older state is left out");
+    // Once a snapshot includes the write, alice is reported again.
+    pg.wrote_status(alice.grant_id(), seq);
+    assert_eq!(pg.changes(0).await.unwrap().grants.len(), 2);
+}
