@@ -14,7 +14,8 @@
 # BUDGET_N / BUDGET_HOT / BUDGET_MINUTES (the budget simulation),
 # SERVER_CPU / LOAD_CPU (taskset cores), BENCH_DIR (keep the work files),
 # CALLGRIND_N1 / CALLGRIND_N2 / CALLGRIND_IDS (the instruction count),
-# STREAM_MB (the proxy's streamed answer), ONLY (sections to run, e.g.
+# STREAM_MB (the proxy's streamed answer), PROXY_CG_N1 / PROXY_CG_N2 (its
+# instruction count; needs valgrind, skipped without it), ONLY (sections to run, e.g.
 # `ONLY=scale`, `ONLY=callgrind` or `ONLY=handout,proxy`; default all of
 # callgrind, handout, refresh, scale, budget, micro, proxy). With BENCH_DIR, a scale
 # database already seeded there with SCALE_N credentials is reused, not seeded again.
@@ -492,6 +493,45 @@ stream() {
     [[ ${got%% *} == "$bytes" ]] || { echo "streamed $got of $bytes bytes" >&2; exit 1; }
     echo "$got $before $(cat "$WORK/proxy/peak") $(proc_kb "$TOKEND_PID" VmRSS)"
 }
+# Instructions per GET (callgrind, whatever the machine's load): tokend
+# proxying, and the fake API answering directly, each run twice under
+# callgrind (PROXY_CG_N1 then PROXY_CG_N2 GETs on one keep-alive
+# connection); the difference over N2 - N1 is one request's cost.
+proxy_cg() { # WHAT N -> total instructions of WHAT (tokend or fake)
+    local what=$1 n=$2 dir=$WORK/proxy-cg pid addr log out load
+    mkdir -p "$dir"
+    log=$dir/$what.$n.log; out=$dir/$what.$n.callgrind
+    local vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --log-file="$dir/$what.$n.valgrind")
+    if [[ $what == tokend ]]; then
+        "${vg[@]}" "$BIN/tokend" --config "$WORK/proxy/tokend.toml" serve 2>"$log" &
+        pid=$!; PIDS+=("$pid")
+        addr=$(wait_log "$log" '.*"message":"listening","address":"([^"]*)".*' 3000)
+        wait_log "$log" '.*"message":"(ready)".*' 3000 >/dev/null
+        load=$("$BIN/uds-load" --tcp "$addr" --requests "$n" --connections 1 --ids 1 \
+            --key "$KEY" --prefix "${PROXIED%cred-0000000}" --suffix /v1/calendars)
+    else
+        "${vg[@]}" "$BIN/fake-api" --listen 127.0.0.1:0 2>"$log" &
+        pid=$!; PIDS+=("$pid")
+        addr=$(wait_log "$log" 'listening on (.*)$' 3000)
+        load=$("$BIN/uds-load" --tcp "$addr" --requests "$n" --connections 1 --ids 1 \
+            --key "$KEY" --prefix /v1/calendars/)
+    fi
+    [[ $(field non_2xx <<<"$load") == 0 && $(field requests <<<"$load") == "$n" ]] ||
+        { echo "$load" >&2; exit 1; }
+    stop "$pid"
+    sed -nE 's/^(summary|totals): ([0-9]+).*/\2/p' "$out" | head -1
+}
+if command -v valgrind >/dev/null; then
+    stop "$TOKEND_PID"
+    n1=${PROXY_CG_N1:-500} n2=${PROXY_CG_N2:-3000}
+    for what in tokend fake; do
+        put "proxy_callgrind_$what" "$(proxy_cg "$what" "$n1") $(proxy_cg "$what" "$n2") $n1 $n2"
+    done
+    say "proxy: instructions per GET measured"
+    start_tokend "$WORK/proxy" unpinned
+    wait_ready "$TOKEND_URL" >/dev/null
+fi
+
 say "proxy: streaming $STREAM_MB MB"
 put proxy_stream_fast "$(stream 100G)"
 put proxy_stream_slow "$(stream 25M)"

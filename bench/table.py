@@ -85,6 +85,13 @@ def proxy(runs, row):
             row(f"proxy: CPU per GET, {n} connections (tokend; the fake API's own)",
                 f"{t[3]/1000:.0f} µs; fake {t[4]/1000:.0f} µs", f"fake {d[4]/1000:.0f} µs (direct)",
                 "", "", None)
+    if "proxy_callgrind_tokend" in runs and "proxy_callgrind_fake" in runs:
+        def per_get(key):
+            i1, i2, n1, n2 = (int(x) for x in runs[key][0].split())
+            return (i2 - i1) / (n2 - n1)
+        t, f = per_get("proxy_callgrind_tokend"), per_get("proxy_callgrind_fake")
+        row("proxy: instructions per GET, 1 keep-alive connection (callgrind)",
+            f"{t:,.0f}", f"{f:,.0f} (fake API, direct)", f"{t / f:.1f}x", "", None)
     for key, how in (("proxy_stream_fast", "read at full speed"),
                      ("proxy_stream_slow", "read at 25 MB/s")):
         if key not in runs:
