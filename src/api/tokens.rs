@@ -286,25 +286,24 @@ pub(super) fn respond(entry: &TokenEntry, at: UnixMillis, min_ttl_ms: i64) -> Op
     // The body is written once, into a buffer of exactly its size when
     // there is no warning (the common case): the response's `Bytes` then
     // take the buffer over without another allocation.
-    let prefix = entry.body_prefix();
     let mut secs = itoa::Buffer::new();
-    let secs = secs.format(remaining / 1000);
-    const EXPIRES_IN: &str = ",\"expires_in\":";
-    let mut body = String::with_capacity(prefix.len() + EXPIRES_IN.len() + secs.len() + 1);
-    body.push_str(prefix);
-    body.push_str(EXPIRES_IN);
-    body.push_str(secs);
+    let secs = secs.format(remaining / 1000).as_bytes();
+    const EXPIRES_IN: &[u8] = b",\"expires_in\":";
+    let mut body = Vec::with_capacity(entry.body_prefix_len() + EXPIRES_IN.len() + secs.len() + 1);
+    entry.push_body_prefix(&mut body);
+    body.extend_from_slice(EXPIRES_IN);
+    body.extend_from_slice(secs);
     if entry.consecutive_failures() > 0 {
         let warning = format!(
             "refreshing this token has failed {} time(s) in a row ({}); it is still valid",
             entry.consecutive_failures(),
             entry.last_error().unwrap_or("unknown error")
         );
-        body.push_str(",\"warnings\":[");
-        body.push_str(&serde_json::Value::String(warning).to_string());
-        body.push(']');
+        body.extend_from_slice(b",\"warnings\":[");
+        body.extend_from_slice(serde_json::Value::String(warning).to_string().as_bytes());
+        body.push(b']');
     }
-    body.push('}');
+    body.push(b'}');
     // The JSON content type and the common headers in one copy of a
     // prepared map (the router's layer sets the last two again: same values).
     let mut response = Response::new(Body::from(body));

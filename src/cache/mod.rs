@@ -9,10 +9,11 @@
 //! and a few byte copies.
 //!
 //! Memory matters at a million credentials (bench/README.md has the
-//! profile). An entry is two allocations: the entry and its text, which is
-//! the response body and also holds the credential id, so the map is a set
-//! of entries keyed by that slice (no copy of the id), with the few fields
-//! that are counted over all entries beside each key.
+//! profile). An entry is two allocations: the entry (80 bytes) and its
+//! text, which holds the response's values without their field names
+//! (`render`) and starts with the credential id, so the map is a set of
+//! entries keyed by that slice (no copy of the id), with the few fields
+//! that are counted over all entries beside each key (24 bytes).
 //! Provider names are interned, and what only a failing grant has (failure
 //! count, error, retry time) sits behind one pointer. There is no index from
 //! grants to credentials: the refresher always holds the grant it publishes,
@@ -25,6 +26,7 @@ mod usage;
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,18 +37,21 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::UnixMillis;
 use crate::model::{GrantId, GrantState, Status};
-use render::{ID_START, Rendered, json_str, render};
+use render::{NAMES, NAMES_LEN, Rendered, json_str, render};
 pub use usage::Usage;
 
 /// A credential as the API sees it. Never mutated: replaced whole.
 pub struct TokenEntry {
-    /// See [`render::Rendered`]: the response up to `expires_in`, which
-    /// starts with the credential id.
+    /// See [`render`]: the response's values up to `expires_in`, the
+    /// credential id first.
     text: SecretString,
     pub grant_id: GrantId,
     pub generation: i64,
     pub access: Option<CachedAccess>,
     health: Option<Box<Health>>,
+    /// Where the token type and the expiry end in `text` (the scope and
+    /// the extras follow the expiry up to the end).
+    ends: [u32; 2],
     id_end: u16,
     /// Index into [`Cache::providers`].
     provider: u16,
@@ -67,19 +72,25 @@ struct Health {
     next_refresh_at: Option<UnixMillis>,
 }
 
-/// When the access token expires, and where it sits in the entry's text.
+/// When the access token expires, and where it ends in the entry's text.
 #[derive(Debug, Clone, Copy)]
 pub struct CachedAccess {
     pub expires_at: UnixMillis,
-    pub lifetime_secs: i64,
-    /// The token as a JSON string, quotes included.
-    token_at: (u32, u32),
+    /// The token's lifetime (`u32::MAX` at most).
+    lifetime_secs: u32,
+    /// The token as a JSON string, quotes included, runs from the end of the
+    /// id to here (never zero, so an `Option` of this costs nothing more).
+    token_end: NonZeroU32,
 }
 
 impl CachedAccess {
     /// Milliseconds left at `now` (negative once expired).
     pub fn remaining_ms(&self, now: UnixMillis) -> i64 {
         self.expires_at - now
+    }
+
+    pub fn lifetime_secs(&self) -> i64 {
+        i64::from(self.lifetime_secs)
     }
 }
 
@@ -98,27 +109,62 @@ impl std::fmt::Debug for TokenEntry {
 
 impl TokenEntry {
     pub fn id(&self) -> &str {
-        &self.text.expose_secret()[ID_START..usize::from(self.id_end)]
+        &self.text.expose_secret()[1..usize::from(self.id_end) - 1]
     }
 
-    /// `{"credential_id":...,"access_token":...,...extras` without the
-    /// closing brace: the handler appends `expires_in` (and `warnings`) and
-    /// `}`. Only meaningful when [`TokenEntry::access`] is set.
-    pub fn body_prefix(&self) -> &str {
-        self.text.expose_secret()
+    /// The length of what [`TokenEntry::push_body_prefix`] appends.
+    pub fn body_prefix_len(&self) -> usize {
+        self.text.expose_secret().len() + NAMES_LEN
+    }
+
+    /// Appends `{"credential_id":...,"access_token":...,...extras` without
+    /// the closing brace: the handler appends `expires_in` (and `warnings`)
+    /// and `}`. Only meaningful when [`TokenEntry::access`] is set.
+    pub fn push_body_prefix(&self, out: &mut Vec<u8>) {
+        let text = self.text.expose_secret().as_bytes();
+        let Some(access) = &self.access else {
+            return;
+        };
+        let [type_end, expires_end] = self.ends.map(|e| e as usize);
+        let id_end = usize::from(self.id_end);
+        let token_end = access.token_end.get() as usize;
+        // Written out rather than a loop: each name is then a copy of known
+        // length (this runs on every hand-out).
+        out.extend_from_slice(NAMES[0]);
+        out.extend_from_slice(&text[..id_end]);
+        out.extend_from_slice(NAMES[1]);
+        out.extend_from_slice(&text[id_end..token_end]);
+        out.extend_from_slice(NAMES[2]);
+        out.extend_from_slice(&text[token_end..type_end]);
+        out.extend_from_slice(NAMES[3]);
+        out.extend_from_slice(&text[type_end..expires_end]);
+        out.extend_from_slice(NAMES[4]);
+        out.extend_from_slice(&text[expires_end..]);
+    }
+
+    /// [`TokenEntry::push_body_prefix`] as a string of its own.
+    pub fn body_prefix(&self) -> String {
+        let mut out = Vec::with_capacity(self.body_prefix_len());
+        self.push_body_prefix(&mut out);
+        String::from_utf8(out).expect("the text and the names are UTF-8")
+    }
+
+    /// The token as a JSON string, quotes included.
+    fn token_json(&self) -> Option<&str> {
+        let access = self.access.as_ref()?;
+        let text = self.text.expose_secret();
+        Some(&text[usize::from(self.id_end)..access.token_end.get() as usize])
     }
 
     /// Is `candidate` this entry's access token? Compared in constant time
     /// (for a given length), on the JSON forms, which are equal exactly when
     /// the tokens are.
     pub fn is_token(&self, candidate: &str) -> bool {
-        let Some(access) = &self.access else {
+        let Some(ours) = self.token_json() else {
             return false;
         };
-        let (start, end) = (access.token_at.0 as usize, access.token_at.1 as usize);
-        let ours = &self.body_prefix().as_bytes()[start..end];
         let theirs = zeroize::Zeroizing::new(json_str(candidate));
-        bool::from(ours.ct_eq(theirs.as_bytes()))
+        bool::from(ours.as_bytes().ct_eq(theirs.as_bytes()))
     }
 
     /// The access token's lifetime, if the provider issued it: the longest
@@ -126,15 +172,12 @@ impl TokenEntry {
     pub fn issued_lifetime_secs(&self) -> Option<i64> {
         self.access
             .filter(|_| self.lifetime_issued)
-            .map(|a| a.lifetime_secs)
+            .map(|a| a.lifetime_secs())
     }
 
     /// The access token itself, for the proxy's `Authorization` header.
     pub fn access_token(&self) -> Option<SecretString> {
-        let access = self.access.as_ref()?;
-        let (start, end) = (access.token_at.0 as usize, access.token_at.1 as usize);
-        let json = &self.body_prefix()[start..end];
-        serde_json::from_str::<String>(json)
+        serde_json::from_str::<String>(self.token_json()?)
             .ok()
             .map(SecretString::from)
     }
@@ -184,7 +227,7 @@ type Hashing = foldhash::fast::RandomState;
 /// What is counted over all entries (STATUS=, metrics, the refresh
 /// budget), kept in the map's slot beside the key: a count walks the table
 /// in order instead of following a million pointers to scattered entries
-/// (170 ms → a few ms). 32 bytes.
+/// (170 ms → a few ms). 24 bytes (a slot with its key: 32).
 #[derive(Debug)]
 struct Meta {
     /// `i64::MAX` without a token.
@@ -197,14 +240,21 @@ struct Meta {
     lifetime_secs: u32,
     /// Index into [`Cache::providers`], as in the entry (kept here for scans).
     provider: u8,
-    status: Status,
-    linked: bool,
-    /// A provider call of the grant's refresh is under way in this process
-    /// ([`Cache::set_refreshing`]); the next publish of the entry clears it.
-    refreshing: bool,
+    /// [`NEEDS_REAUTH`], [`LINKED`], [`REFRESHING`]: three flags in one
+    /// byte keep the slot at 32 bytes.
+    flags: u8,
     /// The refresh budget does not keep this credential's grant warm.
     lapsed: AtomicBool,
 }
+
+/// [`Meta::flags`]: the grant's status is [`Status::NeedsReauth`].
+const NEEDS_REAUTH: u8 = 1;
+/// [`Meta::flags`]: the grant has other credentials.
+const LINKED: u8 = 2;
+/// [`Meta::flags`]: a provider call of the grant's refresh is under way in
+/// this process ([`Cache::set_refreshing`]); the next publish of the entry
+/// clears it.
+const REFRESHING: u8 = 4;
 
 impl Meta {
     /// The meta of a new entry; what the budget recorded carries over from
@@ -215,15 +265,31 @@ impl Meta {
             expires_at: e.access.map_or(UnixMillis::MAX, |a| a.expires_at),
             failures: e.consecutive_failures().clamp(0, i64::from(u32::MAX)) as u32,
             handed_out: AtomicU32::new(old.map_or(0, |m| relaxed(&m.handed_out))),
-            lifetime_secs: e
-                .access
-                .map_or(0, |a| a.lifetime_secs.clamp(0, i64::from(u32::MAX)) as u32),
+            lifetime_secs: e.access.map_or(0, |a| a.lifetime_secs),
             provider: u8::try_from(e.provider).unwrap_or(u8::MAX),
-            status: e.status,
-            linked: e.linked,
-            refreshing: false,
+            flags: if e.status == Status::NeedsReauth {
+                NEEDS_REAUTH
+            } else {
+                0
+            } | if e.linked { LINKED } else { 0 },
             lapsed: AtomicBool::new(old.is_some_and(|m| m.lapsed.load(Ordering::Relaxed))),
         }
+    }
+
+    fn status(&self) -> Status {
+        if self.flags & NEEDS_REAUTH != 0 {
+            Status::NeedsReauth
+        } else {
+            Status::Active
+        }
+    }
+
+    fn linked(&self) -> bool {
+        self.flags & LINKED != 0
+    }
+
+    fn refreshing(&self) -> bool {
+        self.flags & REFRESHING != 0
     }
 }
 
@@ -276,7 +342,7 @@ impl Cache {
     pub fn get_settled(&self, credential_id: &str) -> Option<(Arc<TokenEntry>, bool)> {
         let e = self.entries.get(credential_id)?;
         e.value().record_hand_out(&self.now_secs);
-        Some((Arc::clone(&e.key().0), e.value().refreshing))
+        Some((Arc::clone(&e.key().0), e.value().refreshing()))
     }
 
     /// Marks (or unmarks) the grant's entries as being refreshed: set
@@ -289,7 +355,12 @@ impl Cache {
             if let Some(mut e) = self.entries.get_mut(cred.id.as_str())
                 && e.key().0.grant_id == grant.id
             {
-                e.value_mut().refreshing = on;
+                let meta = e.value_mut();
+                meta.flags = if on {
+                    meta.flags | REFRESHING
+                } else {
+                    meta.flags & !REFRESHING
+                };
             }
         }
     }
@@ -322,6 +393,7 @@ impl Cache {
                 text,
                 id_end,
                 access,
+                ends,
             } = render(
                 &cred.id,
                 grant.access.as_ref(),
@@ -334,6 +406,7 @@ impl Cache {
                 generation: grant.generation,
                 access,
                 health: health.clone(),
+                ends,
                 id_end,
                 provider,
                 status: grant.status,
@@ -357,6 +430,7 @@ impl Cache {
                 generation: old.generation,
                 access: old.access,
                 health: health.clone(),
+                ends: old.ends,
                 id_end: old.id_end,
                 provider: old.provider,
                 status: grant.status,
@@ -392,7 +466,7 @@ impl Cache {
     pub fn earliest_expiry(&self) -> Option<UnixMillis> {
         self.entries
             .iter()
-            .filter(|e| e.value().status == Status::Active)
+            .filter(|e| e.value().status() == Status::Active)
             .map(|e| e.value().expires_at)
             .filter(|&t| t != UnixMillis::MAX)
             .min()
@@ -405,10 +479,10 @@ impl Cache {
         let mut linked = HashSet::new();
         for e in self.entries.iter() {
             let m = e.value();
-            if m.linked && !linked.insert(e.key().0.grant_id) {
+            if m.linked() && !linked.insert(e.key().0.grant_id) {
                 continue;
             }
-            match m.status {
+            match m.status() {
                 Status::NeedsReauth => counts.needs_reauth += 1,
                 Status::Active if i64::from(m.failures) >= failing_after => counts.failing += 1,
                 Status::Active => counts.active += 1,

@@ -235,3 +235,37 @@ fn hand_outs_are_recorded_and_outlive_a_publish() {
     );
     assert_eq!(cache.get("a").unwrap().grant_id, GrantId(1));
 }
+
+#[test]
+fn the_body_is_the_token_response_byte_for_byte() {
+    let cache = Cache::new();
+    let mut g = grant(
+        1,
+        &[("alice", json!({"sub": "s\"1", "scope": "evil", "n": 5}))],
+        "a\"b\\c/é",
+    );
+    g.access.as_mut().unwrap().token_type = "mac\u{1}".into();
+    cache.publish(&g);
+    assert_eq!(
+        cache.get("alice").unwrap().body_prefix(),
+        r#"{"credential_id":"alice","access_token":"a\"b\\c/é","token_type":"mac\u0001","expires_at":"2023-11-14T22:13:20Z","scope":"read_write","n":5,"sub":"s\"1""#
+    );
+    g.scope = None;
+    g.credentials[0].extras.clear();
+    cache.publish(&g);
+    let e = cache.get("alice").unwrap();
+    assert_eq!(
+        e.body_prefix(),
+        r#"{"credential_id":"alice","access_token":"a\"b\\c/é","token_type":"mac\u0001","expires_at":"2023-11-14T22:13:20Z","scope":null"#
+    );
+    assert!(e.is_token("a\"b\\c/é") && !e.is_token("a\"b\\c/"));
+    assert_eq!(e.id(), "alice");
+}
+
+#[test]
+fn an_entry_and_its_slot_stay_small() {
+    // At a million credentials every byte here is a megabyte: the entry
+    // with its Arc's counts fits a 96-byte block, a map slot is 32 bytes.
+    assert!(std::mem::size_of::<TokenEntry>() <= 80);
+    assert_eq!(std::mem::size_of::<(Key, Meta)>(), 32);
+}

@@ -84,12 +84,12 @@ impl Usage<'_> {
 
     /// Active (refreshed in the background), failing or not.
     pub fn is_active(&self) -> bool {
-        self.meta.status == Status::Active
+        self.meta.status() == Status::Active
     }
 
     /// The grant has other credentials: count it once.
     pub fn is_linked(&self) -> bool {
-        self.meta.linked
+        self.meta.linked()
     }
 
     /// Unix seconds; 0 when never handed out.

@@ -144,13 +144,20 @@ impl Cipher {
         hex::encode(self.key_id)
     }
 
-    fn aad(&self, grant_id: i64, field: Field) -> Vec<u8> {
-        let mut aad = Vec::with_capacity(48);
-        aad.extend_from_slice(b"tokend/v1\0");
-        aad.extend_from_slice(&grant_id.to_be_bytes());
-        aad.extend_from_slice(field.name());
-        aad.push(0);
-        aad.extend_from_slice(&self.key_id);
+    /// The associated data, on the stack (the load at start opens a
+    /// million tokens): at most 10 + 8 + 22 + 1 + 8 bytes.
+    fn aad(&self, grant_id: i64, field: Field) -> Aad {
+        let mut aad = Aad([0; 56], 0);
+        for part in [
+            &b"tokend/v1\0"[..],
+            &grant_id.to_be_bytes(),
+            field.name(),
+            &[0],
+            &self.key_id,
+        ] {
+            aad.0[aad.1..aad.1 + part.len()].copy_from_slice(part);
+            aad.1 += part.len();
+        }
         aad
     }
 
@@ -215,9 +222,15 @@ impl Cipher {
         field: Field,
         sealed: &[u8],
     ) -> Result<SecretString, CryptoError> {
-        let bytes = self.open(grant_id, field, sealed)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| CryptoError::Malformed)?;
-        Ok(SecretString::from(text.to_owned()))
+        // The opened bytes become the string without a copy (zeroed if not UTF-8).
+        let mut bytes = self.open(grant_id, field, sealed)?;
+        match String::from_utf8(std::mem::take(&mut *bytes)) {
+            Ok(text) => Ok(SecretString::from(text)),
+            Err(e) => {
+                drop(Zeroizing::new(e.into_bytes()));
+                Err(CryptoError::Malformed)
+            }
+        }
     }
 
     /// Keyed hash of a refresh token, unique per provider: how an incoming
@@ -256,6 +269,17 @@ impl Cipher {
 }
 
 const KEY_CHECK_PLAINTEXT: &[u8] = b"tokend key check v1";
+
+/// [`Cipher::aad`]'s bytes and their length.
+struct Aad([u8; 56], usize);
+
+impl std::ops::Deref for Aad {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0[..self.1]
+    }
+}
 
 #[cfg(test)]
 #[path = "crypto_tests.rs"]

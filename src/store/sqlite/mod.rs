@@ -67,7 +67,8 @@ pub struct SqliteStore {
     /// meeting SQLite's busy handler, which sleeps (1 ms, 2 ms, 5 ms, ...)
     /// before trying again. Other processes still meet the busy handler.
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    cipher: Cipher,
+    /// Shared with the thread that opens tokens while the cache loads.
+    cipher: Arc<Cipher>,
     clock: Clock,
     path: PathBuf,
     /// The file `path` named when opened: a write to another (or none) is refused.
@@ -91,7 +92,7 @@ impl SqliteStore {
             pool,
             lease_pool,
             write_lock: Arc::default(),
-            cipher: Cipher::new(key),
+            cipher: Arc::new(Cipher::new(key)),
             clock,
             path: path.to_path_buf(),
             file_id: file::FileId::of(path)?,
