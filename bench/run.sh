@@ -21,7 +21,8 @@
 # database already seeded there with SCALE_N credentials is reused, not seeded again.
 # `ONLY=postgres`: cluster mode on the PostgreSQL server PG_URL names
 # (default postgres://root@127.0.0.1:5432/postgres; needs psql): durable
-# refreshes/s, propagation across 3 members, start with SCALE_N credentials.
+# refreshes/s, propagation across 3 members, start with SCALE_N credentials
+# (PG_PARTS picks among refresh, propagation, start; default all three).
 # Its databases are created for the run and dropped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,7 @@ CALLGRIND_N1=${CALLGRIND_N1:-2000}
 CALLGRIND_N2=${CALLGRIND_N2:-12000}
 CALLGRIND_IDS=${CALLGRIND_IDS:-1000}
 STREAM_MB=${STREAM_MB:-100}
+PG_PARTS=${PG_PARTS:-refresh,propagation,start}
 ONLY=${ONLY:-callgrind,handout,refresh,scale,budget,micro,proxy}
 section() { [[ ,$ONLY, == *,$1,* ]]; }
 CONNECTIONS=64
@@ -364,12 +366,17 @@ pg_config() { # DIR PROVIDER_URL: write_config on PG_DB_URL and the shared key
     echo "manage = true" >>"$1/tokend.toml"
 }
 pg_count() { psql -tA "$PG_DB_URL" -c "$1"; }
+pg_part() { [[ ,$PG_PARTS, == *,$1,* ]]; }
 (umask 077; head -c 32 /dev/urandom >"$WORK/pg.key")
 
-say "postgres: $REFRESH_N grants all due at once"
+if pg_part refresh || pg_part propagation; then
 "${pin_load[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 2>"$WORK/pg-fake.log" &
 FAKE_PID=$!; PIDS+=("$FAKE_PID")
 FAKE_URL=http://$(wait_log "$WORK/pg-fake.log" 'listening on (.*)$')
+fi
+
+if pg_part refresh; then
+say "postgres: $REFRESH_N grants all due at once"
 before=$(curl -s "$FAKE_URL/count")
 pg_db "tokend_bench_refresh_$$"
 mkdir -p "$WORK/pg-refresh"
@@ -386,7 +393,9 @@ put pg_refresh_provider_calls $(($(curl -s "$FAKE_URL/count") - before))
 put pg_refresh_durable "$(pg_count 'SELECT count(*) FROM grants WHERE generation > 0')"
 put pg_refresh_log "$WORK/pg-refresh/tokend.log"
 stop "$TOKEND_PID"
+fi
 
+if pg_part propagation; then
 say "postgres: propagation across 3 members"
 members=()
 for m in 1 2 3; do
@@ -398,8 +407,10 @@ for m in 1 2 3; do
 done
 put pg_propagation "$("$BIN/propagation" --members "$(IFS=,; echo "${members[*]}")" --key "$KEY" --count "${PROPAGATION_N:-300}")"
 for pid in "${PIDS[@]}"; do [[ $pid == "$FAKE_PID" ]] || stop "$pid"; done
-stop "$FAKE_PID"
+fi
+if pg_part refresh || pg_part propagation; then stop "$FAKE_PID"; fi
 
+if pg_part start; then
 say "postgres: start with $SCALE_N credentials"
 pg_db "tokend_bench_scale_$$"
 mkdir -p "$WORK/pg-scale"
@@ -411,6 +422,7 @@ start_tokend "$WORK/pg-scale" unpinned
 put pg_scale_ready_ms "$(wait_ready "$TOKEND_URL")"
 put pg_scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
 stop "$TOKEND_PID"
+fi
 fi
 
 # --- 5. micro-benchmarks ------------------------------------------------------

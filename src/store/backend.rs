@@ -137,9 +137,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// slightly stale.
     async fn count_grants(&self) -> Result<usize, StoreError>;
 
-    /// Calls `each` with every grant (access token opened, refresh tokens
-    /// left out, credentials in id order), in grant id order, a page at a
-    /// time: memory stays that of a page however many grants there are.
+    /// Calls `each` with every grant once (access token opened, refresh
+    /// tokens left out, credentials in id order), a page at a time: memory
+    /// stays that of a page however many grants there are. The order of
+    /// the grants is the backend's (SQLite: grant id; PostgreSQL: where the
+    /// rows lie in the table, which reads fastest).
     /// Returns the change number the grants reflect, read in the same
     /// snapshot, to continue with [`Backend::changes_since`].
     async fn load_each(&self, each: &mut (dyn FnMut(GrantState) + Send))

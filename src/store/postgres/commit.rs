@@ -17,7 +17,7 @@ use crate::store::{CommitOutcome, StoreError, TokenCommit};
 
 /// What a commit reads of its grant.
 #[derive(FromRow, Clone)]
-struct Current {
+pub(super) struct Current {
     id: i64,
     provider: String,
     refresh_token: Vec<u8>,
@@ -28,24 +28,43 @@ struct Current {
     application_calendar_id: Option<String>,
 }
 
-/// The columns of one grant's row as the batch leaves it.
+/// The columns of the grants' rows as the batch leaves them.
 #[derive(Default)]
-struct Columns {
-    ids: Vec<i64>,
-    refresh: Vec<Vec<u8>>,
-    hashes: Vec<Vec<u8>>,
-    previous: Vec<Option<Vec<u8>>>,
-    access: Vec<Vec<u8>>,
-    token_types: Vec<String>,
-    scopes: Vec<Option<String>>,
-    expires: Vec<i64>,
-    lifetimes: Vec<i64>,
-    generations: Vec<i64>,
-    next: Vec<i64>,
+pub(super) struct Columns {
+    pub(super) ids: Vec<i64>,
+    pub(super) refresh: Vec<Vec<u8>>,
+    pub(super) hashes: Vec<Vec<u8>>,
+    pub(super) previous: Vec<Option<Vec<u8>>>,
+    pub(super) access: Vec<Vec<u8>>,
+    pub(super) token_types: Vec<String>,
+    pub(super) scopes: Vec<Option<String>>,
+    pub(super) expires: Vec<i64>,
+    pub(super) lifetimes: Vec<i64>,
+    pub(super) generations: Vec<i64>,
+    pub(super) next: Vec<i64>,
+}
+
+/// The grants `ids` as a commit reads them, by id.
+pub(super) async fn read_current(
+    executor: impl sqlx::PgExecutor<'_>,
+    ids: &[i64],
+) -> Result<HashMap<i64, Current>, StoreError> {
+    let rows: Vec<Current> = sqlx::query_as(
+        "SELECT id, provider, refresh_token, refresh_token_hash, previous_refresh_token,
+                generation, scope, application_calendar_id
+         FROM grants WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(executor)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
 }
 
 impl PgStore {
-    /// See [`crate::store::Backend::commit_refreshes`].
+    /// See [`crate::store::Backend::commit_refreshes`]. A batch of
+    /// distinct grants whose answers bring no extras (the usual case) is one
+    /// statement (`commit_cas`); the rest take a transaction that merges
+    /// the extras into the credentials.
     #[tracing::instrument(skip_all, fields(count = batch.len()), err)]
     pub(super) async fn commit_batch(
         &self,
@@ -54,19 +73,27 @@ impl PgStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let mut ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() == batch.len() && batch.iter().all(|c| c.extras.is_empty()) {
+            return self.commit_cas(batch).await;
+        }
+        self.commit_merging(batch).await
+    }
+
+    /// [`PgStore::commit_batch`] in a transaction that reads the grants and
+    /// credentials under the change counter's lock: for extras to merge, and
+    /// for a batch that writes a grant twice.
+    async fn commit_merging(
+        &self,
+        batch: &[TokenCommit],
+    ) -> Result<Vec<CommitOutcome>, StoreError> {
         let now = self.now();
         let ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
         let mut tx = self.pool.begin().await?;
         let seq = next_change_seq(&mut tx).await?;
-        let rows: Vec<Current> = sqlx::query_as(
-            "SELECT id, provider, refresh_token, refresh_token_hash, previous_refresh_token,
-                    generation, scope, application_calendar_id
-             FROM grants WHERE id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut current: HashMap<i64, Current> = rows.into_iter().map(|r| (r.id, r)).collect();
+        let mut current = read_current(&mut *tx, &ids).await?;
 
         // Compare-and-set each in batch order; a later entry for the same
         // grant sees the earlier one's write.
@@ -174,7 +201,7 @@ impl PgStore {
 
     /// One compare-and-set against the batch's view of the grant, which it
     /// updates on success; the grant as written (credentials still empty).
-    fn apply(
+    pub(super) fn apply(
         &self,
         current: &mut HashMap<i64, Current>,
         c: &TokenCommit,
@@ -221,7 +248,7 @@ impl PgStore {
 
     /// The written grants' final columns, one entry per grant (the last
     /// write of a grant the batch wrote twice).
-    fn columns(
+    pub(super) fn columns(
         &self,
         written: &[i64],
         current: &HashMap<i64, Current>,

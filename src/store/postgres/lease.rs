@@ -9,7 +9,8 @@
 //! another member takes over once `lease_until` has passed (or at once, when
 //! the holder is a process of the same machine that is provably gone).
 
-use super::rows::{GrantRow, grant_columns};
+use super::claims::Claims;
+use super::rows::{GrantRow, GrantWithCredentials, credential_arrays, grant_columns};
 use super::{PgStore, next_change_seq};
 use crate::clock::UnixMillis;
 use crate::model::GrantId;
@@ -27,34 +28,56 @@ impl PgStore {
     ) -> Result<Claim, StoreError> {
         let now = self.now();
         let until = now.saturating_add(lease_ms);
-        let taken: Option<GrantRow> = sqlx::query_as(concat!(
-            "UPDATE grants SET lease_owner = $1, lease_until = $2
-             WHERE id = $3 AND (lease_owner IS NULL OR lease_until <= $4 OR lease_owner = $1)
-             RETURNING ",
-            grant_columns!()
-        ))
-        .bind(&self.owner)
-        .bind(until)
-        .bind(grant_id.0)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let row = match taken {
-            Some(row) => row,
+        // With the claims this member makes meanwhile (`claims`), else alone.
+        let claims = self
+            .claims
+            .get_or_init(|| Claims::start(self.pool.clone(), self.owner.as_str().into()));
+        let taken = match claims.take(grant_id.0, now, until).await {
+            Some(row) => Some(row),
+            None => self.take_alone(grant_id, now, until).await?,
+        };
+        let (row, credentials) = match taken {
+            Some(taken) => taken.split(),
             None => match self.take_over_dead(grant_id, until).await? {
-                Ok(row) => row,
+                Ok(row) => {
+                    let mut conn = self.pool.acquire().await?;
+                    let credentials =
+                        super::read::credentials_of_grant(&mut conn, grant_id).await?;
+                    (row, credentials)
+                }
                 Err(held) => return Ok(held),
             },
         };
-        let mut conn = self.pool.acquire().await?;
-        let credentials = super::read::credentials_of_grant(&mut conn, grant_id).await?;
-        drop(conn);
         let grant = self.grant_of_rows(row, credentials)?;
         let lease = Lease {
             grant_id,
             generation: grant.state.generation,
         };
         Ok(Claim::Acquired { lease, grant })
+    }
+
+    /// One claim in a statement of its own: the lease and the grant as it
+    /// stands, credentials included (`None`: not taken).
+    async fn take_alone(
+        &self,
+        grant_id: GrantId,
+        now: UnixMillis,
+        until: UnixMillis,
+    ) -> Result<Option<GrantWithCredentials>, StoreError> {
+        Ok(sqlx::query_as(concat!(
+            "UPDATE grants g SET lease_owner = $1, lease_until = $2
+             WHERE id = $3 AND (lease_owner IS NULL OR lease_until <= $4 OR lease_owner = $1)
+             RETURNING ",
+            grant_columns!(),
+            ", ",
+            credential_arrays!()
+        ))
+        .bind(&self.owner)
+        .bind(until)
+        .bind(grant_id.0)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The grant's lease is held: taken over if its holder is provably gone
@@ -143,6 +166,7 @@ impl PgStore {
         .await?;
         if failures.is_some() {
             tx.commit().await?;
+            self.wrote_status(lease.grant_id, seq);
         } else {
             tx.rollback().await?;
             self.release_lease(lease).await?;
@@ -179,6 +203,7 @@ impl PgStore {
             == 1;
         if marked {
             tx.commit().await?;
+            self.wrote_status(lease.grant_id, seq);
         } else {
             tx.rollback().await?;
             self.release_lease(lease).await?;

@@ -5,11 +5,13 @@
 //! - `rows`: rows as stored, and turning them into the model.
 //! - `read`: grants, credential views, listings.
 //! - `put`: new credentials, one or a batch in one transaction.
-//! - `commit`: refresh results with compare-and-set (group commit).
-//! - `lease`: refresh leases and the failure writes made under them.
+//! - `commit`, `commit_cas`: refresh results with compare-and-set (group
+//!   commit; the usual batch in one statement).
+//! - `lease`: refresh leases and the failure writes made under them;
+//!   `claims`: the leases asked for at the same moment, in one statement.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
-//! - `feed`: the change feed and the full load at start.
+//! - `feed`: the change feed; `load`: the full load at start.
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
 //! - [`scratch`]: throwaway databases for tests and benchmarks.
@@ -28,13 +30,16 @@
 //! durable).
 
 mod bucket;
+mod claims;
 mod commit;
+mod commit_cas;
 pub mod connect;
 mod copy;
 mod delete;
 mod feed;
 mod lease;
 mod listen;
+mod load;
 mod put;
 mod read;
 mod rotate;
@@ -78,6 +83,14 @@ pub struct PgStore {
     /// Identifies this handle's leases in the shared database.
     owner: String,
     listener: listen::Listener,
+    /// Group claims, started by the first claim (a CLI command that never
+    /// claims starts no task).
+    claims: std::sync::OnceLock<claims::Claims>,
+    /// Grants whose status or failures this store wrote, and at which change
+    /// number, until a read of the feed includes that number (see
+    /// `feed`): a few entries at a time. A std mutex: held for a map
+    /// operation, never across an await.
+    own_status: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -113,6 +126,8 @@ impl PgStore {
             cipher: Cipher::new(key),
             clock,
             owner: crate::store::owner::this_process(rand::random()),
+            claims: std::sync::OnceLock::new(),
+            own_status: std::sync::Mutex::default(),
         };
         store.check_key().await?;
         Ok(store)
@@ -253,7 +268,7 @@ impl Backend for PgStore {
         &self,
         each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<i64, StoreError> {
-        self.load_pages(feed::PAGE, each).await
+        self.load_pages(load::PAGE, each).await
     }
 
     async fn changes_since(&self, since: i64) -> Result<Changes, StoreError> {

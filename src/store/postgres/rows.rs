@@ -18,6 +18,46 @@ macro_rules! grant_columns {
 }
 pub(super) use grant_columns;
 
+/// A grant's credentials as two arrays in id order (ids, extras), for a
+/// query that reads `grants` as `g`: a grant and its credentials in one
+/// row, so one round trip.
+macro_rules! credential_arrays {
+    () => {
+        "ARRAY(SELECT c.id FROM credentials c WHERE c.grant_id = g.id ORDER BY c.id) \
+             AS credential_ids, \
+         ARRAY(SELECT c.extras FROM credentials c WHERE c.grant_id = g.id ORDER BY c.id) \
+             AS credential_extras"
+    };
+}
+pub(super) use credential_arrays;
+
+/// A [`GrantRow`] with its credentials ([`credential_arrays`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantWithCredentials {
+    #[sqlx(flatten)]
+    pub(super) grant: GrantRow,
+    pub(super) credential_ids: Vec<String>,
+    pub(super) credential_extras: Vec<String>,
+}
+
+impl GrantWithCredentials {
+    /// The credentials as [`CredentialRow`]s.
+    pub(super) fn split(self) -> (GrantRow, Vec<CredentialRow>) {
+        let grant_id = self.grant.id;
+        let credentials = self
+            .credential_ids
+            .into_iter()
+            .zip(self.credential_extras)
+            .map(|(id, extras)| CredentialRow {
+                id,
+                grant_id,
+                extras,
+            })
+            .collect();
+        (self.grant, credentials)
+    }
+}
+
 /// The columns a [`ViewRow`] reads, `c` the credential and `g` its grant.
 pub(super) const VIEW_COLUMNS: &str = "c.id, c.grant_id, g.provider, g.status, g.scope, \
      g.expires_at, g.last_refresh_at, g.next_refresh_at, g.consecutive_failures, g.last_error, \

@@ -185,6 +185,63 @@ async fn a_lease_of_a_dead_process_is_taken_over_and_a_live_ones_still_blocks() 
     ));
 }
 
+#[tokio::test]
+async fn the_load_page_by_page_reads_what_the_feed_reads() {
+    use crate::store::contract::{summary, varied_grants};
+    let Some(db) = ScratchDb::create().await else {
+        return;
+    };
+    let key = MasterKey::generate();
+    let writer = Store::new(
+        PgStore::open(&db.target, &key, Clock::manual(T0))
+            .await
+            .unwrap(),
+    );
+    let mut ids = varied_grants(&writer).await;
+    // Enough grants to fill several table blocks (pages of one block).
+    for i in 0..80 {
+        let outcome = put(
+            &writer,
+            &format!("many-{i:02}"),
+            &format!("rt-many-{i}"),
+            None,
+            &Extras::new(),
+        )
+        .await;
+        ids.push(outcome.grant_id());
+    }
+    ids.sort();
+    ids.dedup();
+    let reader = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    // Old row versions left behind by updates spread the rows over blocks.
+    for id in &ids {
+        let lease = match reader.take_lease(*id, 1_000).await.unwrap() {
+            Claim::Acquired { lease, .. } => lease,
+            other => panic!("{other:?}"),
+        };
+        reader.release_lease(&lease).await.unwrap();
+    }
+    let mut paged = Vec::new();
+    let seq = reader.load_pages(1, &mut |g| paged.push(g)).await.unwrap();
+    let mut fed = reader.changes(0).await.unwrap();
+    fed.grants.sort_by_key(|g| g.id);
+    paged.sort_by_key(|g| g.id);
+    assert_eq!(seq, fed.seq);
+    let blocks: i64 = sqlx::query_scalar(
+        "SELECT pg_relation_size('grants') / current_setting('block_size')::bigint",
+    )
+    .fetch_one(&reader.pool)
+    .await
+    .unwrap();
+    assert!(blocks > 2, "several pages: {blocks} blocks");
+    assert_eq!(paged.iter().map(|g| g.id).collect::<Vec<_>>(), ids);
+    assert!(paged.iter().any(|g| g.credentials.len() > 1));
+    let summaries = |gs: &[GrantState]| gs.iter().map(summary).collect::<Vec<_>>();
+    assert_eq!(summaries(&paged), summaries(&fed.grants));
+}
+
 /// Two members' views of one database's rate buckets.
 async fn two_members() -> Option<(ScratchDb, Arc<dyn SharedBuckets>, Arc<dyn SharedBuckets>)> {
     let db = ScratchDb::create().await?;
@@ -305,4 +362,35 @@ async fn two_members_refresh_budgets_are_one_and_a_permit_given_back_is_there_ag
     assert!(members[1].take("cronofy").await.is_err());
     // A provider without a budget has none to keep.
     members[0].take("other").await.unwrap();
+}
+
+#[tokio::test]
+async fn the_feed_leaves_out_a_grant_whose_status_this_store_wrote_after_the_snapshot() {
+    let Some(db) = ScratchDb::create().await else {
+        return;
+    };
+    let key = MasterKey::generate();
+    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
+        .await
+        .unwrap();
+    let writer = Store::new(
+        PgStore::open(&db.target, &key, Clock::manual(T0))
+            .await
+            .unwrap(),
+    );
+    let alice = put(&writer, "alice", "rt-a", None, &Extras::new()).await;
+    put(&writer, "bob", "rt-b", None, &Extras::new()).await;
+    let seq = pg.changes(0).await.unwrap().seq;
+    // As if a failure of alice's were written here after the snapshot.
+    pg.wrote_status(alice.grant_id(), seq + 1);
+    let changes = pg.changes(0).await.unwrap();
+    let ids: Vec<&str> = changes
+        .grants
+        .iter()
+        .map(|g| g.credentials[0].id.as_str())
+        .collect();
+    assert_eq!(ids, ["bob"], "alice's older state is left out");
+    // Once a snapshot includes the write, alice is reported again.
+    pg.wrote_status(alice.grant_id(), seq);
+    assert_eq!(pg.changes(0).await.unwrap().grants.len(), 2);
 }
