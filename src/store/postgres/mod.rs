@@ -30,6 +30,8 @@
 //! durable).
 
 mod bucket;
+#[cfg(test)]
+mod bucket_tests;
 mod claims;
 mod commit;
 mod commit_cas;
