@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::model::{AccessToken, CredentialExtras};
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 fn grant(id: i64, creds: &[(&str, Value)], token: &str) -> GrantState {
