@@ -147,8 +147,9 @@ struct Inner {
     /// Started on the first refresh (it needs a runtime to run on).
     committer: OnceLock<commit::Committer>,
     /// Held while a batch of other processes' changes is read and applied,
-    /// and while this process deletes a credential: a batch read before a
-    /// deletion would otherwise bring the credential back for a moment.
+    /// and while this process deletes a credential or records a failed
+    /// refresh: a batch read before would otherwise bring back, for a
+    /// moment, the deleted credential or the status before the failure.
     feed: tokio::sync::Mutex<()>,
 }
 

@@ -126,6 +126,10 @@ impl Refresher {
         state.consecutive_failures += 1;
         let message = error.to_string();
         state.last_error = Some(message.clone());
+        // No batch of changes read before this status write is applied
+        // after it: status writes leave the generation as it is, so a stale
+        // batch could not be told from a current one.
+        let _feed = self.inner.feed.lock().await;
         if let ProviderError::InvalidGrant { description } = &error {
             if !self.inner.store.mark_needs_reauth(lease, &message).await? {
                 return self.adopt(state.id).await;

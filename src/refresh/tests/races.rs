@@ -189,3 +189,47 @@ async fn a_batch_of_changes_read_before_a_delete_never_brings_the_credential_bac
         "a deleted credential is not served again"
     );
 }
+
+#[tokio::test]
+async fn a_batch_of_changes_read_before_a_failure_is_recorded_never_hides_it() {
+    let mut faults = None;
+    let h = Harness::wrapping(|store| {
+        let (wrapped, handle) = super::faulty::Faults::wrap(store);
+        faults = Some(handle);
+        wrapped
+    })
+    .await;
+    let faults = faults.unwrap();
+    let g = h.grant("alice", "rt-1", Some(("at-1", 60_000)), 0).await;
+    h.fake.answer(
+        "rt-1",
+        Err(ProviderError::InvalidGrant {
+            description: "revoked".into(),
+        }),
+    );
+    // The follower reads a batch with alice still active, then stalls...
+    faults.hold_feed();
+    let r = h.refresher.clone();
+    let follower = tokio::spawn(async move { r.catch_up(0).await });
+    faults.feed_read().await;
+    // ...while a refresh finds the grant revoked.
+    let r = h.refresher.clone();
+    let refresh = tokio::spawn(async move { r.refresh_grant(g, Trigger::Scheduled).await });
+    for _ in 0..20 {
+        if refresh.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    faults.release_feed();
+    follower.await.unwrap().unwrap();
+    assert!(matches!(
+        refresh.await.unwrap(),
+        Err(RefreshError::NeedsReauth(_))
+    ));
+    assert_eq!(
+        h.entry("alice").status,
+        crate::model::Status::NeedsReauth,
+        "the cache shows what the refresh found"
+    );
+}
