@@ -91,7 +91,7 @@ impl PgStore {
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         let now = self.now();
         let ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.batch_pool.begin().await?;
         let seq = next_change_seq(&mut tx).await?;
         let mut current = read_current(&mut *tx, &ids).await?;
 

@@ -42,7 +42,7 @@ impl PgStore {
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         let now = self.now();
         let ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
-        let mut current = read_current(&self.pool, &ids).await?;
+        let mut current = read_current(&self.batch_pool, &ids).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for c in batch {
             outcomes.push(self.apply(&mut current, c, now)?);
@@ -91,7 +91,7 @@ impl PgStore {
         .bind(&cols.next)
         .bind(&self.owner)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.batch_pool)
         .await?;
         let mut by_id: HashMap<i64, Written> = rows.into_iter().map(|w| (w.id, w)).collect();
         outcomes

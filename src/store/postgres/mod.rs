@@ -8,7 +8,8 @@
 //! - `commit`, `commit_cas`: refresh results with compare-and-set (group
 //!   commit; the usual batch in one statement).
 //! - `lease`: refresh leases and the failure writes made under them;
-//!   `claims`: the leases asked for at the same moment, in one statement.
+//!   `claims`: the leases asked for at the same moment, in one statement;
+//!   `batch`: the connections those batches and the commits use.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
 //! - `feed`: the change feed; `load`: the full load at start.
@@ -29,6 +30,7 @@
 //! (`synchronous_commit` as the server is configured; its default is
 //! durable).
 
+mod batch;
 mod bucket;
 #[cfg(test)]
 mod bucket_tests;
@@ -67,9 +69,13 @@ pub use connect::{PgTarget, TargetError, is_postgres_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections for statements. The refresher's group commit and leases are
-/// the busy users; more connections than that only queue in the server.
-const CONNECTIONS: u32 = 8;
+/// Connections for statements (besides the batch statements' own, below).
+/// More connections than the busy users only queue in the server.
+const CONNECTIONS: u32 = 6;
+
+/// Connections for the refresh path's batch statements: the group claim
+/// and the group commit, each one statement at a time from its own task.
+const BATCH_CONNECTIONS: u32 = 2;
 
 /// How long a connection attempt (or a wait for a free connection) may take
 /// before the operation fails: an unreachable server must be an error soon,
@@ -79,6 +85,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A store in one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    /// The group claims' and commits' connections, which plan generically
+    /// (`batch`).
+    batch_pool: PgPool,
     target: PgTarget,
     cipher: Cipher,
     clock: Clock,
@@ -121,9 +130,16 @@ impl PgStore {
             Some(&stale),
         )?;
         MIGRATOR.run(&pool).await?;
+        let batch_pool = target.pool_with(
+            batch::options(target.options()?),
+            BATCH_CONNECTIONS,
+            CONNECT_TIMEOUT,
+            Some(&stale),
+        )?;
         let store = PgStore {
             listener: listen::Listener::new(target.clone(), stale),
             pool,
+            batch_pool,
             target: target.clone(),
             cipher: Cipher::new(key),
             clock,
@@ -259,6 +275,7 @@ impl Backend for PgStore {
 
     async fn close(&self) {
         self.listener.stop();
+        self.batch_pool.close().await;
         self.pool.close().await;
     }
 
