@@ -71,7 +71,12 @@ async fn read(
 ) -> Result<Option<i64>, StoreError> {
     let mut tx = conn.begin_with(SNAPSHOT).await?;
     let seq = change_seq(&mut tx).await?;
-    let mut all = Credentials::default();
+    let estimate: i64 = sqlx::query_scalar(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'credentials'::regclass",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut all = Credentials::with_capacity(usize::try_from(estimate).unwrap_or(0));
     let mut copy = tx.copy_out_raw(CREDENTIALS).await?;
     let mut header = true;
     while let Some(data) = copy.try_next().await? {
