@@ -45,6 +45,8 @@ mod lease;
 mod listen;
 mod load;
 mod load_credentials;
+#[cfg(test)]
+mod load_tests;
 mod put;
 mod read;
 mod rotate;

@@ -198,7 +198,7 @@ async fn the_load_page_by_page_reads_what_the_feed_reads() {
             .unwrap(),
     );
     let mut ids = varied_grants(&writer).await;
-    // Enough grants to fill several table blocks (pages of one block).
+    // Enough grants to fill several table blocks (and pages of one row).
     for i in 0..80 {
         let outcome = put(
             &writer,
