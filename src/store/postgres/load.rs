@@ -177,20 +177,9 @@ impl PgStore {
         credentials: &Arc<Credentials>,
         each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<Vec<GrantState>, StoreError> {
-        let decoding = page.map(|page| {
-            let cipher = Arc::clone(&self.cipher);
-            let credentials = Arc::clone(credentials);
-            tokio::task::spawn_blocking(move || decode(&cipher, &credentials, &page))
-        });
-        decoded.into_iter().for_each(&mut *each);
-        match decoding {
-            None => Ok(Vec::new()),
-            Some(decoding) => match decoding.await {
-                Ok(grants) => grants,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(StoreError::Corrupt(format!("loading grants: {e}"))),
-            },
-        }
+        let (cipher, credentials) = (Arc::clone(&self.cipher), Arc::clone(credentials));
+        let decode = page.map(|page| move || decode(&cipher, &credentials, &page));
+        crate::store::rows::decode_beside(decode, decoded, each).await
     }
 }
 

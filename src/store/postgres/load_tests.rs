@@ -1,26 +1,16 @@
 //! The full load stopped part-way: its error, and a pool that still serves
 //! (the connection left in the middle of a COPY is closed, not reused).
 
-use super::scratch::ScratchDb;
+use super::tests::with_writer;
 use super::*;
 use crate::model::{AccessToken, Extras};
-use crate::store::Store;
 use crate::store::contract::{T0, put};
 
 #[tokio::test]
 async fn a_token_that_does_not_open_fails_the_load_and_leaves_the_pool_usable() {
-    let Some(db) = ScratchDb::create().await else {
+    let Some((_db, pg, writer)) = with_writer().await else {
         return;
     };
-    let key = MasterKey::generate();
-    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
-        .await
-        .unwrap();
-    let writer = Store::new(
-        PgStore::open(&db.target, &key, Clock::manual(T0))
-            .await
-            .unwrap(),
-    );
     let access = AccessToken {
         token: "at".to_string().into(),
         token_type: "bearer".into(),
