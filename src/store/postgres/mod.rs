@@ -12,7 +12,8 @@
 //!   `batch`: the connections those batches and the commits use.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
-//! - `feed`: the change feed; `load`: the full load at start.
+//! - `feed`: the change feed; `load`: the full load at start (`binary`: the
+//!   COPY rows it reads; `load_credentials`: the credentials it holds).
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
 //! - [`scratch`]: throwaway databases for tests and benchmarks.
@@ -31,6 +32,7 @@
 //! durable).
 
 mod batch;
+mod binary;
 mod bucket;
 #[cfg(test)]
 mod bucket_tests;
@@ -44,6 +46,9 @@ mod feed;
 mod lease;
 mod listen;
 mod load;
+mod load_credentials;
+#[cfg(test)]
+mod load_tests;
 mod put;
 mod read;
 mod rotate;
@@ -89,7 +94,7 @@ pub struct PgStore {
     /// (`batch`).
     batch_pool: PgPool,
     target: PgTarget,
-    cipher: Cipher,
+    cipher: std::sync::Arc<Cipher>,
     clock: Clock,
     /// Identifies this handle's leases in the shared database.
     owner: String,
@@ -141,7 +146,7 @@ impl PgStore {
             pool,
             batch_pool,
             target: target.clone(),
-            cipher: Cipher::new(key),
+            cipher: std::sync::Arc::new(Cipher::new(key)),
             clock,
             owner: crate::store::owner::this_process(rand::random()),
             claims: std::sync::OnceLock::new(),
