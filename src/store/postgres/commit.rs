@@ -187,7 +187,7 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(outcomes
+        let outcomes: Vec<CommitOutcome> = outcomes
             .into_iter()
             .map(|o| match o {
                 Some(mut state) => {
@@ -196,7 +196,10 @@ impl PgStore {
                 }
                 None => CommitOutcome::Conflict,
             })
-            .collect())
+            .collect();
+        self.own_commits
+            .record(seq, super::commit_cas::written_states(&outcomes));
+        Ok(outcomes)
     }
 
     /// One compare-and-set against the batch's view of the grant, which it

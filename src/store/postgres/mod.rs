@@ -12,7 +12,8 @@
 //!   `batch`: the connections those batches and the commits use.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
-//! - `feed`: the change feed; `load`: the full load at start (`binary`: the
+//! - `feed`: the change feed (`own`: this store's commits, which it need
+//!   not read back); `load`: the full load at start (`binary`: the
 //!   COPY rows it reads; `load_credentials`: the credentials it holds).
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
@@ -49,6 +50,9 @@ mod load;
 mod load_credentials;
 #[cfg(test)]
 mod load_tests;
+mod own;
+#[cfg(test)]
+mod own_tests;
 mod put;
 mod read;
 mod rotate;
@@ -107,6 +111,9 @@ pub struct PgStore {
     /// `feed`): a few entries at a time. A std mutex: held for a map
     /// operation, never across an await.
     own_status: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// Refresh results this store committed, until the feed is past them
+    /// (`own`).
+    own_commits: own::OwnCommits,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -151,6 +158,7 @@ impl PgStore {
             owner: crate::store::owner::this_process(rand::random()),
             claims: std::sync::OnceLock::new(),
             own_status: std::sync::Mutex::default(),
+            own_commits: own::OwnCommits::default(),
         };
         store.check_key().await?;
         Ok(store)
