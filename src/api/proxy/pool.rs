@@ -121,7 +121,12 @@ impl Pool {
             let mut pending = std::pin::pin!(conn.sender.try_send_request(request));
             let head = poll_fn(|cx| {
                 let alive = conn.drive(cx);
-                match pending.as_mut().poll(cx) {
+                // Only the driver just polled can complete `pending`, so
+                // it is asked without a waker: the connection completing it
+                // would otherwise wake this very task while it runs, and
+                // the runtime would schedule it again for nothing.
+                let mut quiet = Context::from_waker(std::task::Waker::noop());
+                match pending.as_mut().poll(&mut quiet) {
                     Poll::Ready(r) => Poll::Ready(r.map_err(Some)),
                     Poll::Pending if alive => Poll::Pending,
                     Poll::Pending => Poll::Ready(Err(None)),
