@@ -103,10 +103,15 @@ pub(super) struct Base {
 }
 
 impl Base {
-    /// `None` when the URL cannot be an API base (no host, not http(s), or
-    /// not a valid URI): nothing is proxied then.
+    /// `None` when the URL cannot be an API base (no host, not http(s), a
+    /// query or fragment no path could be put under, or not a valid URI):
+    /// nothing is proxied then.
     pub fn new(url: &Url) -> Option<Base> {
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        if !matches!(url.scheme(), "http" | "https")
+            || url.cannot_be_a_base()
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
             return None;
         }
         let scheme = Scheme::try_from(url.scheme()).ok()?;
@@ -325,6 +330,8 @@ mod tests {
         assert_eq!(root.target("v1", None).unwrap(), "/v1");
         assert!(Base::new(&Url::parse("ftp://h.example/").unwrap()).is_none());
         assert!(Base::new(&Url::parse("mailto:a@h.example").unwrap()).is_none());
+        assert!(Base::new(&Url::parse("https://h.example/a?k=1").unwrap()).is_none());
+        assert!(Base::new(&Url::parse("https://h.example/a#f").unwrap()).is_none());
     }
 
     #[test]
