@@ -23,7 +23,8 @@
 # (default postgres://root@127.0.0.1:5432/postgres; needs psql): durable
 # refreshes/s, propagation across 3 members, start with SCALE_N credentials
 # (PG_PARTS picks among refresh, propagation, start; default all three).
-# Its databases are created for the run and dropped at the end.
+# Its databases are created for the run and dropped at the end (with BENCH_DIR,
+# the start's seeded database is kept and reused by the next run there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -412,15 +413,48 @@ if pg_part refresh || pg_part propagation; then stop "$FAKE_PID"; fi
 
 if pg_part start; then
 say "postgres: start with $SCALE_N credentials"
-pg_db "tokend_bench_scale_$$"
 mkdir -p "$WORK/pg-scale"
+# With BENCH_DIR the seeded database (tokend_bench_start_SCALE_N) and its key
+# (in BENCH_DIR) are kept, and a later run in the same BENCH_DIR starts on
+# them again instead of seeding for minutes; without, both are the run's own.
+seeded=0
+if [[ -n ${BENCH_DIR:-} ]]; then
+    start_db=tokend_bench_start_$SCALE_N
+    PG_DB_URL=${PG_ADMIN%/*}/$start_db
+    if [[ -s $WORK/pg-scale/pg.key ]]; then
+        seeded=$(psql -tA "$PG_DB_URL" -c 'SELECT count(*) FROM credentials' 2>/dev/null || echo 0)
+    fi
+else
+    start_db=tokend_bench_scale_$$
+    pg_db "$start_db"
+fi
 pg_config "$WORK/pg-scale" "http://127.0.0.1:9"
-"$BIN/seed" --config "$WORK/pg-scale/tokend.toml" --count "$SCALE_N" --sealed >&2
-psql -q "$PG_DB_URL" -c "VACUUM ANALYZE" >&2
+sed -i "s|^encryption_key_file = .*|encryption_key_file = \"$WORK/pg-scale/pg.key\"|" "$WORK/pg-scale/tokend.toml"
+if [[ $seeded == "$SCALE_N" ]]; then
+    say "postgres: reusing the $SCALE_N credentials seeded in $start_db"
+    # Migrates the reused database now, outside the start measured below.
+    "$BIN/seed" --config "$WORK/pg-scale/tokend.toml" --count 0 >&2
+else
+    (umask 077; head -c 32 /dev/urandom >"$WORK/pg-scale/pg.key")
+    psql -q "$PG_ADMIN" -c "DROP DATABASE IF EXISTS $start_db WITH (FORCE)" -c "CREATE DATABASE $start_db" >&2
+    "$BIN/seed" --config "$WORK/pg-scale/tokend.toml" --count "$SCALE_N" --sealed >&2
+    psql -q "$PG_DB_URL" -c "VACUUM ANALYZE" >&2
+fi
 put pg_scale_n "$SCALE_N"
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 start_tokend "$WORK/pg-scale" unpinned
 put pg_scale_ready_ms "$(wait_ready "$TOKEND_URL")"
+put pg_scale_load "$load_before..$(cut -d' ' -f1 /proc/loadavg)"
 put pg_scale_rss_ready_kb "$(proc_kb "$TOKEND_PID" VmRSS)"
+# CPU time to ready (all threads), tokend's and its PostgreSQL backends'
+# (when the server runs on this machine): steadier than the wall time.
+put pg_scale_cpu_ms $(($(cpu_ticks "$TOKEND_PID") * 1000 / $(getconf CLK_TCK)))
+backends=0
+for pid in $(psql -tA "$PG_DB_URL" -c "SELECT pid FROM pg_stat_activity
+                                       WHERE datname = current_database() AND pid <> pg_backend_pid()"); do
+    [[ -r /proc/$pid/stat ]] && backends=$((backends + $(cpu_ticks "$pid")))
+done
+put pg_scale_backend_cpu_ms $((backends * 1000 / $(getconf CLK_TCK)))
 stop "$TOKEND_PID"
 fi
 fi

@@ -200,7 +200,13 @@ def main():
         ms = int(runs["pg_scale_ready_ms"][0])
         n = int(runs["pg_scale_n"][0])
         rss = int(runs["pg_scale_rss_ready_kb"][0]) / 1024
-        row(f"postgres: start to /readyz 200, {n:,} credentials (RSS {rss:.0f} MiB)",
+        detail = f"RSS {rss:.0f} MiB"
+        if "pg_scale_cpu_ms" in runs:
+            cpu = int(runs["pg_scale_cpu_ms"][0]) / 1000
+            backends = int(runs["pg_scale_backend_cpu_ms"][0]) / 1000
+            detail += f"; CPU {cpu:.1f} s, its PostgreSQL backends {backends:.1f} s"
+            detail += f"; load {runs['pg_scale_load'][0]}"
+        row(f"postgres: start to /readyz 200, {n:,} credentials ({detail})",
             f"{ms/1000:.1f} s", "", "", "<= 15 s", ms <= 15_000)
 
     if "divan" in runs:

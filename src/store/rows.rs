@@ -1,7 +1,9 @@
 //! Rows as both backends read them (tokens still sealed), and turning them
 //! into the model: the access token opened, refresh tokens left sealed
 //! unless a refresh needs them. The columns are the same in both schemas;
-//! each backend names them in its own SQL.
+//! each backend names them in its own SQL. And the full load's middle stage,
+//! the same in both: a page decoded on the blocking pool beside the page
+//! before going into the cache.
 
 use sqlx::FromRow;
 
@@ -125,4 +127,25 @@ pub(crate) fn view_of(row: ViewRow) -> Result<CredentialView, StoreError> {
         last_error: row.last_error,
         created_at: row.created_at,
     })
+}
+
+/// Runs `decode` (a page's grants) on the blocking pool while `decoded`
+/// (the page before) goes to `each` here; returns what `decode` made. (The
+/// pool keeps its threads, so the allocations of one page reuse the memory
+/// of the page before.)
+pub(crate) async fn decode_beside(
+    decode: Option<impl FnOnce() -> Result<Vec<GrantState>, StoreError> + Send + 'static>,
+    decoded: Vec<GrantState>,
+    each: &mut (dyn FnMut(GrantState) + Send),
+) -> Result<Vec<GrantState>, StoreError> {
+    let decoding = decode.map(tokio::task::spawn_blocking);
+    decoded.into_iter().for_each(&mut *each);
+    match decoding {
+        None => Ok(Vec::new()),
+        Some(decoding) => match decoding.await {
+            Ok(grants) => grants,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(StoreError::Corrupt(format!("loading grants: {e}"))),
+        },
+    }
 }

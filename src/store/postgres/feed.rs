@@ -3,7 +3,7 @@
 //! snapshot, so the change number they return is exactly what the rows they
 //! return reflect.
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
@@ -11,17 +11,24 @@ use super::rows::{GrantWithCredentials, credential_arrays, credentials_of, grant
 use crate::model::{GrantId, GrantState};
 use crate::store::{Changes, StoreError};
 
+/// Starts a read-only transaction in one snapshot.
+pub(super) const SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
 /// A read-only transaction in one snapshot, and the change number it sees.
 pub(super) async fn snapshot(
     pool: &PgPool,
 ) -> Result<(Transaction<'static, Postgres>, i64), StoreError> {
-    let mut tx = pool
-        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        .await?;
-    let seq: i64 = sqlx::query_scalar("SELECT seq FROM change_counter WHERE id = 0")
-        .fetch_one(&mut *tx)
-        .await?;
+    let mut tx = pool.begin_with(SNAPSHOT).await?;
+    let seq = change_seq(&mut tx).await?;
     Ok((tx, seq))
+}
+
+/// The change number a transaction in [`SNAPSHOT`] sees.
+pub(super) async fn change_seq(tx: &mut PgConnection) -> Result<i64, StoreError> {
+    let seq = sqlx::query_scalar("SELECT seq FROM change_counter WHERE id = 0")
+        .fetch_one(tx)
+        .await?;
+    Ok(seq)
 }
 
 impl PgStore {

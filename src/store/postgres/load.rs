@@ -1,143 +1,163 @@
 //! The full load at start: every grant (access token opened, never a
-//! refresh token) with its credentials, a page at a time, in the order the
-//! grants' rows lie in the table.
+//! refresh token) with its credentials, in one `REPEATABLE READ` snapshot,
+//! so that the change number it returns is exactly what the grants reflect.
 //!
-//! A page is a range of the table's blocks (a TID range scan: sequential
-//! reads, each block once), then the credentials of that page's grants by
-//! their grant index (`grant_id = ANY(...)`). Reading in grant id order
-//! instead visits the blocks in random order, each one once per row it
-//! holds: at a million grants that cost ten times the CPU (and the reads
-//! outgrew PostgreSQL's buffer cache). Neither plan depends on the table's
-//! statistics, so a generically planned statement cannot turn into a scan
-//! of the whole table per page.
+//! Both tables are read whole, each once, sequentially and in binary COPY
+//! format (`binary`): first every credential, kept by grant
+//! (`load_credentials`), then the grants, in the order their rows lie in the
+//! table. Reading grants in id order visits the table's blocks in random
+//! order, each one once per row it holds; looking up credentials a page of
+//! grants at a time costs an index descent per grant; a query's rows cost
+//! sqlx a `PgRow` each and a lookup per column by name. At a million grants
+//! each of these cost seconds.
 //!
-//! A task of its own reads the pages, in one `REPEATABLE READ` snapshot,
-//! one page ahead of the caller, who opens the access tokens and fills its
-//! cache meanwhile: the server reads while this process works. Memory stays
-//! that of a few pages however many grants there are.
+//! Three stages run at once, on different threads, as in the SQLite load: a
+//! task reads the COPY a page of rows ahead; a blocking-pool thread decodes
+//! the page before (the rows, their credentials, opening the sealed access
+//! tokens: the heaviest stage); this task hands the grants of the page before
+//! that to the caller (the cache). On two cores the start waits for the
+//! slowest stage, not for their sum. Memory stays that of the credentials
+//! and a few pages however many grants there are.
 
-use sqlx::FromRow;
-use sqlx::postgres::PgPool;
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use sqlx::Connection;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::Postgres;
+use tokio::sync::{mpsc, oneshot};
 
 use super::PgStore;
-use super::feed::snapshot;
-use super::rows::{parse_extras, parse_status};
-use crate::model::{AccessToken, CredentialExtras, GrantId, GrantState};
+use super::binary::{Cursor, past_header};
+use super::feed::{SNAPSHOT, change_seq};
+use super::load_credentials::Credentials;
+use super::rows::parse_status;
+use crate::model::{AccessToken, GrantId, GrantState};
 use crate::store::StoreError;
-use crate::store::crypto::Field;
+use crate::store::crypto::{Cipher, Field};
 
-/// Table blocks per page (about 20 grants to a block).
-pub(super) const PAGE: i64 = 256;
+/// Rows of the grants table to a page: big enough that the hand-over of a
+/// page between threads vanishes, small enough to stay in the CPU's cache.
+pub(super) const PAGE: usize = 2048;
 
-/// The highest block number a TID can name: the last page's end.
-const LAST_BLOCK: i64 = u32::MAX as i64;
+/// Every credential (its grant first). The casts are no-ops that state the
+/// binary forms `load_credentials` reads.
+const CREDENTIALS: &str = "COPY (SELECT grant_id::bigint, id::text, extras::text
+                                 FROM credentials) TO STDOUT (FORMAT binary)";
 
-/// A grant's columns the cache needs (never a refresh token).
-#[derive(FromRow)]
-struct LoadRow {
-    id: i64,
-    provider: String,
-    status: String,
-    access_token: Option<Vec<u8>>,
-    token_type: String,
-    scope: Option<String>,
-    expires_at: Option<i64>,
-    lifetime_secs: Option<i64>,
-    application_calendar_id: Option<String>,
-    generation: i64,
-    last_refresh_at: Option<i64>,
-    next_refresh_at: Option<i64>,
-    consecutive_failures: i64,
-    last_error: Option<String>,
-}
+/// Every grant's columns the cache needs, in [`decode`]'s order.
+const GRANTS: &str = "COPY (SELECT id::bigint, provider::text, status::text,
+                                   access_token::bytea, token_type::text, scope::text,
+                                   expires_at::bigint, lifetime_secs::bigint,
+                                   application_calendar_id::text, generation::bigint,
+                                   last_refresh_at::bigint, next_refresh_at::bigint,
+                                   consecutive_failures::bigint, last_error::text
+                            FROM grants) TO STDOUT (FORMAT binary)";
 
-/// One page: grants as they lie in the table, their credentials by grant
-/// then id.
-struct Page {
-    grants: Vec<LoadRow>,
-    credentials: Vec<(i64, String, String)>,
-}
+/// Fields of a [`GRANTS`] row.
+const GRANT_FIELDS: u16 = 14;
 
-/// Reads every page (`blocks` table blocks each) into `pages` in one
-/// snapshot; the change number it reflects. Stops early (without error)
-/// when the receiver is gone.
-async fn read_pages(
-    pool: PgPool,
-    blocks: i64,
+/// Rows of the grants COPY as they arrived, past its header.
+struct Page(Vec<u8>);
+
+/// Reads the credentials (sent on `credentials`) and then the grants, a page
+/// of `rows` at a time, into `pages`, in one snapshot; the change number it
+/// reflects, `None` if a receiver went away first.
+async fn read(
+    conn: &mut PoolConnection<Postgres>,
+    rows: usize,
+    credentials: oneshot::Sender<Credentials>,
     pages: mpsc::Sender<Page>,
-) -> Result<i64, StoreError> {
-    let (mut tx, seq) = snapshot(&pool).await?;
-    // Every row this snapshot sees lies below the table's size now.
-    let size: i64 = sqlx::query_scalar(
-        "SELECT pg_relation_size('grants') / current_setting('block_size')::bigint",
+) -> Result<Option<i64>, StoreError> {
+    let mut tx = conn.begin_with(SNAPSHOT).await?;
+    let seq = change_seq(&mut tx).await?;
+    let estimate: i64 = sqlx::query_scalar(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = 'credentials'::regclass",
     )
     .fetch_one(&mut *tx)
     .await?;
-    let mut start = 0;
-    while start < size {
-        let end = if start + blocks >= size {
-            LAST_BLOCK
-        } else {
-            start + blocks
-        };
-        let grants: Vec<LoadRow> = sqlx::query_as(
-            "SELECT id, provider, status, access_token, token_type, scope, expires_at,
-                    lifetime_secs, application_calendar_id, generation, last_refresh_at,
-                    next_refresh_at, consecutive_failures, last_error
-             FROM grants
-             WHERE ctid >= format('(%s,0)', $1::bigint)::tid
-               AND ctid < format('(%s,0)', $2::bigint)::tid",
-        )
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *tx)
-        .await?;
-        start = end;
-        if grants.is_empty() {
-            continue;
-        }
-        let ids: Vec<i64> = grants.iter().map(|g| g.id).collect();
-        let credentials: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT grant_id, id, extras FROM credentials
-             WHERE grant_id = ANY($1) ORDER BY grant_id, id",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-        if pages
-            .send(Page {
-                grants,
-                credentials,
-            })
-            .await
-            .is_err()
-        {
-            break;
+    let mut all = Credentials::with_capacity(usize::try_from(estimate).unwrap_or(0));
+    let mut copy = tx.copy_out_raw(CREDENTIALS).await?;
+    let mut header = true;
+    while let Some(data) = copy.try_next().await? {
+        all.add(skip_header(&data, &mut header)?)?;
+    }
+    drop(copy);
+    if credentials.send(all.finish()).is_err() {
+        return Ok(None);
+    }
+    // PostgreSQL sends a COPY's rows a message each (the header comes with
+    // the first): a page ends at a row's end.
+    let mut copy = tx.copy_out_raw(GRANTS).await?;
+    let (mut page, mut n, mut header) = (Vec::new(), 0, true);
+    while let Some(data) = copy.try_next().await? {
+        page.extend_from_slice(skip_header(&data, &mut header)?);
+        n += 1;
+        if n == rows {
+            let size = page.len();
+            let full = std::mem::replace(&mut page, Vec::with_capacity(size));
+            if pages.send(Page(full)).await.is_err() {
+                return Ok(None);
+            }
+            n = 0;
         }
     }
+    drop(copy);
+    if !page.is_empty() && pages.send(Page(page)).await.is_err() {
+        return Ok(None);
+    }
     tx.commit().await?;
-    Ok(seq)
+    Ok(Some(seq))
+}
+
+/// `data` past the COPY's header if it is the first message (`first`).
+fn skip_header<'a>(data: &'a [u8], first: &mut bool) -> Result<&'a [u8], StoreError> {
+    if !std::mem::take(first) {
+        return Ok(data);
+    }
+    past_header(data)
 }
 
 impl PgStore {
-    /// [`crate::store::Backend::load_each`], `blocks` table blocks a page.
+    /// [`crate::store::Backend::load_each`], `rows` grants to a page.
     pub(super) async fn load_pages(
         &self,
-        blocks: i64,
+        rows: usize,
         each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<i64, StoreError> {
-        // One page waits while the caller works on another.
+        let (send_credentials, credentials) = oneshot::channel();
+        // One page waits while another is decoded and a third handed over.
         let (send, mut pages) = mpsc::channel(1);
-        let reader = tokio::spawn(read_pages(self.pool.clone(), blocks, send));
+        let mut conn = self.pool.acquire().await?;
+        let reader = tokio::spawn(async move {
+            let read = read(&mut conn, rows, send_credentials, send).await;
+            // Stopped inside a COPY, the connection cannot serve anything
+            // else until the server has sent the rest: it is closed instead.
+            if !matches!(read, Ok(Some(_))) {
+                conn.close_on_drop();
+            }
+            read
+        });
         let mut worked = Ok(());
-        while let Some(page) = pages.recv().await {
-            worked = self.each_of(page, each);
-            if worked.is_err() {
-                break;
+        if let Ok(credentials) = credentials.await {
+            let credentials = Arc::new(credentials);
+            let mut decoded = Vec::new();
+            loop {
+                let page = pages.recv().await;
+                let last = page.is_none();
+                match self.decode_beside(page, decoded, &credentials, each).await {
+                    Ok(next) => decoded = next,
+                    Err(e) => {
+                        worked = Err(e);
+                        break;
+                    }
+                }
+                if last {
+                    break;
+                }
             }
         }
-        // Dropping the receiver stops the reader at its next page.
+        // Dropping the receivers stops the reader at its next page.
         drop(pages);
         let read = match reader.await {
             Ok(read) => read,
@@ -145,43 +165,48 @@ impl PgStore {
             Err(_) => Err(StoreError::Corrupt("the load was cancelled".into())),
         };
         worked?;
-        read
+        read?.ok_or_else(|| StoreError::Corrupt("the load stopped early".into()))
     }
 
-    /// Calls `each` with every grant of `page`, its credentials attached.
-    fn each_of(
+    /// Decodes `page` on the blocking pool while `decoded` (the page
+    /// before) goes to `each` here; returns `page`'s grants.
+    async fn decode_beside(
         &self,
-        page: Page,
+        page: Option<Page>,
+        decoded: Vec<GrantState>,
+        credentials: &Arc<Credentials>,
         each: &mut (dyn FnMut(GrantState) + Send),
-    ) -> Result<(), StoreError> {
-        // Grants in block order, credentials in grant order: take each
-        // grant's run of credentials by binary search.
-        let credentials = page.credentials;
-        for row in page.grants {
-            let mut grant = self.cache_state(row)?;
-            let first = credentials.partition_point(|c| c.0 < grant.id.0);
-            for (_, id, extras) in credentials[first..]
-                .iter()
-                .take_while(|c| c.0 == grant.id.0)
-            {
-                grant.credentials.push(CredentialExtras {
-                    id: id.clone(),
-                    extras: parse_extras(extras)?,
-                });
-            }
-            each(grant);
-        }
-        Ok(())
+    ) -> Result<Vec<GrantState>, StoreError> {
+        let (cipher, credentials) = (Arc::clone(&self.cipher), Arc::clone(credentials));
+        let decode = page.map(|page| move || decode(&cipher, &credentials, &page));
+        crate::store::rows::decode_beside(decode, decoded, each).await
     }
+}
 
-    fn cache_state(&self, r: LoadRow) -> Result<GrantState, StoreError> {
-        let access = match (r.access_token, r.expires_at) {
+/// The grants of one page, their credentials attached.
+fn decode(
+    cipher: &Cipher,
+    credentials: &Credentials,
+    page: &Page,
+) -> Result<Vec<GrantState>, StoreError> {
+    let mut grants = Vec::with_capacity(PAGE);
+    let mut rows = Cursor(&page.0);
+    while rows.row(GRANT_FIELDS)? {
+        let id = rows.int8()?;
+        let provider = rows.text()?.to_owned();
+        let status = parse_status(rows.text()?)?;
+        let sealed = rows.field()?;
+        let token_type = rows.text()?;
+        let scope = rows.text_opt()?.map(str::to_owned);
+        let expires_at = rows.int8_opt()?;
+        let lifetime = rows.int8_opt()?;
+        let access = match (sealed, expires_at) {
             (Some(sealed), Some(expires_at)) => {
                 let (lifetime_secs, lifetime_issued) =
-                    AccessToken::lifetime_from_stored(r.lifetime_secs.unwrap_or(0));
+                    AccessToken::lifetime_from_stored(lifetime.unwrap_or(0));
                 Some(AccessToken {
-                    token: self.cipher.open_secret(r.id, Field::AccessToken, &sealed)?,
-                    token_type: r.token_type,
+                    token: cipher.open_secret(id, Field::AccessToken, sealed)?,
+                    token_type: token_type.to_owned(),
                     expires_at,
                     lifetime_secs,
                     lifetime_issued,
@@ -189,19 +214,20 @@ impl PgStore {
             }
             _ => None,
         };
-        Ok(GrantState {
-            id: GrantId(r.id),
-            status: parse_status(&r.status)?,
-            provider: r.provider,
+        grants.push(GrantState {
+            id: GrantId(id),
+            status,
+            provider,
             access,
-            scope: r.scope,
-            application_calendar_id: r.application_calendar_id,
-            generation: r.generation,
-            last_refresh_at: r.last_refresh_at,
-            next_refresh_at: r.next_refresh_at,
-            consecutive_failures: r.consecutive_failures,
-            last_error: r.last_error,
-            credentials: Vec::with_capacity(1),
-        })
+            scope,
+            application_calendar_id: rows.text_opt()?.map(str::to_owned),
+            generation: rows.int8()?,
+            last_refresh_at: rows.int8_opt()?,
+            next_refresh_at: rows.int8_opt()?,
+            consecutive_failures: rows.int8()?,
+            last_error: rows.text_opt()?.map(str::to_owned),
+            credentials: credentials.of(id)?,
+        });
     }
+    Ok(grants)
 }

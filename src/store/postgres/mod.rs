@@ -11,7 +11,8 @@
 //!   `claims`: the leases asked for at the same moment, in one statement.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
-//! - `feed`: the change feed; `load`: the full load at start.
+//! - `feed`: the change feed; `load`: the full load at start (`binary`: the
+//!   COPY rows it reads; `load_credentials`: the credentials it holds).
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
 //! - [`scratch`]: throwaway databases for tests and benchmarks.
@@ -29,6 +30,7 @@
 //! (`synchronous_commit` as the server is configured; its default is
 //! durable).
 
+mod binary;
 mod bucket;
 #[cfg(test)]
 mod bucket_tests;
@@ -42,6 +44,9 @@ mod feed;
 mod lease;
 mod listen;
 mod load;
+mod load_credentials;
+#[cfg(test)]
+mod load_tests;
 mod put;
 mod read;
 mod rotate;
@@ -80,7 +85,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgStore {
     pool: PgPool,
     target: PgTarget,
-    cipher: Cipher,
+    cipher: std::sync::Arc<Cipher>,
     clock: Clock,
     /// Identifies this handle's leases in the shared database.
     owner: String,
@@ -125,7 +130,7 @@ impl PgStore {
             listener: listen::Listener::new(target.clone(), stale),
             pool,
             target: target.clone(),
-            cipher: Cipher::new(key),
+            cipher: std::sync::Arc::new(Cipher::new(key)),
             clock,
             owner: crate::store::owner::this_process(rand::random()),
             claims: std::sync::OnceLock::new(),

@@ -36,6 +36,16 @@ pub(super) async fn fixture() -> Option<Fixture> {
     })
 }
 
+/// A store and a second member writing to the same fresh database (with
+/// the same key); `None` without a server.
+pub(super) async fn with_writer() -> Option<(ScratchDb, PgStore, Store)> {
+    let db = ScratchDb::create().await?;
+    let key = MasterKey::generate();
+    let open = || PgStore::open(&db.target, &key, Clock::manual(T0));
+    let (pg, writer) = (open().await.unwrap(), Store::new(open().await.unwrap()));
+    Some((db, pg, writer))
+}
+
 store_contract!(optional fixture);
 
 #[tokio::test]
@@ -198,7 +208,7 @@ async fn the_load_page_by_page_reads_what_the_feed_reads() {
             .unwrap(),
     );
     let mut ids = varied_grants(&writer).await;
-    // Enough grants to fill several table blocks (pages of one block).
+    // Enough grants to fill several table blocks (and pages of one row).
     for i in 0..80 {
         let outcome = put(
             &writer,
@@ -244,18 +254,9 @@ async fn the_load_page_by_page_reads_what_the_feed_reads() {
 
 #[tokio::test]
 async fn the_feed_leaves_out_a_grant_whose_status_this_store_wrote_after_the_snapshot() {
-    let Some(db) = ScratchDb::create().await else {
+    let Some((_db, pg, writer)) = with_writer().await else {
         return;
     };
-    let key = MasterKey::generate();
-    let pg = PgStore::open(&db.target, &key, Clock::manual(T0))
-        .await
-        .unwrap();
-    let writer = Store::new(
-        PgStore::open(&db.target, &key, Clock::manual(T0))
-            .await
-            .unwrap(),
-    );
     let alice = put(&writer, "alice", "rt-a", None, &Extras::new()).await;
     put(&writer, "bob", "rt-b", None, &Extras::new()).await;
     let seq = pg.changes(0).await.unwrap().seq;

@@ -170,9 +170,7 @@ impl SqliteStore {
     }
 
     /// Decodes `page` on the blocking pool while `decoded` (the page
-    /// before) goes to `each` here; returns `page`'s grants. (The pool keeps
-    /// its threads, so the allocations of one page reuse the memory of the
-    /// page before.)
+    /// before) goes to `each` here; returns `page`'s grants.
     async fn decode_beside(
         &self,
         page: Option<String>,
@@ -180,19 +178,9 @@ impl SqliteStore {
         page_size: usize,
         each: &mut (dyn FnMut(GrantState) + Send),
     ) -> Result<Vec<GrantState>, StoreError> {
-        let decoding = page.map(|records| {
-            let cipher = Arc::clone(&self.cipher);
-            tokio::task::spawn_blocking(move || decode(&cipher, &records, page_size))
-        });
-        decoded.into_iter().for_each(&mut *each);
-        match decoding {
-            None => Ok(Vec::new()),
-            Some(decoding) => match decoding.await {
-                Ok(grants) => grants,
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(StoreError::Corrupt(format!("loading grants: {e}"))),
-            },
-        }
+        let cipher = Arc::clone(&self.cipher);
+        let decode = page.map(|records| move || decode(&cipher, &records, page_size));
+        crate::store::rows::decode_beside(decode, decoded, each).await
     }
 
     /// How many grants there are (to size what the load fills).
