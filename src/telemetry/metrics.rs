@@ -121,6 +121,16 @@ struct Inner {
     route_handles: RwLock<Vec<(&'static str, u16, Counter)>>,
 }
 
+/// The lock's data, whether or not a holder panicked: a handle table is
+/// complete after every step (a panic leaves at most a handle unremembered).
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// One provider's proxy series.
 #[derive(Debug)]
 struct ProxyHandles {
@@ -300,11 +310,7 @@ impl Metrics {
     /// after `seconds` (until its answer began; the body may stream on).
     pub fn proxy_request(&self, provider: &str, status: u16, seconds: f64) {
         {
-            let handles = self
-                .inner
-                .proxy_handles
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let handles = read(&self.inner.proxy_handles);
             if let Some(h) = handles.get(provider)
                 && let Some((_, requests)) = h.by_status.iter().find(|(s, _)| *s == status)
             {
@@ -313,11 +319,7 @@ impl Metrics {
                 return;
             }
         }
-        let mut handles = self
-            .inner
-            .proxy_handles
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut handles = write(&self.inner.proxy_handles);
         let h = handles
             .entry(provider.to_owned())
             .or_insert_with(|| ProxyHandles {
@@ -362,20 +364,12 @@ impl Metrics {
                 .is_some()
         };
         {
-            let handles = self
-                .inner
-                .route_handles
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
+            let handles = read(&self.inner.route_handles);
             if known(&handles) {
                 return;
             }
         }
-        let mut handles = self
-            .inner
-            .route_handles
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut handles = write(&self.inner.route_handles);
         if known(&handles) {
             return;
         }

@@ -8,6 +8,13 @@ fn line<'a>(text: &'a str, start: &str) -> Option<&'a str> {
     text.lines().find(|l| l.starts_with(start))
 }
 
+/// The value of `family{labels}` in the exposition `text`.
+fn count(text: &str, family: &str, labels: &str) -> Option<String> {
+    line(text, &format!("{family}{{{labels}}}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(str::to_owned)
+}
+
 #[test]
 fn remembered_proxy_handles_count_into_their_own_series() {
     let metrics = Metrics::new();
@@ -15,11 +22,7 @@ fn remembered_proxy_handles_count_into_their_own_series() {
         metrics.proxy_request(provider, status, 0.002);
     }
     let text = metrics.render(&Snapshot::default());
-    let count = |labels: &str| {
-        line(&text, &format!("tokend_proxy_requests_total{{{labels}}}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(str::to_owned)
-    };
+    let count = |labels| count(&text, "tokend_proxy_requests_total", labels);
     assert_eq!(
         count(r#"provider="a",status="200""#).as_deref(),
         Some("3"),
@@ -43,11 +46,7 @@ fn remembered_route_counters_add_to_the_route_series() {
     }
     metrics.route_request("/s", 200);
     let text = metrics.render(&Snapshot::default());
-    let count = |labels: &str| {
-        line(&text, &format!("tokend_http_requests_total{{{labels}}}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(str::to_owned)
-    };
+    let count = |labels| count(&text, "tokend_http_requests_total", labels);
     assert_eq!(
         count(r#"route="/r/:id",status="200""#).as_deref(),
         Some("3"),
