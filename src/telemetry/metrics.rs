@@ -4,7 +4,8 @@
 //! belong to users. Labels are provider names, outcomes, statuses and route
 //! templates (`/v1/tokens/{id}`), all from small fixed sets.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -113,6 +114,28 @@ struct Inner {
     /// `http_requests_total{route="/v1/tokens/:id",status="200"}`, resolved
     /// once: the hand-out fast path increments it without a label lookup.
     handed_out: Counter,
+    /// The proxy's series, resolved once per provider and status: a family
+    /// lookup hashes its labels with SipHash and clones the provider name.
+    proxy_handles: RwLock<HashMap<String, ProxyHandles, foldhash::fast::RandomState>>,
+    /// `http_requests_total` counters resolved by [`Metrics::route_request`].
+    route_handles: RwLock<Vec<(&'static str, u16, Counter)>>,
+}
+
+/// The lock's data, whether or not a holder panicked: a handle table is
+/// complete after every step (a panic leaves at most a handle unremembered).
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One provider's proxy series.
+#[derive(Debug)]
+struct ProxyHandles {
+    seconds: Histogram,
+    by_status: Vec<(u16, Counter)>,
 }
 
 fn refresh_histogram() -> Histogram {
@@ -261,6 +284,8 @@ impl Metrics {
                 proxy_seconds,
                 store_up,
                 handed_out,
+                proxy_handles: RwLock::default(),
+                route_handles: RwLock::default(),
             }),
         }
     }
@@ -284,17 +309,41 @@ impl Metrics {
     /// One request through the proxy for `provider`, answered `status`
     /// after `seconds` (until its answer began; the body may stream on).
     pub fn proxy_request(&self, provider: &str, status: u16, seconds: f64) {
-        let provider = provider.to_owned();
-        let requests = ProxyLabels {
-            provider: provider.clone(),
-            status,
-        };
-        self.inner.proxy_requests.get_or_create(&requests).inc();
-        let durations = ProviderLabels { provider };
-        self.inner
-            .proxy_seconds
-            .get_or_create(&durations)
-            .observe(seconds);
+        {
+            let handles = read(&self.inner.proxy_handles);
+            if let Some(h) = handles.get(provider)
+                && let Some((_, requests)) = h.by_status.iter().find(|(s, _)| *s == status)
+            {
+                requests.inc();
+                h.seconds.observe(seconds);
+                return;
+            }
+        }
+        let mut handles = write(&self.inner.proxy_handles);
+        let h = handles
+            .entry(provider.to_owned())
+            .or_insert_with(|| ProxyHandles {
+                seconds: self
+                    .inner
+                    .proxy_seconds
+                    .get_or_create(&ProviderLabels {
+                        provider: provider.to_owned(),
+                    })
+                    .clone(),
+                by_status: Vec::new(),
+            });
+        if !h.by_status.iter().any(|(s, _)| *s == status) {
+            let requests = ProxyLabels {
+                provider: provider.to_owned(),
+                status,
+            };
+            let counter = self.inner.proxy_requests.get_or_create(&requests).clone();
+            h.by_status.push((status, counter));
+        }
+        if let Some((_, requests)) = h.by_status.iter().find(|(s, _)| *s == status) {
+            requests.inc();
+        }
+        h.seconds.observe(seconds);
     }
 
     pub fn http_request(&self, route: &'static str, status: u16) {
@@ -302,6 +351,35 @@ impl Metrics {
             .http_requests
             .get_or_create(&HttpLabels { route, status })
             .inc();
+    }
+
+    /// [`Metrics::http_request`] for a route counted often outside the
+    /// router (the proxy's): its counters are remembered per status.
+    pub fn route_request(&self, route: &'static str, status: u16) {
+        let known = |handles: &[(&'static str, u16, Counter)]| {
+            handles
+                .iter()
+                .find(|(r, s, _)| *s == status && *r == route)
+                .map(|(_, _, c)| c.inc())
+                .is_some()
+        };
+        {
+            let handles = read(&self.inner.route_handles);
+            if known(&handles) {
+                return;
+            }
+        }
+        let mut handles = write(&self.inner.route_handles);
+        if known(&handles) {
+            return;
+        }
+        let counter = self
+            .inner
+            .http_requests
+            .get_or_create(&HttpLabels { route, status })
+            .clone();
+        counter.inc();
+        handles.push((route, status, counter));
     }
 
     /// One token handed out by the fast path (a 200 on `/v1/tokens/:id`).

@@ -6,26 +6,29 @@
 //! headers except hop-by-hop ones and `Set-Cookie` (and `X-Tokend-Error`,
 //! which only tokend's own answers may carry).
 
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use secrecy::{ExposeSecret, SecretString};
 
 /// RFC 9110 §7.6.1's connection-specific fields, plus the older ones
-/// proxies still see (`Keep-Alive`, `Proxy-Connection`).
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "keep-alive",
-    "proxy-connection",
+/// proxies still see (`Keep-Alive`, `Proxy-Connection`). As header names:
+/// comparing known names is comparing two small numbers, not two strings.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
 
-/// The headers to send upstream, less the access token (added per send).
+/// The headers to send upstream, less the access token (added per send,
+/// with `Host` and `Content-Length`: room is made for them).
 pub(super) fn upstream(incoming: &HeaderMap) -> HeaderMap {
-    let mut out = HeaderMap::with_capacity(incoming.len() + 1);
+    let mut out = HeaderMap::with_capacity(incoming.len() + 3);
     let named = connection_named(incoming);
     for (name, value) in incoming {
         let drop = is_hop_by_hop(name, &named)
@@ -66,17 +69,30 @@ pub(super) fn downstream(answer: &mut HeaderMap) {
 }
 
 /// `Authorization: Bearer <token>`, marked sensitive (never logged by
-/// hyper or HPACK-indexed).
+/// hyper or HPACK-indexed). Written once, into the bytes the header value
+/// keeps: no other copy of the token is made (or left behind).
 pub(super) fn bearer(token: &SecretString) -> HeaderValue {
-    let text = zeroize::Zeroizing::new(format!("Bearer {}", token.expose_secret()));
-    let mut value = HeaderValue::from_str(&text)
+    let token = token.expose_secret();
+    // Checked first, so that a refused value leaves no copy unzeroed.
+    if !token
+        .bytes()
+        .all(|b| (b >= 0x20 && b != 0x7f) || b == b'\t')
+    {
+        return HeaderValue::from_static("Bearer invalid-token");
+    }
+    let mut text = Vec::with_capacity(BEARER.len() + token.len());
+    text.extend_from_slice(BEARER.as_bytes());
+    text.extend_from_slice(token.as_bytes());
+    let mut value = HeaderValue::from_maybe_shared(Bytes::from(text))
         .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
     value.set_sensitive(true);
     value
 }
 
+const BEARER: &str = "Bearer ";
+
 fn is_hop_by_hop(name: &HeaderName, named: &[HeaderName]) -> bool {
-    HOP_BY_HOP.contains(&name.as_str()) || named.contains(name)
+    HOP_BY_HOP.contains(name) || named.contains(name)
 }
 
 /// The extra hop-by-hop fields a `Connection` header names.

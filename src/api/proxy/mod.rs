@@ -2,7 +2,8 @@
 //! to the provider's API with the credential's current access token, so a
 //! back end never holds a token.
 //!
-//! - `target`: the path rules and the target URL (nothing leaves the base).
+//! - `target`: the path rules and the target URL (nothing leaves the base);
+//!   `apis`: each provider's API base, prepared once per configuration.
 //! - `headers`: which headers cross, each way.
 //! - `upstream`: the call (no redirects followed, a deadline on the head)
 //!   and the answer streamed back; `pool`: the connections it goes over.
@@ -16,6 +17,7 @@
 //! single-flight entry points as `GET /v1/tokens/{id}` and
 //! `POST /v1/tokens/{id}/refresh`.
 
+mod apis;
 mod headers;
 mod observe;
 mod pool;
@@ -30,7 +32,8 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
@@ -64,13 +67,23 @@ pub(super) const METHODS: [Method; 6] = [
 /// Marks every answer on this route that tokend made itself.
 pub(crate) const OWN_ERROR_HEADER: &str = "x-tokend-error";
 
-/// The handler: any method under [`ROUTE`], behind the router's layers.
+/// The handler: any method under [`ROUTE`], behind the router's layers
+/// (the gate has read the body already, within `server.max_body_bytes`).
 pub(super) async fn forward(
     State(state): State<AppState>,
     Caller(client): Caller,
     request: Request,
 ) -> Response {
-    answer(&state, &client, request).await
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return unreadable_body().into_response();
+    };
+    let (mut response, from_api) = answer(&state, &client, parts, body).await;
+    // What `finish` (in the router's `common_headers`) goes by.
+    if from_api {
+        response.extensions_mut().insert(Upstream);
+    }
+    response
 }
 
 /// What the connection's service runs for a proxied request whose caller
@@ -100,18 +113,19 @@ where
             )
         };
         let counted = async {
-            let response = match read_body(request, limit).await {
-                Ok(request) => answer(&state, &client, request).await,
-                Err(e) => e.into_response(),
+            let (response, from_api) = match read_body(request, limit).await {
+                Ok((parts, body)) => answer(&state, &client, parts, body).await,
+                Err(e) => (e.into_response(), false),
             };
-            let status = response.status().as_u16();
-            state.metrics().http_request(ROUTE_LABEL, status);
-            response
+            state
+                .metrics()
+                .route_request(ROUTE_LABEL, response.status().as_u16());
+            (response, from_api)
         };
-        let mut response = tokio::time::timeout(deadline, counted)
+        let (mut response, from_api) = tokio::time::timeout(deadline, counted)
             .await
-            .unwrap_or_else(|_| ApiError::Timeout.into_response());
-        finish(&mut response);
+            .unwrap_or_else(|_| (ApiError::Timeout.into_response(), false));
+        finish_as(&mut response, from_api);
         Ok(response)
     })
 }
@@ -119,35 +133,57 @@ where
 /// The future of [`serve`].
 pub(super) type Served = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
-/// The request with its body read, at most `limit` bytes, as the router's
-/// gate does (none sent: nothing to read).
-async fn read_body<B>(request: axum::http::Request<B>, limit: usize) -> Result<Request, ApiError>
+/// The request's head and its body, read, at most `limit` bytes, as the
+/// router's gate does (none sent: nothing to read).
+async fn read_body<B>(
+    request: axum::http::Request<B>,
+    limit: usize,
+) -> Result<(Parts, Bytes), ApiError>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
     let (parts, body) = request.into_parts();
     if body.is_end_stream() {
-        return Ok(Request::from_parts(parts, Body::empty()));
+        return Ok((parts, Bytes::new()));
     }
     match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(Request::from_parts(parts, Body::from(collected.to_bytes()))),
+        Ok(collected) => Ok((parts, collected.to_bytes())),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
-        Err(_) => Err(ApiError::InvalidRequest(
-            "could not read the request body".into(),
-        )),
+        Err(_) => Err(unreadable_body()),
     }
 }
 
-/// A proxied request, answered, with its metrics and log line.
-async fn answer(state: &AppState, client: &Client, request: Request) -> Response {
-    let mut seen = observe::Seen::start(request.method().clone());
-    let response = match proxy(state, client, request, &mut seen).await {
-        Ok(response) => response,
-        Err(own) => *own,
+fn unreadable_body() -> ApiError {
+    ApiError::InvalidRequest("could not read the request body".into())
+}
+
+/// A proxied request, answered, with its metrics and log line; `true` when
+/// the answer is the API's.
+async fn answer(state: &AppState, client: &Client, parts: Parts, body: Bytes) -> (Response, bool) {
+    let Parts {
+        method,
+        uri,
+        headers,
+        ..
+    } = parts;
+    let mut seen = observe::Seen::start(&method);
+    let (response, from_api) = match proxy(
+        state,
+        client,
+        &uri,
+        method.clone(),
+        headers,
+        body,
+        &mut seen,
+    )
+    .await
+    {
+        Ok(response) => (response, true),
+        Err(own) => (*own, false),
     };
     seen.record(state.metrics(), response.status().as_u16());
-    response
+    (response, from_api)
 }
 
 /// Marks an answer of this route as tokend's own unless it came from the
@@ -156,6 +192,11 @@ async fn answer(state: &AppState, client: &Client, request: Request) -> Response
 /// an API's answer keeps its own.
 pub(crate) fn finish(response: &mut Response) {
     let from_api = response.extensions().get::<Upstream>().is_some();
+    finish_as(response, from_api);
+}
+
+/// [`finish`], told where the answer came from.
+fn finish_as(response: &mut Response, from_api: bool) {
     let headers = response.headers_mut();
     if !from_api {
         headers.insert(OWN_ERROR_HEADER, HeaderValue::from_static("1"));
@@ -170,14 +211,17 @@ pub(crate) fn finish(response: &mut Response) {
     }
 }
 
-async fn proxy(
+/// The checks, in order, then the call (and its one resend after a 401).
+async fn proxy<'a>(
     state: &AppState,
     client: &Client,
-    request: Request,
-    seen: &mut observe::Seen,
+    uri: &'a Uri,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+    seen: &mut observe::Seen<'a>,
 ) -> Result<Response, Refusal> {
-    let (parts, body) = request.into_parts();
-    if matches!(parts.method, Method::TRACE | Method::CONNECT) {
+    if matches!(method, Method::TRACE | Method::CONNECT) {
         return Err(own(ApiError::MethodNotAllowed));
     }
     let malformed = || {
@@ -185,54 +229,41 @@ async fn proxy(
             "malformed path: use /v1/proxy/{credential_id}/{path}".into(),
         ))
     };
-    let (raw_id, path) = target::split(parts.uri.path()).ok_or_else(malformed)?;
+    let (raw_id, path) = target::split(uri.path()).ok_or_else(malformed)?;
     let id = target::decode_id(raw_id).ok_or_else(malformed)?;
     check_id(&id).map_err(own)?;
-    let id = id.as_str();
-    seen.credential = Some(id.to_owned());
+    seen.credential = Some(id.clone());
+    let id = &*id;
     target::check_path(path).map_err(|m| own(ApiError::InvalidRequest(m.into())))?;
     let services = state.services().map_err(own)?;
     let entry = tokens::visible_entry(&services.cache, client, id).map_err(own)?;
     let provider = services.cache.provider_of(&entry);
     seen.provider = Some(provider.clone());
-    let (base, timeout) = {
-        let config = state.config();
-        let Some(p) = config.providers.get(&*provider) else {
-            return Err(own(ApiError::ProviderError(format!(
+    let api = apis::api(&state.config(), &provider).map_err(|missing| {
+        own(match missing {
+            apis::Missing::Provider => ApiError::ProviderError(format!(
                 "provider {provider} is no longer configured"
-            ))));
-        };
-        let base = p.proxy_base_url().ok_or_else(|| {
-            own(ApiError::InvalidRequest(format!(
+            )),
+            apis::Missing::BaseUrl => ApiError::InvalidRequest(format!(
                 "provider {provider} has no api_base_url: set providers.{provider}.api_base_url to proxy its API"
-            )))
-        })?;
-        (base, Duration::from_secs(p.request_timeout_secs))
-    };
-    let uri = target::join(&base, path, parts.uri.query()).ok_or_else(|| {
-        own(ApiError::InvalidRequest(
-            "this path would leave the provider's API base".into(),
-        ))
+            )),
+            apis::Missing::Usable => leaves_base(),
+        })
     })?;
-    // The gate has read the body already, within server.max_body_bytes (413).
-    let has_body = parts
-        .headers
-        .contains_key(axum::http::header::CONTENT_LENGTH)
-        || parts
-            .headers
-            .contains_key(axum::http::header::TRANSFER_ENCODING);
-    let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| {
-        own(ApiError::InvalidRequest(
-            "could not read the request body".into(),
-        ))
-    })?;
+    let target = api
+        .base
+        .target(path, uri.query())
+        .ok_or_else(|| own(leaves_base()))?;
+    // Even an empty body is sent on when the caller announced one.
+    let has_body = headers.contains_key(header::CONTENT_LENGTH)
+        || headers.contains_key(header::TRANSFER_ENCODING);
     let outgoing = Outgoing {
-        headers: headers::upstream(&parts.headers),
-        method: parts.method,
-        uri,
+        api,
+        headers,
+        method,
+        target,
         body,
         has_body,
-        timeout,
     };
 
     let token = token::current(state, services, entry, id).await?;
@@ -242,9 +273,13 @@ async fn proxy(
     }
     // The API refused the token: one forced refresh naming it, one resend.
     drop(answer);
-    let token = token::after_rejection(state, services, id, &token).await?;
+    let token = Box::pin(token::after_rejection(state, services, id, &token)).await?;
     let answer = upstream::send(&outgoing, &token).await.map_err(own)?;
     Ok(pass_back(state, services, &provider, answer))
+}
+
+fn leaves_base() -> ApiError {
+    ApiError::InvalidRequest("this path would leave the provider's API base".into())
 }
 
 /// The API's answer, passed back; a 429 also pauses the provider's

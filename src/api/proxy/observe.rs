@@ -3,6 +3,7 @@
 //! credential, provider, status, duration). Never the path under the
 //! credential or the query string: they can hold personal data.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,19 +11,20 @@ use axum::http::Method;
 
 use crate::telemetry::metrics::Metrics;
 
-/// What a request revealed on its way through, for the record.
+/// What a request revealed on its way through, for the record (borrowed
+/// from the request where it can be: nothing is copied for the record).
 #[derive(Debug)]
-pub(super) struct Seen {
+pub(super) struct Seen<'a> {
     started: Instant,
-    method: Method,
+    method: &'a Method,
     /// A valid credential id (an invalid one is never logged).
-    pub credential: Option<String>,
+    pub credential: Option<Cow<'a, str>>,
     /// Known once the credential was found.
     pub provider: Option<Arc<str>>,
 }
 
-impl Seen {
-    pub fn start(method: Method) -> Seen {
+impl<'a> Seen<'a> {
+    pub fn start(method: &'a Method) -> Seen<'a> {
         Seen {
             started: Instant::now(),
             method,

@@ -19,12 +19,11 @@
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::http::uri::{Authority, Scheme};
 use axum::http::{Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -34,8 +33,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 use tower::Service;
 
+use super::target::Base;
+
 type Io = MaybeHttpsStream<TokioIo<tokio::net::TcpStream>>;
-type Key = (Scheme, Authority);
+/// An origin (`scheme://authority`, as [`Base`] spells it): hashed and
+/// compared as one string.
+type Key = Arc<str>;
 
 /// An idle connection is not reused after this long (the API may have
 /// given up on it).
@@ -86,21 +89,21 @@ impl Pool {
         }
     }
 
-    /// Sends `request` (an absolute URI; sent in origin form with its
-    /// `Host`) and returns the answer once its head has arrived, its body
+    /// Sends `request` (in origin form, with its `Host`) to `base`'s origin
+    /// and returns the answer once its head has arrived, its body
     /// streaming from the connection. A request that a reused connection
     /// could not take (it closed meanwhile; hyper hands the unsent request
     /// back) is sent again on another.
     pub async fn send(
         &'static self,
-        request: Request<Full<Bytes>>,
+        base: &Base,
+        mut request: Request<Full<Bytes>>,
     ) -> Result<Response<Body>, Error> {
-        let key = key(request.uri())?;
-        let mut request = origin_form(request)?;
+        let key = &base.origin;
         loop {
-            let (mut conn, reused) = match self.take(&key) {
+            let (mut conn, reused) = match self.take(key) {
                 Some(conn) => (conn, true),
-                None => (self.connect(&key).await?, false),
+                None => (self.connect(base).await?, false),
             };
             let ready = poll_fn(|cx| {
                 if !conn.drive(cx) {
@@ -118,7 +121,12 @@ impl Pool {
             let mut pending = std::pin::pin!(conn.sender.try_send_request(request));
             let head = poll_fn(|cx| {
                 let alive = conn.drive(cx);
-                match pending.as_mut().poll(cx) {
+                // Only the driver just polled can complete `pending`, so
+                // it is asked without a waker: the connection completing it
+                // would otherwise wake this very task while it runs, and
+                // the runtime would schedule it again for nothing.
+                let mut quiet = Context::from_waker(std::task::Waker::noop());
+                match pending.as_mut().poll(&mut quiet) {
                     Poll::Ready(r) => Poll::Ready(r.map_err(Some)),
                     Poll::Pending if alive => Poll::Pending,
                     Poll::Pending => Poll::Ready(Err(None)),
@@ -126,7 +134,7 @@ impl Pool {
             })
             .await;
             match head {
-                Ok(answer) => return Ok(self.stream(key, conn, answer)),
+                Ok(answer) => return Ok(self.stream(key.clone(), conn, answer)),
                 Err(Some(mut e)) => match e.take_message() {
                     Some(unsent) if reused => request = unsent,
                     _ => return Err(Box::new(e.into_error())),
@@ -152,7 +160,7 @@ impl Pool {
         Response::from_parts(parts, Body::new(body))
     }
 
-    fn take(&self, key: &Key) -> Option<Conn> {
+    fn take(&self, key: &str) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let conns = idle.get_mut(key)?;
         while let Some(conn) = conns.pop() {
@@ -180,10 +188,10 @@ impl Pool {
         conns.push(conn);
     }
 
-    async fn connect(&self, key: &Key) -> Result<Conn, Error> {
+    async fn connect(&self, base: &Base) -> Result<Conn, Error> {
         let uri = Uri::builder()
-            .scheme(key.0.clone())
-            .authority(key.1.clone())
+            .scheme(base.scheme.clone())
+            .authority(base.authority.clone())
             .path_and_query("/")
             .build()?;
         let io = self.connector.clone().call(uri).await?;
@@ -194,27 +202,6 @@ impl Pool {
             done: false,
             idle_since: Instant::now(),
         })
-    }
-}
-
-/// The request with its URI in origin form (`/path?query`) and a `Host`
-/// header from the absolute URI (without user info), as HTTP/1.1 wants.
-fn origin_form(mut request: Request<Full<Bytes>>) -> Result<Request<Full<Bytes>>, Error> {
-    let uri = request.uri();
-    let authority = uri.authority().ok_or("no authority")?.as_str();
-    let host = authority.rsplit('@').next().unwrap_or(authority);
-    let host = axum::http::HeaderValue::from_str(host)?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let origin = Uri::try_from(path)?;
-    *request.uri_mut() = origin;
-    request.headers_mut().insert(axum::http::header::HOST, host);
-    Ok(request)
-}
-
-fn key(uri: &Uri) -> Result<Key, Error> {
-    match (uri.scheme(), uri.authority()) {
-        (Some(s), Some(a)) => Ok((s.clone(), a.clone())),
-        _ => Err("not an absolute URI".into()),
     }
 }
 
@@ -315,10 +302,19 @@ mod tests {
         Box::leak(Box::new(Pool::new(connector)))
     }
 
-    fn get(url: &str) -> Request<Full<Bytes>> {
-        Request::get(format!("{url}x?y=1"))
+    /// The API at `url`, and a GET of `x?y=1` under it.
+    fn get(url: &str) -> (Base, Request<Full<Bytes>>) {
+        let base = Base::new(&url::Url::parse(url).unwrap()).unwrap();
+        let request = Request::get(base.target("x", Some("y=1")).unwrap())
+            .header(axum::http::header::HOST, base.host.clone())
             .body(Full::default())
-            .unwrap()
+            .unwrap();
+        (base, request)
+    }
+
+    async fn send(pool: &'static Pool, url: &str) -> Response<Body> {
+        let (base, request) = get(url);
+        pool.send(&base, request).await.unwrap()
     }
 
     async fn read_all(answer: Response<Body>) -> usize {
@@ -330,7 +326,7 @@ mod tests {
         let (url, accepted) = server(100_000, usize::MAX).await;
         let pool = pool();
         for _ in 0..3 {
-            assert_eq!(read_all(pool.send(get(&url)).await.unwrap()).await, 100_000);
+            assert_eq!(read_all(send(pool, &url).await).await, 100_000);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -340,7 +336,7 @@ mod tests {
         let (url, accepted) = server(10, 1).await;
         let pool = pool();
         for _ in 0..3 {
-            assert_eq!(read_all(pool.send(get(&url)).await.unwrap()).await, 10);
+            assert_eq!(read_all(send(pool, &url).await).await, 10);
             // The server's close reaches us before the next request.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -351,29 +347,16 @@ mod tests {
     async fn an_answer_dropped_before_its_end_closes_its_connection() {
         let (url, accepted) = server(1_000_000, usize::MAX).await;
         let pool = pool();
-        let answer = pool.send(get(&url)).await.unwrap();
+        let answer = send(pool, &url).await;
         let mut body = answer.into_body();
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.is_data());
         drop(body);
-        assert_eq!(
-            read_all(pool.send(get(&url)).await.unwrap()).await,
-            1_000_000
-        );
+        assert_eq!(read_all(send(pool, &url).await).await, 1_000_000);
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             2,
             "a half-read connection is never reused"
         );
-    }
-
-    #[test]
-    fn requests_go_in_origin_form_with_their_host() {
-        let request = Request::get("http://u:p@127.0.0.1:9/a/b?c=%20")
-            .body(Full::default())
-            .unwrap();
-        let sent = origin_form(request).unwrap();
-        assert_eq!(sent.uri(), "/a/b?c=%20");
-        assert_eq!(sent.headers()["host"], "127.0.0.1:9");
     }
 }

@@ -31,7 +31,9 @@ pub(super) async fn current(
     {
         return Ok(token);
     }
-    let answer = tokens::current_token(state, services, entry, id, 0).await;
+    // Boxed: the wait for a refresh is a large future, and the common
+    // case above would otherwise carry its size (and copy it) every time.
+    let answer = Box::pin(tokens::current_token(state, services, entry, id, 0)).await;
     token_after(state, services, id, answer)
 }
 
@@ -47,7 +49,14 @@ pub(super) async fn after_rejection(
         .cache
         .get(id)
         .ok_or_else(|| own(ApiError::NotFound))?;
-    let answer = tokens::refresh_rejected(state, services, entry, id, Some(rejected)).await;
+    let answer = Box::pin(tokens::refresh_rejected(
+        state,
+        services,
+        entry,
+        id,
+        Some(rejected),
+    ))
+    .await;
     token_after(state, services, id, answer)
 }
 

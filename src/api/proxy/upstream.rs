@@ -23,6 +23,7 @@ use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 
+use super::apis::Api;
 use super::headers;
 use super::pool::{self, Pool};
 use crate::api::error::ApiError;
@@ -35,10 +36,13 @@ pub(crate) struct Upstream;
 /// One request to send, and to send again after a 401.
 #[derive(Debug)]
 pub(super) struct Outgoing {
+    /// Where it goes, and the deadline on the answer's head.
+    pub api: Arc<Api>,
     pub method: Method,
-    pub uri: Uri,
-    /// The caller's headers less those that must not cross
-    /// ([`headers::upstream`]); the token is added per send.
+    /// The target in origin form (under the API's base).
+    pub target: Uri,
+    /// The caller's headers as they came; each send takes those that may
+    /// cross ([`headers::upstream`]) and adds the token.
     pub headers: HeaderMap,
     /// Read in full (at most `server.max_body_bytes`) so a resend is
     /// byte-for-byte the same request.
@@ -46,7 +50,6 @@ pub(super) struct Outgoing {
     /// Whether the caller sent a body at all (even an empty one): a GET
     /// without one must not grow a `Content-Length: 0`.
     pub has_body: bool,
-    pub timeout: Duration,
 }
 
 /// The proxy's client: its own connection pool, separate from the token
@@ -121,11 +124,14 @@ pub(super) async fn send(
     outgoing: &Outgoing,
     token: &secrecy::SecretString,
 ) -> Result<axum::http::Response<Body>, ApiError> {
-    let mut headers = outgoing.headers.clone();
-    headers.insert(header::AUTHORIZATION, headers::bearer(token));
     let client = client()?;
+    let base = &outgoing.api.base;
+    let mut headers = headers::upstream(&outgoing.headers);
+    headers.insert(header::AUTHORIZATION, headers::bearer(token));
+    let timeout = outgoing.api.timeout;
     let sent = match client {
-        Client::Direct(client) => {
+        Client::Direct(pool) => {
+            headers.insert(header::HOST, base.host.clone());
             if outgoing.has_body {
                 // Even an empty body is announced, as the caller did.
                 headers.insert(
@@ -135,19 +141,22 @@ pub(super) async fn send(
             }
             let mut request = axum::http::Request::new(Full::new(outgoing.body.clone()));
             *request.method_mut() = outgoing.method.clone();
-            *request.uri_mut() = outgoing.uri.clone();
+            *request.uri_mut() = outgoing.target.clone();
             *request.headers_mut() = headers;
-            let answer = tokio::time::timeout(outgoing.timeout, client.send(request)).await;
+            let answer = tokio::time::timeout(timeout, pool.send(base, request)).await;
             answer.map(|r| r.map_err(Failure::Direct))
         }
         Client::ViaEnvProxy(client) => {
+            let uri = base
+                .absolute(&outgoing.target)
+                .ok_or(ApiError::UpstreamUnreachable)?;
             let mut request = client
-                .request(outgoing.method.clone(), outgoing.uri.to_string())
+                .request(outgoing.method.clone(), uri.to_string())
                 .headers(headers);
             if outgoing.has_body {
                 request = request.body(outgoing.body.clone());
             }
-            let answer = tokio::time::timeout(outgoing.timeout, request.send()).await;
+            let answer = tokio::time::timeout(timeout, request.send()).await;
             answer.map(|r| {
                 r.map(|a| axum::http::Response::from(a).map(Body::new))
                     .map_err(|e| Failure::Reqwest(e.without_url()))
@@ -186,12 +195,13 @@ impl std::fmt::Display for Failure {
 }
 
 /// The API's answer as ours: its status, its headers less hop-by-hop ones
-/// and `Set-Cookie`, its body streamed through.
+/// and `Set-Cookie`, its body streamed through. Nothing of the client's
+/// extensions goes on (hyper's server would write a reason phrase the API
+/// sent, for one); whoever needs [`Upstream`] on it adds it.
 pub(super) fn pass_back(answer: axum::http::Response<Body>) -> Response {
     let (mut parts, body) = answer.into_parts();
     headers::downstream(&mut parts.headers);
     parts.extensions.clear();
-    parts.extensions.insert(Upstream);
     Response::from_parts(parts, body)
 }
 
