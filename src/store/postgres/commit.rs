@@ -91,7 +91,7 @@ impl PgStore {
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         let now = self.now();
         let ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.batch_pool.begin().await?;
         let seq = next_change_seq(&mut tx).await?;
         let mut current = read_current(&mut *tx, &ids).await?;
 
@@ -187,7 +187,7 @@ impl PgStore {
             .await?;
         }
         tx.commit().await?;
-        Ok(outcomes
+        let outcomes: Vec<CommitOutcome> = outcomes
             .into_iter()
             .map(|o| match o {
                 Some(mut state) => {
@@ -196,7 +196,10 @@ impl PgStore {
                 }
                 None => CommitOutcome::Conflict,
             })
-            .collect())
+            .collect();
+        self.own_commits
+            .record(seq, super::commit_cas::written_states(&outcomes));
+        Ok(outcomes)
     }
 
     /// One compare-and-set against the batch's view of the grant, which it

@@ -30,6 +30,7 @@ struct Written {
     id: i64,
     scope: Option<String>,
     application_calendar_id: Option<String>,
+    change_seq: i64,
     credential_ids: Vec<String>,
     credential_extras: Vec<String>,
 }
@@ -42,7 +43,7 @@ impl PgStore {
     ) -> Result<Vec<CommitOutcome>, StoreError> {
         let now = self.now();
         let ids: Vec<i64> = batch.iter().map(|c| c.grant_id.0).collect();
-        let mut current = read_current(&self.pool, &ids).await?;
+        let mut current = read_current(&self.batch_pool, &ids).await?;
         let mut outcomes = Vec::with_capacity(batch.len());
         for c in batch {
             outcomes.push(self.apply(&mut current, c, now)?);
@@ -72,8 +73,8 @@ impl PgStore {
                              $11::bigint[], $12::bigint[])
                       AS v(id, expected, rt, hash, prev, at, tt, scope, exp, life, gen, next)
                  WHERE g.id = v.id AND g.generation = v.expected
-                 RETURNING g.id, g.scope, g.application_calendar_id)
-             SELECT g.id, g.scope, g.application_calendar_id, ",
+                 RETURNING g.id, g.scope, g.application_calendar_id, g.change_seq)
+             SELECT g.id, g.scope, g.application_calendar_id, g.change_seq, ",
             credential_arrays!(),
             " FROM written g"
         ))
@@ -91,10 +92,11 @@ impl PgStore {
         .bind(&cols.next)
         .bind(&self.owner)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.batch_pool)
         .await?;
+        let seq = rows.first().map(|w| w.change_seq);
         let mut by_id: HashMap<i64, Written> = rows.into_iter().map(|w| (w.id, w)).collect();
-        outcomes
+        let outcomes = outcomes
             .into_iter()
             .map(|outcome| {
                 // Read at its generation but moved on before the write: a conflict.
@@ -119,6 +121,21 @@ impl PgStore {
                 )?;
                 Ok(CommitOutcome::Written(state))
             })
-            .collect()
+            .collect::<Result<Vec<CommitOutcome>, StoreError>>()?;
+        if let Some(seq) = seq {
+            self.own_commits.record(seq, written_states(&outcomes));
+        }
+        Ok(outcomes)
     }
+}
+
+/// The grants a batch wrote, as written.
+pub(super) fn written_states(outcomes: &[CommitOutcome]) -> Vec<crate::model::GrantState> {
+    outcomes
+        .iter()
+        .filter_map(|o| match o {
+            CommitOutcome::Written(state) => Some(state.clone()),
+            CommitOutcome::Conflict => None,
+        })
+        .collect()
 }

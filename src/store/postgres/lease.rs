@@ -31,7 +31,7 @@ impl PgStore {
         // With the claims this member makes meanwhile (`claims`), else alone.
         let claims = self
             .claims
-            .get_or_init(|| Claims::start(self.pool.clone(), self.owner.as_str().into()));
+            .get_or_init(|| Claims::start(self.batch_pool.clone(), self.owner.as_str().into()));
         let taken = match claims.take(grant_id.0, now, until).await {
             Some(row) => Some(row),
             None => self.take_alone(grant_id, now, until).await?,

@@ -8,10 +8,12 @@
 //! - `commit`, `commit_cas`: refresh results with compare-and-set (group
 //!   commit; the usual batch in one statement).
 //! - `lease`: refresh leases and the failure writes made under them;
-//!   `claims`: the leases asked for at the same moment, in one statement.
+//!   `claims`: the leases asked for at the same moment, in one statement;
+//!   `batch`: the connections those batches and the commits use.
 //! - `delete`, `rotate`: credentials leaving; re-sealing under a new key.
 //! - `copy`: every grant as stored, out or in (`copy-store`).
-//! - `feed`: the change feed; `load`: the full load at start (`binary`: the
+//! - `feed`: the change feed (`own`: this store's commits, which it need
+//!   not read back); `load`: the full load at start (`binary`: the
 //!   COPY rows it reads; `load_credentials`: the credentials it holds).
 //! - `listen`: the push (`LISTEN tokend_changes`) that wakes the follower;
 //!   `stale`: pooled connections a lost server left dead, found before use.
@@ -30,6 +32,7 @@
 //! (`synchronous_commit` as the server is configured; its default is
 //! durable).
 
+mod batch;
 mod binary;
 mod bucket;
 #[cfg(test)]
@@ -47,6 +50,9 @@ mod load;
 mod load_credentials;
 #[cfg(test)]
 mod load_tests;
+mod own;
+#[cfg(test)]
+mod own_tests;
 mod put;
 mod read;
 mod rotate;
@@ -72,9 +78,13 @@ pub use connect::{PgTarget, TargetError, is_postgres_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connections for statements. The refresher's group commit and leases are
-/// the busy users; more connections than that only queue in the server.
-const CONNECTIONS: u32 = 8;
+/// Connections for statements (besides the batch statements' own, below).
+/// More connections than the busy users only queue in the server.
+const CONNECTIONS: u32 = 6;
+
+/// Connections for the refresh path's batch statements: the group claim
+/// and the group commit, each one statement at a time from its own task.
+const BATCH_CONNECTIONS: u32 = 2;
 
 /// How long a connection attempt (or a wait for a free connection) may take
 /// before the operation fails: an unreachable server must be an error soon,
@@ -84,6 +94,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A store in one PostgreSQL database.
 pub struct PgStore {
     pool: PgPool,
+    /// The group claims' and commits' connections, which plan generically
+    /// (`batch`).
+    batch_pool: PgPool,
     target: PgTarget,
     cipher: std::sync::Arc<Cipher>,
     clock: Clock,
@@ -98,6 +111,9 @@ pub struct PgStore {
     /// `feed`): a few entries at a time. A std mutex: held for a map
     /// operation, never across an await.
     own_status: std::sync::Mutex<std::collections::HashMap<i64, i64>>,
+    /// Refresh results this store committed, until the feed is past them
+    /// (`own`).
+    own_commits: own::OwnCommits,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -126,15 +142,23 @@ impl PgStore {
             Some(&stale),
         )?;
         MIGRATOR.run(&pool).await?;
+        let batch_pool = target.pool_with(
+            batch::options(target.options()?),
+            BATCH_CONNECTIONS,
+            CONNECT_TIMEOUT,
+            Some(&stale),
+        )?;
         let store = PgStore {
             listener: listen::Listener::new(target.clone(), stale),
             pool,
+            batch_pool,
             target: target.clone(),
             cipher: std::sync::Arc::new(Cipher::new(key)),
             clock,
             owner: crate::store::owner::this_process(rand::random()),
             claims: std::sync::OnceLock::new(),
             own_status: std::sync::Mutex::default(),
+            own_commits: own::OwnCommits::default(),
         };
         store.check_key().await?;
         Ok(store)
@@ -264,6 +288,7 @@ impl Backend for PgStore {
 
     async fn close(&self) {
         self.listener.stop();
+        self.batch_pool.close().await;
         self.pool.close().await;
     }
 
