@@ -13,6 +13,11 @@
 //! a cell not used in time is dropped, never spent late, so a member can
 //! only ever use fewer cells than it took. At Cronofy's 500 a minute that
 //! window holds less than one cell: every call is its own take.
+//!
+//! When a stock runs out under load, one caller refills it while the others
+//! wait for that take and then count their cells out of it: without that,
+//! every refresh in flight went to the bucket's row at once, and they queued
+//! on its row lock with a durable commit each.
 
 use std::fmt;
 use std::sync::Arc;
@@ -95,6 +100,9 @@ pub struct SharedStock {
     key: String,
     /// A std mutex: held to count a cell out, never across an await.
     stock: Mutex<(u32, UnixMillis)>,
+    /// Held across a batch take (an await on the database), so that one
+    /// caller refills the stock while the others wait for it.
+    refill: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for SharedStock {
@@ -111,6 +119,7 @@ impl SharedStock {
             buckets,
             key,
             stock: Mutex::new((0, 0)),
+            refill: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -120,10 +129,19 @@ impl SharedStock {
         if self.take_stocked(now) {
             return Ok(Taken::Cells(1));
         }
-        let taken = self
-            .buckets
-            .take(&self.key, rate, rate.batch(), now)
-            .await?;
+        // A take of one cell stocks nothing for others to wait for.
+        let batch = rate.batch();
+        let _refill = if batch > 1 {
+            let guard = self.refill.lock().await;
+            // Another caller may have refilled the stock meanwhile.
+            if self.take_stocked(now) {
+                return Ok(Taken::Cells(1));
+            }
+            Some(guard)
+        } else {
+            None
+        };
+        let taken = self.buckets.take(&self.key, rate, batch, now).await?;
         if let Taken::Cells(n) = taken
             && n > 1
         {
@@ -203,5 +221,56 @@ mod tests {
             burst: 3,
         };
         assert_eq!(tiny.batch(), 1);
+    }
+
+    /// Counts takes; each answers with the cells asked for, after letting
+    /// the other callers run.
+    #[derive(Debug, Default)]
+    struct Counting {
+        takes: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait]
+    impl SharedBuckets for Counting {
+        async fn take(
+            &self,
+            _: &str,
+            _: BucketRate,
+            want: u32,
+            _: UnixMillis,
+        ) -> Result<Taken, BucketError> {
+            self.takes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(Taken::Cells(want))
+        }
+
+        async fn pause(&self, _: &str, _: UnixMillis) -> Result<(), BucketError> {
+            Ok(())
+        }
+
+        async fn give_back(&self, _: &str, _: BucketRate) -> Result<(), BucketError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_meeting_an_empty_stock_wait_for_one_refill() {
+        let counting = Arc::new(Counting::default());
+        let stock = Arc::new(SharedStock::new(counting.clone(), "p".into()));
+        let fast = BucketRate {
+            per_minute: 600_000.0,
+            burst: 1000,
+        };
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let stock = Arc::clone(&stock);
+                tokio::spawn(async move { stock.take(fast, 1_000).await })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap(), Taken::Cells(1));
+        }
+        // One batch of 250 covers all 20.
+        assert_eq!(counting.takes.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
