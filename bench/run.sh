@@ -22,7 +22,8 @@
 # `ONLY=postgres`: cluster mode on the PostgreSQL server PG_URL names
 # (default postgres://root@127.0.0.1:5432/postgres; needs psql): durable
 # refreshes/s, propagation across 3 members, start with SCALE_N credentials
-# (PG_PARTS picks among refresh, propagation, start; default all three).
+# (PG_PARTS picks among refresh, propagation, start; default all three;
+# PG_EXTRAS=1 makes the fake token endpoint answer with Cronofy's account_id and sub).
 # Its databases are created for the run and dropped at the end (with BENCH_DIR,
 # the start's seeded database is kept and reused by the next run there).
 set -euo pipefail
@@ -371,7 +372,11 @@ pg_part() { [[ ,$PG_PARTS, == *,$1,* ]]; }
 (umask 077; head -c 32 /dev/urandom >"$WORK/pg.key")
 
 if pg_part refresh || pg_part propagation; then
-"${pin_load[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 2>"$WORK/pg-fake.log" &
+# PG_EXTRAS=1: the fake answers as Cronofy does, with `account_id` and
+# `sub` (kept as the credentials' extras, which takes the commit's longer
+# path that merges them).
+fake_args=(); [[ ${PG_EXTRAS:-0} != 1 ]] || fake_args=(--cronofy-extras)
+"${pin_load[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 "${fake_args[@]}" 2>"$WORK/pg-fake.log" &
 FAKE_PID=$!; PIDS+=("$FAKE_PID")
 FAKE_URL=http://$(wait_log "$WORK/pg-fake.log" 'listening on (.*)$')
 fi

@@ -27,12 +27,17 @@ struct Args {
     /// `expires_in` of the access tokens it issues, in seconds.
     #[arg(long, default_value_t = 604_800)]
     expires_in: u64,
+    /// Answer as Cronofy does, with `account_id` and `sub` beside the tokens
+    /// (fields tokend keeps as the credentials' extras).
+    #[arg(long)]
+    cronofy_extras: bool,
 }
 
 #[derive(Debug)]
 struct Fake {
     answered: AtomicU64,
     expires_in: u64,
+    cronofy_extras: bool,
 }
 
 fn reply(status: StatusCode, body: String) -> Response<Full<Bytes>> {
@@ -66,13 +71,17 @@ async fn handle(
                 return Ok(reply(StatusCode::BAD_REQUEST, error));
             };
             let n = fake.answered.fetch_add(1, Ordering::Relaxed) + 1;
-            let body = json!({
+            let mut body = json!({
                 "token_type": "bearer",
                 "access_token": format!("fake-at-{n:024}"),
                 "expires_in": fake.expires_in,
                 "refresh_token": refresh_token,
                 "scope": "read_write",
             });
+            if fake.cronofy_extras {
+                body["account_id"] = json!("acc_5700a00eb0ccd07000000000");
+                body["sub"] = json!("acc_5700a00eb0ccd07000000000");
+            }
             Ok(reply(StatusCode::OK, body.to_string()))
         }
         _ => Ok(reply(StatusCode::NOT_FOUND, "{}".into())),
@@ -84,6 +93,7 @@ fn main() -> anyhow::Result<()> {
     let fake = Arc::new(Fake {
         answered: AtomicU64::new(0),
         expires_in: args.expires_in,
+        cronofy_extras: args.cronofy_extras,
     });
     run(async move {
         let listener = tokio::net::TcpListener::bind(&args.listen).await?;
