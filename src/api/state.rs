@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use super::auth::Clients;
 use super::error::ApiError;
+use super::proxy::apis::Apis;
 use crate::cache::Cache;
 use crate::clock::{Clock, UnixMillis};
 use crate::config::Config;
@@ -44,6 +45,8 @@ struct StateInner {
     services: OnceLock<Services>,
     clients: ArcSwap<Clients>,
     config: ArcSwap<Config>,
+    /// The providers' APIs as the proxy uses them, made from `config`.
+    proxy_apis: ArcSwap<Apis>,
     metrics: Metrics,
     clock: Clock,
     /// `notify.failing_after` as started with (a restart-only setting).
@@ -80,6 +83,7 @@ impl AppState {
                 readiness,
                 services: OnceLock::new(),
                 clients: ArcSwap::from_pointee(clients),
+                proxy_apis: ArcSwap::from_pointee(Apis::new(&config)),
                 config: ArcSwap::from_pointee(config),
                 metrics,
                 clock,
@@ -96,6 +100,7 @@ impl AppState {
     /// SIGHUP: new clients and configuration for the checks made here.
     pub fn reload(&self, config: Config, clients: Clients) {
         self.inner.clients.store(Arc::new(clients));
+        self.inner.proxy_apis.store(Arc::new(Apis::new(&config)));
         self.inner.config.store(Arc::new(config));
     }
 
@@ -129,6 +134,10 @@ impl AppState {
 
     pub(super) fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    pub(super) fn proxy_apis(&self) -> arc_swap::Guard<Arc<Apis>> {
+        self.inner.proxy_apis.load()
     }
 
     pub(super) fn config(&self) -> arc_swap::Guard<Arc<Config>> {

@@ -117,8 +117,9 @@ struct Inner {
     /// The proxy's series, resolved once per provider and status: a family
     /// lookup hashes its labels with SipHash and clones the provider name.
     proxy_handles: RwLock<HashMap<String, ProxyHandles, foldhash::fast::RandomState>>,
-    /// `http_requests_total` counters resolved by [`Metrics::route_request`].
-    route_handles: RwLock<Vec<(&'static str, u16, Counter)>>,
+    /// `http_requests_total` counters by route and status, resolved once
+    /// ([`Metrics::http_request`]).
+    route_handles: RwLock<HashMap<(&'static str, u16), Counter, foldhash::fast::RandomState>>,
 }
 
 /// The lock's data, whether or not a holder panicked: a handle table is
@@ -346,40 +347,24 @@ impl Metrics {
         h.seconds.observe(seconds);
     }
 
+    /// One request on `route` answered `status`. Its counter is resolved
+    /// once per route and status and remembered: a family lookup hashes
+    /// its labels with SipHash on every request.
     pub fn http_request(&self, route: &'static str, status: u16) {
-        self.inner
-            .http_requests
-            .get_or_create(&HttpLabels { route, status })
-            .inc();
-    }
-
-    /// [`Metrics::http_request`] for a route counted often outside the
-    /// router (the proxy's): its counters are remembered per status.
-    pub fn route_request(&self, route: &'static str, status: u16) {
-        let known = |handles: &[(&'static str, u16, Counter)]| {
-            handles
-                .iter()
-                .find(|(r, s, _)| *s == status && *r == route)
-                .map(|(_, _, c)| c.inc())
-                .is_some()
-        };
-        {
-            let handles = read(&self.inner.route_handles);
-            if known(&handles) {
-                return;
-            }
-        }
-        let mut handles = write(&self.inner.route_handles);
-        if known(&handles) {
+        let key = (route, status);
+        if let Some(counter) = read(&self.inner.route_handles).get(&key) {
+            counter.inc();
             return;
         }
-        let counter = self
-            .inner
-            .http_requests
-            .get_or_create(&HttpLabels { route, status })
-            .clone();
-        counter.inc();
-        handles.push((route, status, counter));
+        write(&self.inner.route_handles)
+            .entry(key)
+            .or_insert_with(|| {
+                self.inner
+                    .http_requests
+                    .get_or_create(&HttpLabels { route, status })
+                    .clone()
+            })
+            .inc();
     }
 
     /// One token handed out by the fast path (a 200 on `/v1/tokens/:id`).

@@ -42,9 +42,9 @@ fn remembered_route_counters_add_to_the_route_series() {
     let metrics = Metrics::new();
     metrics.http_request("/r/:id", 200);
     for status in [200, 404, 200] {
-        metrics.route_request("/r/:id", status);
+        metrics.http_request("/r/:id", status);
     }
-    metrics.route_request("/s", 200);
+    metrics.http_request("/s", 200);
     let text = metrics.render(&Snapshot::default());
     let count = |labels| count(&text, "tokend_http_requests_total", labels);
     assert_eq!(

@@ -3,7 +3,7 @@
 //! back end never holds a token.
 //!
 //! - `target`: the path rules and the target URL (nothing leaves the base);
-//!   `apis`: each provider's API base, prepared once per configuration.
+//!   `apis`: each provider's API base, prepared when the configuration is set.
 //! - `headers`: which headers cross, each way.
 //! - `upstream`: the call (no redirects followed, a deadline on the head)
 //!   and the answer streamed back; `pool`: the connections it goes over.
@@ -17,7 +17,7 @@
 //! single-flight entry points as `GET /v1/tokens/{id}` and
 //! `POST /v1/tokens/{id}/refresh`.
 
-mod apis;
+pub(crate) mod apis;
 mod headers;
 mod observe;
 mod pool;
@@ -119,7 +119,7 @@ where
             };
             state
                 .metrics()
-                .route_request(ROUTE_LABEL, response.status().as_u16());
+                .http_request(ROUTE_LABEL, response.status().as_u16());
             (response, from_api)
         };
         let (mut response, from_api) = tokio::time::timeout(deadline, counted)
@@ -239,7 +239,7 @@ async fn proxy<'a>(
     let entry = tokens::visible_entry(&services.cache, client, id).map_err(own)?;
     let provider = services.cache.provider_of(&entry);
     seen.provider = Some(provider.clone());
-    let api = apis::api(&state.config(), &provider).map_err(|missing| {
+    let api = state.proxy_apis().get(&provider).map_err(|missing| {
         own(match missing {
             apis::Missing::Provider => ApiError::ProviderError(format!(
                 "provider {provider} is no longer configured"
