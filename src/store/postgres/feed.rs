@@ -3,7 +3,7 @@
 //! snapshot, so the change number they return is exactly what the rows they
 //! return reflect.
 
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::{PgExecutor, PgPool};
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
@@ -19,14 +19,15 @@ pub(super) async fn snapshot(
     pool: &PgPool,
 ) -> Result<(Transaction<'static, Postgres>, i64), StoreError> {
     let mut tx = pool.begin_with(SNAPSHOT).await?;
-    let seq = change_seq(&mut tx).await?;
+    let seq = change_seq(&mut *tx).await?;
     Ok((tx, seq))
 }
 
-/// The change number a transaction in [`SNAPSHOT`] sees.
-pub(super) async fn change_seq(tx: &mut PgConnection) -> Result<i64, StoreError> {
+/// The last committed change number (as a transaction in [`SNAPSHOT`]
+/// sees it, when run in one).
+pub(super) async fn change_seq(executor: impl PgExecutor<'_>) -> Result<i64, StoreError> {
     let seq = sqlx::query_scalar("SELECT seq FROM change_counter WHERE id = 0")
-        .fetch_one(tx)
+        .fetch_one(executor)
         .await?;
     Ok(seq)
 }
@@ -36,9 +37,7 @@ impl PgStore {
     pub(super) async fn changes(&self, since: i64) -> Result<Changes, StoreError> {
         // One statement first: nothing new, or only this store's own
         // commits (`own`), needs no snapshot.
-        let seq: i64 = sqlx::query_scalar("SELECT seq FROM change_counter WHERE id = 0")
-            .fetch_one(&self.pool)
-            .await?;
+        let seq = change_seq(&self.pool).await?;
         if seq == since {
             return Ok(Changes {
                 seq,

@@ -70,7 +70,7 @@ async fn read(
     pages: mpsc::Sender<Page>,
 ) -> Result<Option<i64>, StoreError> {
     let mut tx = conn.begin_with(SNAPSHOT).await?;
-    let seq = change_seq(&mut tx).await?;
+    let seq = change_seq(&mut *tx).await?;
     let estimate: i64 = sqlx::query_scalar(
         "SELECT reltuples::bigint FROM pg_class WHERE oid = 'credentials'::regclass",
     )
