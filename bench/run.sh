@@ -197,6 +197,9 @@ handout_rounds() {
 
 proc_kb() { sed -nE "s/^$2:[[:space:]]+([0-9]+) kB/\\1/p" "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+kernel_ticks() { awk '{print $15}' "/proc/$1/stat"; }
+# Busy ticks of the whole machine: user, nice, system, irq, softirq.
+machine_ticks() { awk '/^cpu /{print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 # --- 0. instructions per hand-out (callgrind) ---------------------------------
 # callgrind counts the user-space instructions a process executes, the same
@@ -492,18 +495,22 @@ start_tokend "$WORK/proxy" unpinned
 wait_ready "$TOKEND_URL" >/dev/null
 PROXIED=/v1/proxy/cred-0000000
 
-# get_path URL PATH CONNECTIONS -> "rps p50_us p99_us tokend_cpu_ns fake_cpu_ns"
-# (the last two: CPU time each process spent per request during the run)
+# get_path URL PATH CONNECTIONS -> "rps p50_us p99_us tokend_cpu_ns fake_cpu_ns
+# tokend_kernel_ns machine_busy_ns": CPU time per request during the run of
+# tokend and of the fake API (user + kernel), tokend's in the kernel alone,
+# and the whole machine's busy time (every process, wrk's too; steal left out).
 get_path() {
-    local out t0 f0 n
+    local out t0 f0 k0 m0 n
     t0=$(cpu_ticks "$TOKEND_PID"); f0=$(cpu_ticks "$API_PID")
+    k0=$(kernel_ticks "$TOKEND_PID"); m0=$(machine_ticks)
     out=$(BENCH_PATH=$2 BENCH_KEY=$KEY wrk -t1 -c"$3" -d"${HANDOUT_SECS}s" \
         -s "$ROOT/bench/wrk-path.lua" "$1/" 2>&1)
     n=$(field requests <<<"$out")
     [[ $(field non_2xx <<<"$out") == 0 && $n -gt 0 ]] || { echo "$out" >&2; exit 1; }
     local per=$((1000000000 / $(getconf CLK_TCK)))
     echo "$(field rps <<<"$out") $(field p50_us <<<"$out") $(field p99_us <<<"$out")" \
-        "$((($(cpu_ticks "$TOKEND_PID") - t0) * per / n)) $((($(cpu_ticks "$API_PID") - f0) * per / n))"
+        "$((($(cpu_ticks "$TOKEND_PID") - t0) * per / n)) $((($(cpu_ticks "$API_PID") - f0) * per / n))" \
+        "$((($(kernel_ticks "$TOKEND_PID") - k0) * per / n)) $((($(machine_ticks) - m0) * per / n))"
 }
 for r in $(seq "$ROUNDS"); do
     put proxy_c1_direct "$(get_path "$API_URL" /v1/calendars 1)"
@@ -513,6 +520,7 @@ for r in $(seq "$ROUNDS"); do
     say "proxy round $r/$ROUNDS done"
 done
 put proxy_connections "$CONNECTIONS"
+put proxy_cores "$(nproc)"
 
 # stream RATE -> "bytes seconds rss_before_kb rss_peak_kb rss_after_kb"
 stream() {
