@@ -3,7 +3,8 @@
 //! refresh leases.
 //!
 //! - `open`: connections (WAL, `synchronous`, private files).
-//! - `load`: the whole database, a page at a time, at start.
+//! - `load`: the whole database, a page at a time, at start (`load_page`:
+//!   a page's JSON records decoded into grants).
 //! - `put`: new credentials, one or a batch in one transaction.
 //! - `read`: grants, credential views, listings.
 //! - `feed`: the change feed other processes follow.
@@ -25,6 +26,7 @@ mod feed;
 mod file;
 mod lease;
 mod load;
+mod load_page;
 mod open;
 mod page_limit;
 mod put;
