@@ -7,7 +7,8 @@
 //!   the forced-refresh window; draining on shutdown.
 //! - `flight`: one refresh of one grant: a concurrency permit, the grant
 //!   claimed in the store (its lease keeps other processes off it), the
-//!   provider call, and what `invalid_grant` really means.
+//!   provider call; `invalid_grant`: what the provider's `invalid_grant`
+//!   really means.
 //! - `outcome`: how one refresh ends: the answer made durable, then
 //!   published; or the failure recorded and retried on backoff.
 //! - `issue`: the one conversion from a provider's answer to a stored token.
@@ -36,6 +37,7 @@ mod error;
 mod events;
 mod flight;
 mod intake;
+mod invalid_grant;
 mod issue;
 mod outcome;
 mod providers;
