@@ -15,7 +15,8 @@
 //! - `commit`: group commit: concurrent refresh results written in one
 //!   transaction, each flight told after the commit.
 //! - `intake`: grants arriving (import, code exchange, application calendar)
-//!   and the authorization URL; `retire`: credentials leaving (delete, revoke).
+//!   and the authorization URL (`arrival`: what arrived, stored and
+//!   published); `retire`: credentials leaving (delete, revoke).
 //! - `schedule`: due times, backoff, and the task that sleeps until the
 //!   earliest due grant; `queue`: the grants waiting, earliest first, one
 //!   queue per provider.
@@ -31,6 +32,7 @@
 //! clock, metrics) and keeps them to itself: callers ask it for refreshes,
 //! never for its parts.
 
+mod arrival;
 pub mod budget;
 mod commit;
 mod error;
