@@ -1,12 +1,16 @@
 //! What a credential request must pass before anything is done: the
-//! client's rights to the credential, a configured provider (of the needed
-//! kind), a registered redirect URI.
+//! client's rights to the credential (and, for a token, to receive it), a
+//! configured provider (of the needed kind), a registered redirect URI.
+
+use std::sync::Arc;
 
 use super::AppState;
 use super::auth::Client;
 use super::error::ApiError;
+use crate::cache::{Cache, TokenEntry};
 use crate::config::ProviderKind;
 
+/// 403 unless the client's patterns match the credential.
 pub(super) fn may_read(client: &Client, id: &str) -> Result<(), ApiError> {
     if client.may_read(id) {
         Ok(())
@@ -16,6 +20,34 @@ pub(super) fn may_read(client: &Client, id: &str) -> Result<(), ApiError> {
             client.name
         )))
     }
+}
+
+/// The cache entry of a credential whose tokens this client may receive:
+/// 403 before 404.
+pub(super) fn readable_entry(
+    cache: &Cache,
+    client: &Client,
+    id: &str,
+) -> Result<Arc<TokenEntry>, ApiError> {
+    readable(cache, client, id).map(|(entry, _)| entry)
+}
+
+/// [`readable_entry`], and whether a refresh of its grant is calling the
+/// provider now, read with it ([`Cache::get_settled`]): then a hand-out
+/// waits for the new token.
+pub(super) fn readable(
+    cache: &Cache,
+    client: &Client,
+    id: &str,
+) -> Result<(Arc<TokenEntry>, bool), ApiError> {
+    if !client.read_tokens {
+        return Err(ApiError::Forbidden(format!(
+            "client {:?} has read_tokens = false: it may use /v1/proxy but never receives a token",
+            client.name
+        )));
+    }
+    may_read(client, id)?;
+    cache.get_settled(id).ok_or(ApiError::NotFound)
 }
 
 pub(super) fn may_manage(client: &Client, id: &str) -> Result<(), ApiError> {
