@@ -79,6 +79,18 @@ pub fn merge_extras(base: &mut Extras, update: &Extras) {
     }
 }
 
+/// Whether merging `update` over the extras of `credentials` would change
+/// any of them (a new field, or a field with another value). A refresh
+/// answer usually repeats what the credentials hold already (Cronofy's
+/// `account_id` and `sub`): then there is nothing to write. A grant whose
+/// credentials are not known here (none given) counts as changed.
+pub fn extras_change(credentials: &[CredentialExtras], update: &Extras) -> bool {
+    credentials.is_empty()
+        || credentials
+            .iter()
+            .any(|c| update.iter().any(|(k, v)| c.extras.get(k) != Some(v)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +116,38 @@ mod tests {
         merge_extras(&mut base, &update);
         assert_eq!(base["sub"], "acc_1");
         assert_eq!(base["linking_profile"]["p"], 2);
+    }
+
+    #[test]
+    fn extras_already_held_change_nothing() {
+        let extras = |json: &str| -> Extras { serde_json::from_str(json).unwrap() };
+        let creds = [
+            CredentialExtras {
+                id: "a".into(),
+                extras: extras(r#"{"sub":"acc_1","account_id":"x","linking_profile":{"p":1}}"#),
+            },
+            CredentialExtras {
+                id: "b".into(),
+                extras: extras(r#"{"sub":"acc_1","account_id":"x"}"#),
+            },
+        ];
+        assert!(!extras_change(
+            &creds,
+            &extras(r#"{"sub":"acc_1","account_id":"x"}"#)
+        ));
+        assert!(!extras_change(&creds, &Extras::new()));
+        // Another value, a field one credential lacks, a nested difference.
+        assert!(extras_change(&creds, &extras(r#"{"account_id":"y"}"#)));
+        assert!(extras_change(
+            &creds,
+            &extras(r#"{"linking_profile":{"p":1}}"#)
+        ));
+        assert!(extras_change(
+            &creds[..1],
+            &extras(r#"{"linking_profile":{"p":2}}"#)
+        ));
+        // Nothing known of the credentials: write.
+        assert!(extras_change(&[], &extras(r#"{"sub":"acc_1"}"#)));
     }
 
     #[test]

@@ -13,5 +13,7 @@ mod credential;
 mod grant;
 
 pub use client_key::new_client_key;
-pub use credential::{CredentialExtras, CredentialView, Extras, merge_extras, valid_credential_id};
+pub use credential::{
+    CredentialExtras, CredentialView, Extras, extras_change, merge_extras, valid_credential_id,
+};
 pub use grant::{AccessToken, Grant, GrantId, GrantState, Status};

@@ -12,7 +12,7 @@ use super::issue::{access_token, next_due};
 use super::schedule::backoff;
 use super::{EventKind, Outcome, RefreshError, Refresher};
 use crate::clock::UnixMillis;
-use crate::model::{Grant, GrantId, GrantState, Status};
+use crate::model::{Extras, Grant, GrantId, GrantState, Status, extras_change};
 use crate::provider::{ProviderError, TokenResponse};
 use crate::store::{CommitOutcome, Lease, TokenCommit};
 
@@ -39,7 +39,13 @@ impl Refresher {
             refresh_token: Some(response.refresh_token.unwrap_or_else(|| used.clone())),
             access,
             scope: response.scope,
-            extras: response.extras,
+            // Extras the credentials hold already are not written again: the
+            // commit then has nothing to merge and takes its short path.
+            extras: if extras_change(&grant.state.credentials, &response.extras) {
+                response.extras
+            } else {
+                Extras::new()
+            },
         };
         let mut pending = false;
         let mut retry = Duration::from_millis(100);

@@ -87,3 +87,52 @@ async fn credentials_sharing_a_refresh_token_are_refreshed_once() {
     }
     assert!(app.clock.now() > T0 + 3 * 2_700_000);
 }
+
+/// A refresh answer repeating the extras the credential holds (Cronofy
+/// sends `account_id` and `sub` in every answer) writes no credential row;
+/// one bringing another value is merged in and handed out.
+#[tokio::test]
+async fn refresh_extras_are_written_only_when_they_change() {
+    let app = spawn_app().await;
+    app.fake
+        .add_refresh_token("rt-x", json!({"account_id": "acc_1", "sub": "s"}));
+    app.import("alice", "rt-x").await;
+    let url = format!("sqlite://{}", app.database().display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let seqs = async || -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT g.change_seq, c.change_seq FROM credentials c
+             JOIN grants g ON g.id = c.grant_id WHERE c.id = 'alice'",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let refresh = async |calls: usize| {
+        let due = app.next_refresh_at("alice").await;
+        app.advance_to(due + 1_000);
+        app.wait_refresh_calls(calls).await;
+        app.wait_view("alice", |v| {
+            crate::helpers::parse_time(v["next_refresh_at"].as_str().unwrap()) > due
+        })
+        .await;
+    };
+    let (grant_before, cred_before) = seqs().await;
+
+    refresh(2).await;
+    let (grant_after, cred_after) = seqs().await;
+    assert!(grant_after > grant_before, "the refresh was committed");
+    assert_eq!(cred_after, cred_before, "the same extras are not written again");
+    let (_, token) = app.token("alice").await;
+    assert_eq!(token["account_id"], "acc_1");
+
+    app.fake
+        .add_refresh_token("rt-x", json!({"account_id": "acc_2"}));
+    refresh(3).await;
+    let (_, cred_changed) = seqs().await;
+    assert!(cred_changed > cred_after, "a changed value is written");
+    let (_, token) = app.token("alice").await;
+    assert_eq!(token["account_id"], "acc_2");
+    assert_eq!(token["sub"], "s", "a field the answer left out is kept");
+    db.close().await;
+}
