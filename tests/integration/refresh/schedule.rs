@@ -122,7 +122,10 @@ async fn refresh_extras_are_written_only_when_they_change() {
     refresh(2).await;
     let (grant_after, cred_after) = seqs().await;
     assert!(grant_after > grant_before, "the refresh was committed");
-    assert_eq!(cred_after, cred_before, "the same extras are not written again");
+    assert_eq!(
+        cred_after, cred_before,
+        "the same extras are not written again"
+    );
     let (_, token) = app.token("alice").await;
     assert_eq!(token["account_id"], "acc_1");
 
