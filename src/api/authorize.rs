@@ -23,7 +23,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::audit::{self, Action};
-use super::credentials::{check_provider, check_redirect_uri, may_manage, view_response};
+use super::checks::{check_provider, check_redirect_uri, may_manage};
+use super::credentials::view_response;
 use super::error::ApiError;
 use super::{AppState, Caller, Json, Query, check_id};
 use crate::clock::UnixMillis;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::audit::{self, Action};
-use super::auth::Client;
+use super::checks::{check_provider, check_redirect_uri, may_manage, may_read};
 use super::error::ApiError;
 use super::{AppState, Caller, CredentialId, Json, Query};
 use crate::config::ProviderKind;
@@ -237,73 +237,6 @@ pub async fn delete(
             })
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-pub(super) fn may_read(client: &Client, id: &str) -> Result<(), ApiError> {
-    if client.may_read(id) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "client {:?} may not read credential {id:?}",
-            client.name
-        )))
-    }
-}
-
-pub(super) fn may_manage(client: &Client, id: &str) -> Result<(), ApiError> {
-    may_read(client, id)?;
-    if client.manage {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "client {:?} may not change credentials (manage = false)",
-            client.name
-        )))
-    }
-}
-
-/// 400 for a provider that is not configured (or not of the needed kind).
-pub(super) fn check_provider(
-    state: &AppState,
-    name: &str,
-    kind: Option<ProviderKind>,
-) -> Result<(), ApiError> {
-    let config = state.config();
-    match config.providers.get(name) {
-        None => Err(ApiError::InvalidRequest(format!(
-            "unknown provider: use one of those configured ({})",
-            config
-                .providers
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))),
-        Some(p) if kind.is_some_and(|k| k != p.kind) => Err(ApiError::InvalidRequest(format!(
-            "provider {name:?} is not a Cronofy provider; application calendars are Cronofy's"
-        ))),
-        Some(_) => Ok(()),
-    }
-}
-
-/// A `redirect_uri` not registered for the provider is refused before any call.
-pub(super) fn check_redirect_uri(
-    state: &AppState,
-    provider: &str,
-    uri: &str,
-) -> Result<(), ApiError> {
-    let config = state.config();
-    let allowed = config
-        .providers
-        .get(provider)
-        .is_some_and(|p| p.redirect_uris.iter().any(|u| u == uri));
-    if allowed {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidRequest(format!(
-            "redirect_uri is not one of providers.{provider}.redirect_uris"
-        )))
     }
 }
 

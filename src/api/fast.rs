@@ -46,7 +46,7 @@ use tower::Service;
 use super::auth::KeyMemo;
 use super::guard::Peer;
 use super::proxy::{self, Served};
-use super::{AppState, add_common_headers, admit_remembered, tokens};
+use super::{AppState, add_common_headers, admit_remembered, checks, tokens};
 use crate::model::valid_credential_id;
 use crate::telemetry::metrics::HAND_OUT_ROUTE;
 
@@ -183,7 +183,7 @@ fn hand_out<B: HttpBody>(
     }
     let client = admit_remembered(state, request, peer, Some(memo)).ok()??;
     let services = state.services().ok()?;
-    let (entry, refreshing) = tokens::readable(&services.cache, &client, id).ok()?;
+    let (entry, refreshing) = checks::readable(&services.cache, &client, id).ok()?;
     // A refresh of the grant is calling the provider: the router waits for it.
     if refreshing {
         return None;

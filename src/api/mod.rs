@@ -4,6 +4,8 @@
 //! - `auth`: clients, their keys, patterns and rights.
 //! - `tokens`: handing out access tokens, forced refresh.
 //! - `credentials`: import, code exchange, application calendars, views, delete.
+//! - `checks`: a credential request's checks: the client's rights, the
+//!   provider, the redirect URI.
 //! - `authorize`: authorization URLs with a signed `state`, and the callback.
 //! - `error`: the SPEC's error bodies and statuses.
 //! - `extract`: the caller, ids, bodies and queries, refused in SPEC terms.
@@ -21,6 +23,7 @@
 mod audit;
 pub mod auth;
 mod authorize;
+mod checks;
 mod credentials;
 pub mod error;
 mod extract;

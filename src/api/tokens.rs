@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::checks::{may_read, readable_entry};
 use super::error::{ApiError, retry_after_secs};
 use super::{AppState, Caller, CredentialId, OptionalJson, Query, Services};
 use crate::cache::{Cache, TokenEntry};
@@ -136,34 +137,6 @@ pub(super) async fn refresh_rejected(
     after_refresh(state, &services.cache, id, result, 0)
 }
 
-/// The cache entry of a credential whose tokens this client may receive:
-/// 403 before 404.
-pub(super) fn readable_entry(
-    cache: &Cache,
-    client: &super::auth::Client,
-    id: &str,
-) -> Result<Arc<TokenEntry>, ApiError> {
-    readable(cache, client, id).map(|(entry, _)| entry)
-}
-
-/// [`readable_entry`], and whether a refresh of its grant is calling the
-/// provider now, read with it ([`Cache::get_settled`]): then a hand-out
-/// waits for the new token.
-pub(super) fn readable(
-    cache: &Cache,
-    client: &super::auth::Client,
-    id: &str,
-) -> Result<(Arc<TokenEntry>, bool), ApiError> {
-    if !client.read_tokens {
-        return Err(ApiError::Forbidden(format!(
-            "client {:?} has read_tokens = false: it may use /v1/proxy but never receives a token",
-            client.name
-        )));
-    }
-    may_see(client, id)?;
-    cache.get_settled(id).ok_or(ApiError::NotFound)
-}
-
 /// The credential's entry with no refresh of its grant calling the
 /// provider: while one is, the hand-out waits for its result (some servers
 /// revoke the old access token the moment they issue the new one), at most
@@ -196,19 +169,8 @@ pub(super) fn visible_entry(
     client: &super::auth::Client,
     id: &str,
 ) -> Result<Arc<TokenEntry>, ApiError> {
-    may_see(client, id)?;
+    may_read(client, id)?;
     cache.hand_out(id).ok_or(ApiError::NotFound)
-}
-
-/// 403 unless the client's patterns match the credential.
-fn may_see(client: &super::auth::Client, id: &str) -> Result<(), ApiError> {
-    if !client.may_read(id) {
-        return Err(ApiError::Forbidden(format!(
-            "client {:?} may not read credential {id:?}",
-            client.name
-        )));
-    }
-    Ok(())
 }
 
 /// The answer once a refresh the request asked for has ended, read from

@@ -8,6 +8,7 @@
 mod fields;
 mod load;
 mod provider;
+mod provider_rules;
 mod secrets;
 mod server_rules;
 mod strict;

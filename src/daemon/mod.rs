@@ -9,7 +9,7 @@
 //! - `listen`: TCP and unix listeners, systemd socket activation.
 //! - `connections`, `connection`: serving them (HTTP/1.1, the connection
 //!   bound, header-read and idle deadlines); `fdlimit`: the open-file budget.
-//! - `reload`: SIGHUP.
+//! - `reload`: SIGHUP; `signals`: SIGTERM and SIGINT, SIGXFSZ.
 //! - `supervise`: systemd STATUS and WATCHDOG.
 
 mod advice;
@@ -18,6 +18,7 @@ mod connections;
 mod fdlimit;
 mod listen;
 mod reload;
+mod signals;
 mod supervise;
 
 use std::future::Future;
@@ -46,6 +47,8 @@ use crate::webhook::Webhook;
 use connection::Deadlines;
 use connections::Shared;
 pub use listen::Listeners;
+use signals::catch_file_size_signal;
+pub use signals::termination;
 
 /// Options a test sets differently from production.
 #[derive(Debug, Clone)]
@@ -279,34 +282,4 @@ fn spawn_servers(
         servers.spawn(connections::serve(listener, make, shared, stop.clone()));
     }
     Ok(servers)
-}
-
-/// A write past a file-size limit (`ulimit -f`, `LimitFSIZE=`) sends
-/// SIGXFSZ, whose default action ends the process, and any refreshed
-/// result held in memory with it. Caught, the write fails (`EFBIG`) and is
-/// handled like a full disk.
-fn catch_file_size_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let xfsz = SignalKind::from_raw(rustix::process::Signal::XFSZ.as_raw());
-    match signal(xfsz) {
-        Ok(mut received) => {
-            tokio::spawn(async move {
-                while received.recv().await.is_some() {
-                    tracing::debug!("SIGXFSZ: a write went past the file-size limit");
-                }
-            });
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot catch SIGXFSZ"),
-    }
-}
-
-/// Completes on SIGTERM or SIGINT.
-pub async fn termination() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
 }

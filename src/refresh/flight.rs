@@ -6,40 +6,29 @@
 //! 2. If someone else refreshed it meanwhile, publish their result and stop.
 //! 3. Call the provider. `invalid_grant` is only believed after checking
 //!    that nobody rotated the token meanwhile, and after the previous
-//!    refresh token and (application calendars) re-provisioning were tried.
+//!    refresh token and (application calendars) re-provisioning were tried
+//!    (the `invalid_grant` file).
 //! 4. Commit with compare-and-set; publish to the cache only after the
 //!    commit (`outcome`).
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::invalid_grant::AfterInvalidGrant;
 use super::{Outcome, RefreshError, Refresher, Trigger};
 use crate::cache::Cache;
 use crate::clock::UnixMillis;
 use crate::config::Config;
 use crate::model::{Grant, GrantId, GrantState, Status};
-use crate::provider::{Provider, ProviderError, TokenResponse};
+use crate::provider::ProviderError;
 use crate::store::{Claim, Lease};
 
 /// How often to look again while another process holds a grant's lease.
 const LEASE_POLL: Duration = Duration::from_millis(100);
 /// How soon a refresh the database kept from starting is tried again (plus jitter up to as much).
 const DB_RETRY_MS: i64 = 5_000;
-
-/// What is left after the provider refused the current refresh token.
-enum AfterInvalidGrant {
-    /// Another refresh replaced the token meanwhile; its result is published.
-    Adopted,
-    /// Another way in worked: store this answer. `used` is the refresh token
-    /// that got it, kept when the answer carries none.
-    Recovered {
-        response: TokenResponse,
-        used: SecretString,
-    },
-}
 
 impl Refresher {
     /// Runs one attempt: `permit` is the scheduler's, or one is waited for.
@@ -230,52 +219,6 @@ impl Refresher {
             Ok((response, used)) => self.commit(&grant, response, &used, sent, started).await,
             Err(e) => self.fail(lease, &grant, e, started).await,
         }
-    }
-
-    /// The provider refused the current refresh token. Before the verdict:
-    /// did another refresh replace it (a lost race)? Does the previous token
-    /// still work (a crash between the provider's answer and our commit)?
-    /// Can an application calendar be provisioned again?
-    async fn after_invalid_grant(
-        &self,
-        grant: &Grant,
-        provider: &dyn Provider,
-        description: String,
-    ) -> Result<AfterInvalidGrant, ProviderError> {
-        if let Ok(Some(now)) = self.inner.store.get_grant(grant.state.id).await
-            && now.state.generation != grant.state.generation
-        {
-            tracing::info!(grant_id = %grant.state.id, provider = %grant.state.provider,
-                "lost a refresh race to another process; using the winner's token");
-            self.publish(&now.state);
-            return Ok(AfterInvalidGrant::Adopted);
-        }
-        if let Some(previous) = &grant.previous_refresh_token
-            && previous.expose_secret() != grant.refresh_token.expose_secret()
-        {
-            match provider.refresh(previous).await {
-                Ok(response) => {
-                    tracing::warn!(grant_id = %grant.state.id, provider = %grant.state.provider,
-                        "the current refresh token was refused but the previous one worked");
-                    return Ok(AfterInvalidGrant::Recovered {
-                        response,
-                        used: previous.clone(),
-                    });
-                }
-                Err(ProviderError::InvalidGrant { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(calendar) = &grant.state.application_calendar_id {
-            tracing::info!(grant_id = %grant.state.id, provider = %grant.state.provider,
-                "application calendar token refused; provisioning it again");
-            let response = provider.application_calendar(calendar).await?;
-            return Ok(AfterInvalidGrant::Recovered {
-                response,
-                used: grant.refresh_token.clone(),
-            });
-        }
-        Err(ProviderError::InvalidGrant { description })
     }
 }
 

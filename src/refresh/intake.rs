@@ -1,37 +1,18 @@
 //! Grants arriving: import, authorization code, application calendar; and
 //! the authorization URL a person is sent to first. The API reaches
-//! providers only through here and `retire`.
+//! providers only through here and `retire`. What arrived is stored by
+//! `arrival`.
 
 use secrecy::SecretString;
 use url::Url;
 
+use super::arrival::Arrival;
 use super::error::IntakeError;
-use super::issue::{access_token, next_due};
 use super::schedule::backoff;
 use super::{Refresher, Trigger};
-use crate::clock::{UnixMillis, millis};
-use crate::model::{AccessToken, Extras, GrantId, Status};
+use crate::clock::millis;
+use crate::model::{Extras, GrantId, Status};
 use crate::provider::{AuthorizationRequest, Provider, ProviderError, TokenResponse};
-use crate::store::NewCredential;
-
-/// A refresh token arriving, with what came with it.
-struct Arrival<'a> {
-    id: &'a str,
-    provider: &'a str,
-    refresh_token: &'a SecretString,
-    /// The provider's answer (or the caller's access token) to store.
-    response: Option<&'a TokenResponse>,
-    application_calendar_id: Option<&'a str>,
-    /// The provider issued the access token just now (the view's
-    /// `last_refresh_at`); not for a caller-supplied token.
-    issued: bool,
-    /// When the request that got `response` was sent: its expiry counts
-    /// from then. `None`: from now (a caller-supplied token).
-    sent: Option<UnixMillis>,
-    /// The first refresh failed (no access token then): when to try again,
-    /// and why it failed.
-    failed: Option<(UnixMillis, String)>,
-}
 
 /// `PUT /v1/credentials/{id}`: an existing grant brought in from elsewhere.
 #[derive(Debug)]
@@ -257,51 +238,6 @@ impl Refresher {
         self.provider_named(provider_name)?
             .authorization_url(req)
             .map_err(|e| self.refused(e))
-    }
-
-    /// Stores a credential whose refresh token just arrived, with the access
-    /// token of its response if there is one, and publishes the grant as
-    /// the store wrote it.
-    async fn store_new(&self, a: Arrival<'_>) -> Result<IntakeOutcome, IntakeError> {
-        let now = self.inner.clock.now();
-        let cfg = &self.inner.config;
-        let access = a.response.map(|r| AccessToken {
-            // A caller's token: what is left of it is no issued lifetime.
-            lifetime_issued: a.issued && r.expires_in.is_some(),
-            ..access_token(r, a.sent.unwrap_or(now), cfg)
-        });
-        let next = match (&access, &a.failed) {
-            (Some(t), _) => next_due(t, cfg),
-            (None, Some((retry_at, _))) => *retry_at,
-            (None, None) => now,
-        };
-        let no_extras = Extras::new();
-        let out = self
-            .inner
-            .store
-            .put_credential(&NewCredential {
-                id: a.id,
-                provider: a.provider,
-                refresh_token: a.refresh_token,
-                access: access.as_ref(),
-                scope: a.response.and_then(|r| r.scope.as_deref()),
-                extras: a.response.map_or(&no_extras, |r| &r.extras),
-                application_calendar_id: a.application_calendar_id,
-                next_refresh_at: Some(next),
-                last_refresh_at: a.issued.then_some(now),
-                failure: a.failed.as_ref().map(|(_, why)| why.as_str()),
-            })
-            .await
-            .map_err(|e| self.report_store(e))?;
-        self.inner.store.health().up();
-        if let Some(orphan) = out.orphaned_grant {
-            self.forget(orphan);
-        }
-        self.publish(&out.state);
-        Ok(IntakeOutcome {
-            created: out.created,
-            grant_id: out.grant_id(),
-        })
     }
 
     fn required_refresh_token(

@@ -7,19 +7,23 @@
 //!   the forced-refresh window; draining on shutdown.
 //! - `flight`: one refresh of one grant: a concurrency permit, the grant
 //!   claimed in the store (its lease keeps other processes off it), the
-//!   provider call, and what `invalid_grant` really means.
+//!   provider call; `invalid_grant`: what the provider's `invalid_grant`
+//!   really means.
 //! - `outcome`: how one refresh ends: the answer made durable, then
 //!   published; or the failure recorded and retried on backoff.
 //! - `issue`: the one conversion from a provider's answer to a stored token.
 //! - `commit`: group commit: concurrent refresh results written in one
 //!   transaction, each flight told after the commit.
 //! - `intake`: grants arriving (import, code exchange, application calendar)
-//!   and the authorization URL; `retire`: credentials leaving (delete, revoke).
+//!   and the authorization URL (`arrival`: what arrived, stored and
+//!   published); `retire`: credentials leaving (delete, revoke).
 //! - `schedule`: due times, backoff, and the task that sleeps until the
 //!   earliest due grant; `queue`: the grants waiting, earliest first, one
 //!   queue per provider.
 //! - `budget`: the share of each provider's rate background refreshes may
 //!   use (`refresh_share`, `refresh_mode`).
+//! - `providers`: the providers held, replaced on SIGHUP and paused by a
+//!   429 from their API; their pauses and budgets reported.
 //! - `sync`: loading the cache at start and following other writers.
 //! - `events`: status transitions (needs_reauth, failing, recovered).
 //! - `error`: what callers learn when something fails.
@@ -28,14 +32,17 @@
 //! clock, metrics) and keeps them to itself: callers ask it for refreshes,
 //! never for its parts.
 
+mod arrival;
 pub mod budget;
 mod commit;
 mod error;
 mod events;
 mod flight;
 mod intake;
+mod invalid_grant;
 mod issue;
 mod outcome;
+mod providers;
 mod queue;
 mod retire;
 pub mod schedule;
@@ -45,7 +52,7 @@ mod sync;
 mod tests;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arc_swap::ArcSwap;
@@ -56,7 +63,7 @@ use crate::cache::Cache;
 use crate::clock::{Clock, UnixMillis};
 use crate::config::{Config, RefreshConfig};
 use crate::model::{GrantId, GrantState};
-use crate::provider::{Provider, Providers};
+use crate::provider::Providers;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use flight::lease_lifetime;
@@ -258,55 +265,6 @@ impl Refresher {
             .unwrap_or_else(|e| e.into_inner());
         unstored.remove(&grant);
         self.inner.metrics.set_pending_writes(unstored.len());
-    }
-
-    /// Replaces the providers (SIGHUP): secrets, limits, endpoints.
-    pub fn set_providers(&self, providers: Providers, config: &Config) {
-        self.inner.budgets.configure(config);
-        self.inner
-            .lease_ms
-            .store(lease_lifetime(config), Ordering::Relaxed);
-        self.inner.providers.store(Arc::new(providers));
-    }
-
-    /// How many times a 429 paused each provider since start (a metric).
-    pub fn rate_limit_pauses(&self) -> Vec<(String, u64)> {
-        self.inner
-            .providers
-            .load()
-            .iter()
-            .map(|(name, p)| (name.clone(), p.rate_limit_pauses()))
-            .collect()
-    }
-
-    /// Each configured provider's refresh budget and where it stands
-    /// (metrics, `STATUS=`).
-    pub fn budget_report(&self) -> Vec<budget::Report> {
-        self.inner.budgets.report()
-    }
-
-    /// The budget's bookkeeping rounds so far and the time they took in all
-    /// (benchmarks).
-    pub fn budget_rounds(&self) -> (u64, std::time::Duration) {
-        self.inner.budgets.rounds()
-    }
-
-    /// The clock's time at the budget's last bookkeeping round (a metric).
-    pub fn budget_round_at(&self) -> UnixMillis {
-        self.inner.budgets.round_at()
-    }
-
-    /// The provider's API answered a proxied request with 429: its calls
-    /// (background refreshes included) wait `retry_after`, as after a 429
-    /// from its token endpoint. An unknown provider is ignored.
-    pub fn pause_provider(&self, name: &str, retry_after: std::time::Duration) {
-        if let Some(provider) = self.provider(name) {
-            provider.pause(retry_after);
-        }
-    }
-
-    fn provider(&self, name: &str) -> Option<Arc<dyn Provider>> {
-        self.inner.providers.load().get(name).cloned()
     }
 
     fn committer(&self) -> &commit::Committer {

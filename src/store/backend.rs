@@ -2,7 +2,8 @@
 //! of storage, in their words ("claim this grant", "commit this result",
 //! "changes since"). SQLite answers it in `sqlite/`; a second backend
 //! answers it in a folder of its own and is chosen where the store is
-//! opened. Nothing outside `store/` names a backend.
+//! opened. Nothing outside `store/` names a backend; [`super`] lists the
+//! steps of adding one.
 //!
 //! # What every backend guarantees
 //!
@@ -65,21 +66,6 @@
 //! writes now (a full disk, a lost server) is one that
 //! [`StoreError::is_outage`] recognises: callers report it to the store's
 //! [`super::StoreHealth`].
-//!
-//! # Adding a backend
-//! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
-//!    [`Cipher`] (the same associated data, so data moves between backends
-//!    sealed as it is). Name lease owners with
-//!    [`super::owner::this_process`] and take over a lease whose holder
-//!    [`super::owner::is_provably_dead`]; make sure the errors of a store
-//!    that cannot take writes are ones [`StoreError::is_outage`] knows, and
-//!    override [`Backend::check_writable`] if a ping does not prove writes.
-//! 2. Open it where the configured store is opened (`key::open_store`),
-//!    checking the key as above, and refuse to generate a key for a
-//!    database that already holds sealed data (as `KeyError::Missing` does
-//!    for SQLite).
-//! 3. Run the contract: `store_contract!(fixture)` in its tests, with a
-//!    `store::contract::Fixture` for a fresh, empty database.
 
 use async_trait::async_trait;
 use secrecy::SecretString;

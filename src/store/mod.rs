@@ -17,6 +17,21 @@
 //! - `rows`: rows as both backends read them, and turning them into the model.
 //! - [`health`]: whether the store takes writes now (a full disk, a
 //!   database that cannot be reached), for every backend alike.
+//!
+//! # Adding a backend
+//! 1. Implement [`Backend`] in `store/<name>/`, sealing with the shared
+//!    [`Cipher`](crypto::Cipher) (the same associated data, so data moves
+//!    between backends sealed as it is). Name lease owners with
+//!    [`owner::this_process`] and take over a lease whose holder
+//!    [`owner::is_provably_dead`]; make sure the errors of a store
+//!    that cannot take writes are ones [`StoreError::is_outage`] knows, and
+//!    override [`Backend::check_writable`] if a ping does not prove writes.
+//! 2. Open it where the configured store is opened (`key::open_store`),
+//!    checking the key as [`Backend`] says under "Sealing", and refuse to
+//!    generate a key for a database that already holds sealed data (as
+//!    `KeyError::Missing` does for SQLite).
+//! 3. Run the contract: `store_contract!(fixture)` in its tests, with a
+//!    `store::contract::Fixture` for a fresh, empty database.
 
 mod backend;
 #[cfg(test)]

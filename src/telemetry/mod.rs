@@ -10,8 +10,6 @@
 pub mod exposition;
 pub mod journald;
 pub mod metrics;
-#[cfg(test)]
-mod metrics_tests;
 pub mod systemd;
 
 use std::io::IsTerminal;

@@ -3,18 +3,22 @@
 //! all with [`store_contract!`](crate::store::contract::store_contract),
 //! given a function that makes a [`Fixture`] (a fresh, empty store).
 //!
-//! - `credentials`: puts, linking by refresh token, moves, deletes, listings.
+//! - `credentials`: puts, linking by refresh token, moves, deletes.
+//! - `listing`: listings, their filters and paging.
 //! - `refresh`: commits with compare-and-set, group commit, leases and the
 //!   writes they fence.
 //! - `feed`: the change feed, the full load, key rotation.
+//! - `usage`: the last hand-outs (the refresh budget's order).
 
 mod credentials;
 mod feed;
+mod listing;
 mod refresh;
 mod usage;
 
 pub(crate) use credentials::*;
 pub(crate) use feed::*;
+pub(crate) use listing::*;
 pub(crate) use refresh::*;
 pub(crate) use usage::*;
 

@@ -7,9 +7,9 @@ use futures::FutureExt;
 
 use super::scratch::ScratchDb;
 use super::*;
-use crate::model::Extras;
-use crate::store::Store;
+use crate::model::{Extras, GrantState};
 use crate::store::contract::{Fixture, T0, put, store_contract};
+use crate::store::{Claim, Store};
 
 /// A fresh database with a new key, on a manual clock; `None` without a server.
 pub(super) async fn fixture() -> Option<Fixture> {

@@ -7,11 +7,12 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
+use secrecy::SecretString;
 use serde_json::json;
 
 use super::*;
-use crate::store::Store;
 use crate::store::contract::{T0, extras, new_credential};
+use crate::store::{Claim, PutOutcome, Store};
 
 async fn open(dir: &Path) -> (Arc<SqliteStore>, Store) {
     let key = MasterKey::generate();

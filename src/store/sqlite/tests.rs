@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::*;
 use crate::model::Extras;
-use crate::store::Store;
 use crate::store::contract::{self, Fixture, T0, access, extras, put, store_contract};
 use crate::store::key::{KeyError, KeyOrigin, KeySearch, load_key, write_new_key};
+use crate::store::{Store, TokenCommit};
 
 /// A fresh database in a temp dir with a new key, on a manual clock.
 pub(super) async fn fixture() -> Fixture {

@@ -1,8 +1,7 @@
 //! The metric handles remembered per label set count into the same series
 //! the families export, whichever call resolved them first.
 
-use super::metrics::Metrics;
-use super::metrics::Snapshot;
+use super::{Metrics, Snapshot};
 
 fn line<'a>(text: &'a str, start: &str) -> Option<&'a str> {
     text.lines().find(|l| l.starts_with(start))
