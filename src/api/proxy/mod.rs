@@ -2,6 +2,8 @@
 //! to the provider's API with the credential's current access token, so a
 //! back end never holds a token.
 //!
+//! - `entry`: how a request comes in (the router's handler, or the
+//!   connection's service once the gate let it through).
 //! - `target`: the path rules and the target URL (nothing leaves the base);
 //!   `apis`: each provider's API base, prepared when the configuration is set.
 //! - `headers`: which headers cross, each way.
@@ -18,6 +20,7 @@
 //! `POST /v1/tokens/{id}/refresh`.
 
 pub(crate) mod apis;
+mod entry;
 mod headers;
 mod observe;
 mod pool;
@@ -25,23 +28,17 @@ mod target;
 mod token;
 mod upstream;
 
-use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 
 use super::auth::Client;
 use super::error::ApiError;
 use super::state::Services;
-use super::{AppState, Caller, check_id, tokens};
+use super::{AppState, check_id, tokens};
 use crate::provider::http::retry_after;
+pub(super) use entry::{Served, forward, serve};
 pub(crate) use target::PREFIX;
 use upstream::Outgoing;
 pub(crate) use upstream::Upstream;
@@ -66,97 +63,6 @@ pub(super) const METHODS: [Method; 6] = [
 
 /// Marks every answer on this route that tokend made itself.
 pub(crate) const OWN_ERROR_HEADER: &str = "x-tokend-error";
-
-/// The handler: any method under [`ROUTE`], behind the router's layers
-/// (the gate has read the body already, within `server.max_body_bytes`).
-pub(super) async fn forward(
-    State(state): State<AppState>,
-    Caller(client): Caller,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return unreadable_body().into_response();
-    };
-    let (mut response, from_api) = answer(&state, &client, parts, body).await;
-    // What `finish` (in the router's `common_headers`) goes by.
-    if from_api {
-        response.extensions_mut().insert(Upstream);
-    }
-    response
-}
-
-/// What the connection's service runs for a proxied request whose caller
-/// the gate's checks (`admit`: browser/proxy/Host, then the client key)
-/// have let through: the router's other layers for this route, done here
-/// without their boxed services, futures and extensions (see `api::fast`).
-/// In their order: the deadline (`server.request_timeout_secs`), the count
-/// by route and status, the body read within `server.max_body_bytes`
-/// (413), the handler; then the headers of [`finish`]. Unlike the router,
-/// it opens no `request` span: the proxy logs its own line per request.
-pub(super) fn serve<B>(
-    state: AppState,
-    client: Arc<Client>,
-    request: axum::http::Request<B>,
-) -> Served
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    Box::pin(async move {
-        let (limit, deadline) = {
-            let config = state.config();
-            let server = &config.server;
-            (
-                server.max_body_bytes,
-                Duration::from_secs(server.request_timeout_secs),
-            )
-        };
-        let counted = async {
-            let (response, from_api) = match read_body(request, limit).await {
-                Ok((parts, body)) => answer(&state, &client, parts, body).await,
-                Err(e) => (e.into_response(), false),
-            };
-            state
-                .metrics()
-                .http_request(ROUTE_LABEL, response.status().as_u16());
-            (response, from_api)
-        };
-        let (mut response, from_api) = tokio::time::timeout(deadline, counted)
-            .await
-            .unwrap_or_else(|_| (ApiError::Timeout.into_response(), false));
-        finish_as(&mut response, from_api);
-        Ok(response)
-    })
-}
-
-/// The future of [`serve`].
-pub(super) type Served = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
-
-/// The request's head and its body, read, at most `limit` bytes, as the
-/// router's gate does (none sent: nothing to read).
-async fn read_body<B>(
-    request: axum::http::Request<B>,
-    limit: usize,
-) -> Result<(Parts, Bytes), ApiError>
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError>,
-{
-    let (parts, body) = request.into_parts();
-    if body.is_end_stream() {
-        return Ok((parts, Bytes::new()));
-    }
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok((parts, collected.to_bytes())),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::PayloadTooLarge),
-        Err(_) => Err(unreadable_body()),
-    }
-}
-
-fn unreadable_body() -> ApiError {
-    ApiError::InvalidRequest("could not read the request body".into())
-}
 
 /// A proxied request, answered, with its metrics and log line; `true` when
 /// the answer is the API's.
