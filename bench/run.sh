@@ -23,7 +23,8 @@
 # (default postgres://root@127.0.0.1:5432/postgres; needs psql): durable
 # refreshes/s, propagation across 3 members, start with SCALE_N credentials
 # (PG_PARTS picks among refresh, propagation, start; default all three;
-# PG_EXTRAS=1 makes the fake token endpoint answer with Cronofy's account_id and sub).
+# PG_EXTRAS=1 makes the fake token endpoint answer with Cronofy's account_id and sub,
+# which the seeded credentials hold already; PG_EXTRAS=new seeds them without).
 # Its databases are created for the run and dropped at the end (with BENCH_DIR,
 # the start's seeded database is kept and reused by the next run there).
 set -euo pipefail
@@ -376,9 +377,19 @@ pg_part() { [[ ,$PG_PARTS, == *,$1,* ]]; }
 
 if pg_part refresh || pg_part propagation; then
 # PG_EXTRAS=1: the fake answers as Cronofy does, with `account_id` and
-# `sub` (kept as the credentials' extras, which takes the commit's longer
-# path that merges them).
-fake_args=(); [[ ${PG_EXTRAS:-0} != 1 ]] || fake_args=(--cronofy-extras)
+# `sub`, and the seeded credentials hold them already (as a code exchange
+# or an import stores them): each answer is compared with what the
+# credentials hold and nothing is merged. PG_EXTRAS=new: the same answers
+# to credentials seeded without them, so every commit takes the longer
+# path that merges them into the credentials.
+fake_args=(); seed_extras=()
+case ${PG_EXTRAS:-0} in
+    0) ;;
+    1) fake_args=(--cronofy-extras)
+       seed_extras=(--extras '{"account_id":"acc_5700a00eb0ccd07000000000","sub":"acc_5700a00eb0ccd07000000000"}') ;;
+    new) fake_args=(--cronofy-extras) ;;
+    *) echo "PG_EXTRAS must be 0, 1 or new" >&2; exit 2 ;;
+esac
 "${pin_load[@]}" "$BIN/fake-token" --listen 127.0.0.1:0 "${fake_args[@]}" 2>"$WORK/pg-fake.log" &
 FAKE_PID=$!; PIDS+=("$FAKE_PID")
 FAKE_URL=http://$(wait_log "$WORK/pg-fake.log" 'listening on (.*)$')
@@ -390,7 +401,8 @@ before=$(curl -s "$FAKE_URL/count")
 pg_db "tokend_bench_refresh_$$"
 mkdir -p "$WORK/pg-refresh"
 pg_config "$WORK/pg-refresh" "$FAKE_URL"
-"$BIN/seed" --config "$WORK/pg-refresh/tokend.toml" --count "$REFRESH_N" --due now --sealed >&2
+"$BIN/seed" --config "$WORK/pg-refresh/tokend.toml" --count "$REFRESH_N" --due now --sealed \
+    "${seed_extras[@]}" >&2
 start_tokend "$WORK/pg-refresh"
 wait_ready "$TOKEND_URL" >/dev/null
 deadline=$((SECONDS + 900))

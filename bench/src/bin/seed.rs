@@ -40,6 +40,10 @@ struct Args {
     /// much faster on PostgreSQL, for an empty database only.
     #[arg(long)]
     sealed: bool,
+    /// Every credential's extras, a JSON object (as a code exchange or an
+    /// import of a Cronofy grant stores `account_id` and `sub`).
+    #[arg(long, default_value = "{}")]
+    extras: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -55,7 +59,8 @@ fn main() -> anyhow::Result<()> {
         let clock = Clock::system();
         let (store, _) = open_store(&config, clock.clone()).await?;
         let started = Instant::now();
-        let extras = Extras::new();
+        let extras: Extras = serde_json::from_str(&args.extras)
+            .map_err(|e| anyhow::anyhow!("--extras must be a JSON object: {e}"))?;
         let mut n = 0;
         while n < args.count {
             let end = (n + args.batch).min(args.count);
@@ -146,7 +151,7 @@ fn sealed(cipher: &Cipher, batch: &[NewCredential<'_>], now: i64) -> Vec<SealedG
                 updated_at: now,
                 credentials: vec![SealedCredential {
                     id: c.id.to_owned(),
-                    extras: "{}".into(),
+                    extras: serde_json::to_string(c.extras).expect("a JSON map serializes"),
                     created_at: now,
                     updated_at: now,
                 }],
