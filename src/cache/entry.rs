@@ -12,7 +12,7 @@ use crate::model::{GrantId, Status};
 
 /// A credential as the API sees it. Never mutated: replaced whole.
 pub struct TokenEntry {
-    /// See [`render`]: the response's values up to `expires_in`, the
+    /// See [`super::render::render`]: the response's values up to `expires_in`, the
     /// credential id first.
     pub(super) text: SecretString,
     pub grant_id: GrantId,
@@ -23,7 +23,7 @@ pub struct TokenEntry {
     /// the extras follow the expiry up to the end).
     pub(super) ends: [u32; 2],
     pub(super) id_end: u16,
-    /// Index into [`Cache::providers`].
+    /// Index into [`super::Cache`]'s `providers`.
     pub(super) provider: u16,
     pub status: Status,
     /// The grant has other credentials (counted once per grant).
