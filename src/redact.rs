@@ -65,7 +65,7 @@ pub fn url(url: &Url) -> String {
     out
 }
 
-/// A string value that is an absolute URL with a host, redacted as [`url`];
+/// A string value that is an absolute URL with a host, redacted as [`url()`];
 /// `None` for anything else (a path, a plain word).
 pub fn url_in(value: &str) -> Option<String> {
     let parsed = Url::parse(value).ok()?;

@@ -52,7 +52,7 @@ use crate::telemetry::metrics::HAND_OUT_ROUTE;
 
 const TOKENS: &str = "/v1/tokens/";
 
-/// Makes one [`Connection`] per accepted connection (give it to `axum::serve`).
+/// Makes one `Connection` per accepted connection (give it to `axum::serve`).
 #[derive(Clone, Debug)]
 pub struct MakeConnection {
     state: AppState,

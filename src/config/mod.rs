@@ -1,7 +1,7 @@
 //! Configuration: typed structs for every key of SPEC §3.
 //!
 //! Layering (embedded defaults < file < `TOKEND__SECTION__KEY` environment)
-//! lives in [`load`], the rules every value must satisfy in [`validate`].
+//! lives in [`load()`], the rules every value must satisfy in `validate`.
 //! Secrets are [`SecretString`]s: they print `[REDACTED]` in Debug output and
 //! in `tokend check-config`.
 

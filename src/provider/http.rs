@@ -3,7 +3,7 @@
 //!
 //! This layer turns transport failures (timeout, refused connection,
 //! truncated body) into [`ProviderError::Transient`] and leaves every answer
-//! the provider did give to [`super::classify`].
+//! the provider did give to `super::classify`.
 
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};

@@ -47,7 +47,7 @@ pub fn backoff(failures: i64, cfg: &RefreshConfig, unit: f64) -> Duration {
 pub enum Msg {
     Schedule {
         grant: GrantId,
-        /// The budget's index of the grant's provider ([`UNKNOWN_PROVIDER`] if not known).
+        /// The budget's index of the grant's provider (`UNKNOWN_PROVIDER` if not known).
         provider: u16,
         due: UnixMillis,
         expires_at: UnixMillis,
