@@ -36,6 +36,35 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// An app's directory, handed back by [`TestApp::shutdown`] or made by a
+/// test, for [`AppOptions::dir`]. Dropped without a restart, it takes its
+/// PostgreSQL database with it (as the app's own drop would have).
+pub struct AppDir(Option<TempDir>);
+
+impl AppDir {
+    pub fn path(&self) -> &std::path::Path {
+        self.0.as_ref().expect("an app directory").path()
+    }
+
+    fn into_inner(mut self) -> TempDir {
+        self.0.take().expect("an app directory")
+    }
+}
+
+impl From<TempDir> for AppDir {
+    fn from(dir: TempDir) -> AppDir {
+        AppDir(Some(dir))
+    }
+}
+
+impl Drop for AppDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            crate::pg::release(dir.path());
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct AppOptions {
     /// TOML appended to the generated configuration.
@@ -47,7 +76,7 @@ pub struct AppOptions {
     /// Use this provider instead of starting a new one (restarts).
     pub fake: Option<FakeProvider>,
     /// Use this directory (restarts).
-    pub dir: Option<TempDir>,
+    pub dir: Option<AppDir>,
     /// Use this clock (several daemons on one database).
     pub clock: Option<Clock>,
     /// Share another app's directory (its database and key) without owning it.
@@ -118,7 +147,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         Some(f) => f,
         None => FakeProvider::start().await,
     };
-    let dir = options.dir.unwrap_or_else(|| tempfile::tempdir().unwrap());
+    let dir = options
+        .dir
+        .map(AppDir::into_inner)
+        .unwrap_or_else(|| tempfile::tempdir().unwrap());
     let data_dir = options
         .share_dir_of
         .unwrap_or_else(|| dir.path().to_path_buf());
@@ -181,13 +213,12 @@ impl TestApp {
         panic!("tokend did not become ready");
     }
 
-    /// Stops the daemon as SIGTERM would and waits for it.
-    pub async fn shutdown(mut self) -> (FakeProvider, TempDir) {
+    /// Stops the daemon as SIGTERM would and waits for it; its directory
+    /// (and database) handed back for a restart.
+    pub async fn shutdown(mut self) -> (FakeProvider, AppDir) {
         self.stop_now().await;
-        (
-            self.fake.clone(),
-            std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
-        )
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (self.fake.clone(), AppDir(Some(dir)))
     }
 
     /// Stops the daemon as SIGTERM would; what `serve` returned.

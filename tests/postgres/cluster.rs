@@ -28,6 +28,14 @@ pub struct Cluster {
     pub url: String,
 }
 
+/// The cluster's database goes with it (a member still running is
+/// disconnected: the test is over).
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        crate::pg::release(self.dir.path());
+    }
+}
+
 impl Cluster {
     /// `None` (the test passes, having said why) without a PostgreSQL server.
     pub fn new(fake: &FakeProvider, extra: &str) -> Option<Cluster> {

@@ -35,7 +35,7 @@ async fn spawn_with_socket(uid: u32) -> (TestApp, PathBuf) {
     let mut app = spawn_app_with(AppOptions {
         server_toml,
         extra_toml,
-        dir: Some(dir),
+        dir: Some(dir.into()),
         ..AppOptions::default()
     })
     .await;
